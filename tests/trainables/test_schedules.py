@@ -1,0 +1,249 @@
+"""Schedules, timm-style: closed-form values at every phase boundary, groups, state round trips."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trainables.schedules import (
+    DECAY_SHAPES,
+    SCHEDULE_NAMES,
+    KneeLRScheduler,
+    knee_lr,
+    make_schedule,
+)
+
+PEAK = 0.1
+
+
+def _optimizer(lrs=(1.0,)) -> torch.optim.SGD:
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": lr} for lr in lrs]
+    return torch.optim.SGD(groups, lr=1.0, momentum=0.9)
+
+
+def _used_lrs(optimizer, scheduler, steps: int) -> list[list[float]]:
+    """The LR of every group that optimizer steps 1..steps actually ran with."""
+    used = []
+    for _ in range(steps):
+        used.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return used
+
+
+def _single_group_lrs(build, steps: int) -> list[float]:
+    """The LRs of steps 1..steps of the schedule ``build(optimizer)`` on a one-group optimizer."""
+    opt = _optimizer()
+    return [lr for (lr,) in _used_lrs(opt, build(opt), steps)]
+
+
+# (W, E, T): with warmup, W = 0, D = 0 (100% explore), no explore, one-step phases.
+PHASES = [(2, 3, 10), (0, 5, 10), (3, 7, 10), (0, 10, 10), (4, 0, 10), (0, 0, 7), (1, 1, 3)]
+
+
+@pytest.mark.parametrize(("w", "e", "t"), PHASES)
+def test_knee_phase_boundaries_match_closed_form(w, e, t):
+    d = t - w - e
+    lrs = _single_group_lrs(lambda opt: KneeLRScheduler(opt, PEAK, w, e, t), t + 3)
+    lr = dict(enumerate(lrs, start=1))  # lr[k]: the k-th optimizer step
+
+    if w > 0:
+        assert lr[1] == pytest.approx(PEAK / w)
+        assert lr[w] == pytest.approx(PEAK)
+    if e > 0:
+        assert lr[w + 1] == pytest.approx(PEAK)
+        assert lr[w + e] == pytest.approx(PEAK)
+    if d > 0:
+        assert lr[w + e + 1] == pytest.approx(PEAK * (1 - 1 / d))
+        assert lr[t] == pytest.approx(0.0, abs=1e-12)
+    else:
+        assert lr[t] == pytest.approx(PEAK)
+    assert lr[t + 1] == 0.0
+    assert lr[t + 3] == 0.0
+
+
+def test_knee_matches_the_seed_sequence_step_by_step():
+    # Hand-computed from the paper's KneeLRScheduler: W=2, E=3, T=8, D=3.
+    expected = [0.05, 0.1, 0.1, 0.1, 0.1, 0.1 * 2 / 3, 0.1 / 3, 0.0, 0.0, 0.0]
+    used = _single_group_lrs(lambda opt: KneeLRScheduler(opt, PEAK, 2, 3, 8), 10)
+    assert used == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("decay", "quarter", "half"),
+    [
+        ("linear", 0.75, 0.5),
+        ("cosine", (1 + math.cos(math.pi / 4)) / 2, 0.5),
+        ("1-sqrt", 0.5, 1 - math.sqrt(0.5)),
+    ],
+)
+def test_decay_shapes_at_known_points(decay, quarter, half):
+    # W=0, E=4, T=8: exploit steps 5..8 are progress 1/4, 2/4, 3/4, 1.
+    assert knee_lr(5, PEAK, 0, 4, 8, decay) == pytest.approx(PEAK * quarter)
+    assert knee_lr(6, PEAK, 0, 4, 8, decay) == pytest.approx(PEAK * half)
+    assert knee_lr(8, PEAK, 0, 4, 8, decay) == pytest.approx(0.0, abs=1e-12)
+
+
+@given(
+    w=st.integers(0, 20),
+    e=st.integers(0, 20),
+    d=st.integers(0, 20),
+    decay=st.sampled_from(DECAY_SHAPES),
+)
+def test_knee_rises_holds_then_falls_to_zero(w, e, d, decay):
+    t = w + e + d
+    if t == 0:
+        return
+    lrs = [knee_lr(k, PEAK, w, e, t, decay) for k in range(1, t + 3)]
+    assert all(0.0 <= lr <= PEAK + 1e-15 for lr in lrs)
+    rising, after = lrs[:w], lrs[w:]
+    assert rising == sorted(rising)
+    assert after == sorted(after, reverse=True)
+    assert lrs[t + 1 - 1] == 0.0  # step T + 1
+
+
+def test_per_group_peaks_and_group_lrs_as_peaks():
+    opt = _optimizer(lrs=(0.5, 0.05))
+    used = _used_lrs(opt, KneeLRScheduler(opt, [0.2, 0.02], 0, 2, 4), 4)
+    expected = [[0.2, 0.02], [0.2, 0.02], [0.1, 0.01], [0.0, 0.0]]
+    np.testing.assert_allclose(used, expected, atol=1e-12)
+
+    opt = _optimizer(lrs=(0.5, 0.05))  # peak None: each group's own lr is its peak
+    used = _used_lrs(opt, KneeLRScheduler(opt, None, 0, 2, 4), 3)
+    np.testing.assert_allclose(used, [[0.5, 0.05], [0.5, 0.05], [0.25, 0.025]])
+
+
+def test_get_last_lr_after_construction_is_the_first_steps_lr():
+    opt = _optimizer()
+    assert KneeLRScheduler(opt, PEAK, 4, 2, 10).get_last_lr() == pytest.approx([PEAK / 4])
+
+
+@pytest.mark.parametrize("split_at", [1, 3, 5, 8, 12])  # warmup, explore, exploit, T, past T
+def test_state_dict_round_trip_resumes_exactly(split_at):
+    args = dict(
+        peak_lr=[0.2, 0.02], warmup_steps=2, explore_steps=3, total_steps=10, decay="cosine"
+    )
+    opt = _optimizer(lrs=(1.0, 1.0))
+    uninterrupted = _used_lrs(opt, KneeLRScheduler(opt, **args), 14)
+
+    opt = _optimizer(lrs=(1.0, 1.0))
+    sched = KneeLRScheduler(opt, **args)
+    first = _used_lrs(opt, sched, split_at)
+    buffer = io.BytesIO()
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+
+    opt = _optimizer(lrs=(1.0, 1.0))
+    resumed = KneeLRScheduler(opt, **{**args, "decay": "linear"})  # overwritten by the state
+    opt.load_state_dict(saved["optimizer"])
+    resumed.load_state_dict(saved["scheduler"])
+    assert first + _used_lrs(opt, resumed, 14 - split_at) == uninterrupted
+
+
+def test_from_fractions_rounds_to_steps():
+    sched = KneeLRScheduler.from_fractions(_optimizer(), PEAK, 100, 0.5, warmup_fraction=0.1)
+    assert (sched.warmup_steps, sched.explore_steps, sched.total_steps) == (10, 50, 100)
+    sched = KneeLRScheduler.from_fractions(_optimizer(), PEAK, 7, 0.5, warmup_fraction=0.5)
+    assert sched.warmup_steps + sched.explore_steps <= 7
+
+
+def test_full_explore_runs_past_the_end_without_error():
+    used = _single_group_lrs(lambda opt: KneeLRScheduler.from_fractions(opt, PEAK, 5, 1.0), 8)
+    assert used == [PEAK] * 5 + [0.0] * 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        (dict(warmup_steps=-1), "warmup_steps"),
+        (dict(explore_steps=-2), "explore_steps"),
+        (dict(total_steps=0), "total_steps"),
+        (dict(warmup_steps=6, explore_steps=5), "warmup_steps \\+ explore_steps"),
+        (dict(peak_lr=0.0), "peak_lr"),
+        (dict(peak_lr=-0.1), "peak_lr"),
+        (dict(peak_lr=[0.1, 0.2]), "peak_lr has 2 values"),
+        (dict(decay="exp"), "decay"),
+    ],
+)
+def test_invalid_arguments_raise_value_error_naming_them(kwargs, names):
+    args = dict(peak_lr=PEAK, warmup_steps=1, explore_steps=2, total_steps=10) | kwargs
+    with pytest.raises(ValueError, match=names):
+        KneeLRScheduler(_optimizer(), **args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        (dict(explore_fraction=1.5), "explore_fraction"),
+        (dict(explore_fraction=-0.1), "explore_fraction"),
+        (dict(warmup_fraction=0.6, explore_fraction=0.5), "warmup_fraction \\+ explore_fraction"),
+    ],
+)
+def test_invalid_fractions_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        KneeLRScheduler.from_fractions(
+            _optimizer(), PEAK, 10, **({"explore_fraction": 0.5} | kwargs)
+        )
+
+
+# --- baselines: torch's own schedulers behind one name -------------------------------------------
+
+T = 20
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("cosine", lambda k: PEAK * (1 + math.cos(math.pi * (k - 1) / T)) / 2),
+        ("linear", lambda k: PEAK * (1 - (k - 1) / T)),
+        ("step", lambda k: PEAK * 0.1 ** ((k > T // 2) + (k > 3 * T // 4))),
+        ("constant", lambda k: PEAK),
+        ("knee", lambda k: PEAK if k <= T // 2 else PEAK * (1 - (k - T // 2) / (T // 2))),
+    ],
+)
+def test_baselines_follow_their_closed_forms(name, expected):
+    used = _single_group_lrs(lambda opt: make_schedule(name, opt, T, peak_lr=PEAK), T)
+    assert used == pytest.approx([expected(k) for k in range(1, T + 1)], abs=1e-12)
+
+
+def test_onecycle_peaks_after_its_warmup_and_ends_near_zero():
+    used = _single_group_lrs(lambda opt: make_schedule("onecycle", opt, T, peak_lr=PEAK), T)
+    assert max(used) == pytest.approx(PEAK)
+    assert used.index(max(used)) == round(0.3 * T) - 1
+    assert used[-1] < PEAK / 1000
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULE_NAMES if n != "onecycle"])
+def test_warmup_is_the_knee_warmup_for_every_schedule(name):
+    used = _single_group_lrs(
+        lambda opt: make_schedule(name, opt, T, peak_lr=PEAK, warmup_fraction=0.25), 6
+    )
+    assert used[:5] == pytest.approx([PEAK * k / 5 for k in range(1, 6)])
+    assert used[5] <= PEAK + 1e-12
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_every_schedule_is_a_resumable_torch_scheduler(name):
+    def fresh():
+        opt = _optimizer()
+        return opt, make_schedule(name, opt, T, peak_lr=PEAK, warmup_fraction=0.1)
+
+    opt, sched = fresh()
+    uninterrupted = _used_lrs(opt, sched, T)
+    opt, sched = fresh()
+    first = _used_lrs(opt, sched, 7)
+    state = (opt.state_dict(), sched.state_dict())
+    opt, sched = fresh()
+    opt.load_state_dict(state[0])
+    sched.load_state_dict(state[1])
+    np.testing.assert_allclose(first + _used_lrs(opt, sched, T - 7), uninterrupted)
+
+
+def test_unknown_schedule_is_rejected_with_the_known_names():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        make_schedule("exponential", _optimizer(), T)
