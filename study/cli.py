@@ -1,0 +1,169 @@
+"""The ``knee-study`` command: run, resume and validate studies.
+
+Exit status: 0 success, 1 some trials failed, 2 bad input (one line on stderr, nothing started),
+130 stopped by Ctrl-C (resume it with ``knee-study resume DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from study import folder
+from study.config import ConfigError, StudyConfig, load_config
+from study.ray_env import prepare_ray_env
+from study.tracking import TrackingError, check_tracking_uri, default_tracking_uri
+
+EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (ConfigError, folder.StudyFolderError, TrackingError) as error:
+        print(f"knee-study: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.set)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    output = Path(args.output or f"knee-runs/{cfg.name}-{stamp}").resolve()
+    tracking_uri = args.tracking_uri or default_tracking_uri(output)
+    check_tracking_uri(tracking_uri)
+    folder.check_new(output)
+
+    ray, launch, tracking = _start_ray(args.address)
+    plan = _plan(launch, cfg)
+    if plan is None:
+        return EXIT_BAD_INPUT
+    folder.create(output, cfg)
+    params = {**cfg.trial_base(), **{f"sweep.{k}": v for k, v in cfg.swept().items()}}
+    experiment_id, parent_run_id = tracking.start_study_run(
+        tracking_uri, cfg.name, params, artifact_root=output / "mlartifacts"
+    )
+    meta = folder.StudyMeta(tracking_uri, experiment_id, parent_run_id, args.address)
+    folder.write_meta(output, meta)
+    print(f"knee-study: {cfg.num_trials} trials, {plan.concurrent_trials} at a time -> {output}")
+    tracker = tracking.TrialTracker(tracking_uri, experiment_id, parent_run_id)
+    return _fit(launch.build_tuner(cfg, plan, output, tracker), cfg, output, meta, ray)
+
+
+def resume(args: argparse.Namespace) -> int:
+    cfg, meta = folder.open_study(Path(args.folder))
+    output = Path(args.folder).resolve()
+    check_tracking_uri(meta.tracking_uri)
+    ray, launch, tracking = _start_ray(args.address or meta.address)
+    plan = _plan(launch, cfg)
+    if plan is None:
+        return EXIT_BAD_INPUT
+    tracking.set_study_status(meta.tracking_uri, meta.parent_run_id, "RUNNING")
+    print(f"knee-study: resuming {output}")
+    return _fit(launch.restore_tuner(cfg, plan, output), cfg, output, meta, ray)
+
+
+def validate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.set)
+    print(f"{cfg.name}: valid, {cfg.num_trials} trials")
+    return EXIT_OK
+
+
+def _start_ray(address: str | None):
+    """Import and start Ray with the environment it needs; returns (ray, launch, tracking)."""
+    prepare_ray_env(local=address is None)
+    import ray
+
+    from study import launch, tracking
+
+    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    return ray, launch, tracking
+
+
+def _plan(launch, cfg: StudyConfig):
+    import ray
+
+    try:
+        return launch.plan_resources(cfg, ray.cluster_resources())
+    except launch.PlanError as error:
+        print(f"knee-study: error: {error}", file=sys.stderr)
+        ray.shutdown()
+        return None
+
+
+def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> int:
+    from study.tracking import close_open_runs, set_study_status
+
+    status = "FAILED"
+    try:
+        results = tuner.fit()
+        finished = [r for r in results if r.error is None and r.metrics.get("diverged") is not None]
+        errored = results.num_errors
+        if errored:
+            status, code = "FAILED", EXIT_TRIALS_FAILED
+        elif len(finished) < cfg.num_trials:
+            status, code = "KILLED", EXIT_INTERRUPTED
+        else:
+            status, code = "FINISHED", EXIT_OK
+    except KeyboardInterrupt:
+        status, code = "KILLED", EXIT_INTERRUPTED
+    finally:
+        # Whatever happened, nothing is left RUNNING in MLflow.
+        close_open_runs(meta.tracking_uri, meta.experiment_id, meta.parent_run_id, "KILLED")
+        set_study_status(meta.tracking_uri, meta.parent_run_id, status)
+        ray.shutdown()
+
+    print(f"knee-study: study {status.lower()}: results in {output}")
+    print(f"  MLflow store: {meta.tracking_uri}")
+    print(f"  browse it:    mlflow ui --backend-store-uri {meta.tracking_uri}")
+    if code == EXIT_TRIALS_FAILED:
+        print(f"  {errored} trial(s) failed; their errors are under {output / 'tune'}")
+    if code == EXIT_INTERRUPTED:
+        print(f"  continue it:  knee-study resume {output}")
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="knee-study", description="Hyper-parameter studies of the Knee LR schedule."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def add_config_args(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "config", nargs="?", help="study YAML (default: the embedded digits_quick.yaml)"
+        )
+        command.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, value as YAML: --set sweep.seed=[0,1]",
+        )
+
+    run_cmd = commands.add_parser("run", help="run a study")
+    add_config_args(run_cmd)
+    run_cmd.add_argument("--output", help="study folder (default: knee-runs/NAME-TIMESTAMP)")
+    run_cmd.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: sqlite in the study folder)"
+    )
+    run_cmd.add_argument("--address", help="Ray cluster to join (default: a local Ray)")
+    run_cmd.set_defaults(command=run)
+
+    resume_cmd = commands.add_parser("resume", help="continue a study whose driver stopped")
+    resume_cmd.add_argument("folder", help="the study's output folder")
+    resume_cmd.add_argument("--address", help="Ray cluster to join (default: as the run did)")
+    resume_cmd.set_defaults(command=resume)
+
+    validate_cmd = commands.add_parser("validate", help="check a study config, run nothing")
+    add_config_args(validate_cmd)
+    validate_cmd.set_defaults(command=validate)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""A study's output folder: the resolved config it ran, where its MLflow runs are, Ray's state.
+
+<output>/study.yaml   the exact config (after --set overrides)
+<output>/study.json   tracking URI, MLflow experiment and parent run ids, Ray address
+<output>/tune/        Ray Tune's experiment state and trial checkpoints
+<output>/mlflow.db    the embedded MLflow store (unless --tracking-uri named another)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from study.config import StudyConfig, load_config
+
+CONFIG_FILE = "study.yaml"
+META_FILE = "study.json"
+
+
+class StudyFolderError(ValueError):
+    """The folder is not a study, or already holds one."""
+
+
+@dataclass(frozen=True)
+class StudyMeta:
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    address: str | None = None
+
+
+def check_new(path: Path) -> None:
+    """Refuse a folder that already holds a study: its runs would be mixed with the new ones."""
+    path = path.resolve()
+    if (path / META_FILE).exists() or (path / CONFIG_FILE).exists():
+        raise StudyFolderError(
+            f"{path} already holds a study: continue it with `knee-study resume {path}` "
+            "or choose another --output"
+        )
+
+
+def create(path: Path, cfg: StudyConfig) -> Path:
+    """Make a new study folder holding the resolved config."""
+    check_new(path)
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CONFIG_FILE).write_text(cfg.to_yaml())
+    return path
+
+
+def write_meta(path: Path, meta: StudyMeta) -> None:
+    (path / META_FILE).write_text(json.dumps(asdict(meta), indent=2) + "\n")
+
+
+def open_study(path: Path) -> tuple[StudyConfig, StudyMeta]:
+    """The config and tracking ids of an existing study folder, for resume."""
+    path = path.resolve()
+    if not (path / META_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        raise StudyFolderError(
+            f"{path} is not a study folder (no {CONFIG_FILE} and {META_FILE}; "
+            "`knee-study run --output DIR` makes one)"
+        )
+    try:
+        meta = StudyMeta(**json.loads((path / META_FILE).read_text()))
+    except (ValueError, TypeError) as error:
+        raise StudyFolderError(f"{path / META_FILE} is damaged: {error}") from None
+    return load_config(path / CONFIG_FILE), meta

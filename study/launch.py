@@ -1,0 +1,172 @@
+"""Ray Tune side of a study: the param space, the resource plan, the trial function, the Tuner.
+
+Import this module only after :func:`study.ray_env.prepare_ray_env` ran: Ray reads its
+environment when it is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from study.config import StudyConfig
+from study.tracking import TrialTracker, trial_label
+from trainables.train import train
+
+STATE_FILE = "state.pt"
+TUNE_FOLDER = "tune"  # Ray's experiment folder inside the study's output folder
+
+
+class PlanError(ValueError):
+    """The cluster cannot run the study as configured."""
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """How trials map onto the cluster."""
+
+    cpus_per_trial: float
+    gpus_per_trial: float
+    concurrent_trials: int  # trials that fit at once, capped by resources.max_concurrent
+    gpu_memory_fraction: float | None  # per-trial cap when trials share a GPU
+
+    def as_tune_resources(self) -> dict[str, float]:
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+
+def plan_resources(cfg: StudyConfig, cluster: Mapping[str, float]) -> ResourcePlan:
+    """Check the study fits ``cluster`` (``ray.cluster_resources()``) and say how it packs.
+
+    Raises :class:`PlanError` when a single trial cannot be placed at all, instead of letting
+    Tune wait forever for resources that will never appear.
+    """
+    res = cfg.resources
+    cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
+    if res.cpus_per_trial > cpus:
+        raise PlanError(
+            f"resources.cpus_per_trial: a trial needs {res.cpus_per_trial} CPUs, "
+            f"the cluster has {cpus:g}"
+        )
+    if res.gpus_per_trial > gpus:
+        raise PlanError(
+            f"resources.gpus_per_trial: a trial needs {res.gpus_per_trial} GPUs, "
+            f"the cluster has {gpus:g} (set resources.gpus_per_trial=0 to train on CPUs)"
+        )
+    fit = math.floor(cpus / res.cpus_per_trial + 1e-9)
+    if res.gpus_per_trial > 0:
+        fit = min(fit, math.floor(gpus / res.gpus_per_trial + 1e-9))
+    sharing = 0 < res.gpus_per_trial < 1
+    return ResourcePlan(
+        cpus_per_trial=res.cpus_per_trial,
+        gpus_per_trial=res.gpus_per_trial,
+        concurrent_trials=max(1, min(fit, res.max_concurrent or fit, cfg.num_trials)),
+        gpu_memory_fraction=res.gpus_per_trial if sharing else None,
+    )
+
+
+def param_space(cfg: StudyConfig, plan: ResourcePlan) -> dict[str, Any]:
+    """The flat train() config of every trial: fixed keys plus a grid over the swept axes."""
+    space: dict[str, Any] = dict(cfg.trial_base())
+    if plan.gpu_memory_fraction is not None:
+        space["gpu_memory_fraction"] = plan.gpu_memory_fraction
+    for key, values in cfg.swept().items():
+        space[key] = tune.grid_search(list(values))
+    return space
+
+
+def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
+    """The Tune trainable: train one config, reporting every epoch and the final metrics.
+
+    A checkpoint (one ``torch.save`` file) goes with every ``checkpoint_every``-th epoch and the
+    last. After a restore, the first report carries the checkpoint's epoch history so the
+    tracker can fill in any epoch its run lacks.
+    """
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / STATE_FILE, weights_only=False)
+    backfill = {"history": state["history"]} if state else {}
+    epochs = config["epochs"]
+
+    def on_epoch(metrics: dict[str, float], train_state: dict[str, Any]) -> None:
+        nonlocal backfill
+        report, backfill = {**metrics, **backfill}, {}
+        if metrics["epoch"] % checkpoint_every and metrics["epoch"] != epochs:
+            tune.report(report)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(train_state, Path(folder) / STATE_FILE)
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    result = train(config, on_epoch=on_epoch, state=state)
+    tune.report({**result, **backfill})
+
+
+def build_tuner(
+    cfg: StudyConfig, plan: ResourcePlan, output: Path, tracker: TrialTracker
+) -> tune.Tuner:
+    """A Tuner for the whole grid, writing Ray's state under ``output/tune``."""
+    return tune.Tuner(
+        _trainable(cfg, plan),
+        param_space=param_space(cfg, plan),
+        tune_config=tune.TuneConfig(
+            scheduler=_trial_scheduler(cfg),
+            max_concurrent_trials=plan.concurrent_trials,
+            # One actor trains trial after trial: no process start-up per trial.
+            reuse_actors=True,
+            trial_name_creator=lambda trial: trial_label(trial.config),
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_FOLDER,
+            storage_path=str(output.resolve()),
+            failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[tracker],
+            verbose=1,
+        ),
+    )
+
+
+def restore_tuner(cfg: StudyConfig, plan: ResourcePlan, output: Path) -> tune.Tuner:
+    """The Tuner of a study whose driver stopped; its tracker comes back with Tune's state."""
+    path = str((output / TUNE_FOLDER).resolve())
+    return tune.Tuner.restore(path, _trainable(cfg, plan), resume_errored=True)
+
+
+def _trainable(cfg: StudyConfig, plan: ResourcePlan):
+    return tune.with_resources(
+        tune.with_parameters(run_trial, checkpoint_every=cfg.tune.checkpoint_every),
+        plan.as_tune_resources(),
+    )
+
+
+def _trial_scheduler(cfg: StudyConfig):
+    if cfg.tune.scheduler == "fifo":
+        return FIFOScheduler()
+    warnings.warn(
+        "ASHA judges trials mid-training, when a long explore phase (still at peak LR) looks "
+        f"worst; trials are only stopped after the grace period of {cfg.tune.grace_period} "
+        "epochs, past the longest explore phase.",
+        stacklevel=2,
+    )
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric="test_acc",
+        mode="max",
+        grace_period=cfg.tune.grace_period,
+        max_t=cfg.train.epochs,
+    )

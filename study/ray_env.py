@@ -1,0 +1,30 @@
+"""Environment Ray must see before it is imported: it reads these variables at import time."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Each a measured cost or risk (see DESIGN.md): no usage reporting to the outside; snapshot the
+# experiment after every result so a resumed trial restarts right after its last reported epoch;
+# no CSV/JSON/TensorBoard files per trial: MLflow is the record.
+_DEFAULTS = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_GLOBAL_CHECKPOINT_S": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+
+
+def prepare_ray_env(local: bool) -> None:
+    """Set Ray's environment for a study; call before the first ``import ray``.
+
+    ``local`` studies start their own Ray instance: it then binds 127.0.0.1 only (a plain local
+    ``ray.init()`` listens on every interface and talks over the machine's outward address).
+    A driver joining a cluster leaves that choice to the cluster.
+    """
+    wanted = {key: os.environ.get(key, value) for key, value in _DEFAULTS.items()}
+    if local:
+        wanted["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if "ray" in sys.modules and any(os.environ.get(k) != v for k, v in wanted.items()):
+        raise RuntimeError("prepare_ray_env() must run before ray is imported")
+    os.environ.update(wanted)

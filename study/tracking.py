@@ -1,0 +1,238 @@
+"""MLflow layout of a study: one experiment per study name, a parent run, one child run per trial.
+
+Everything is written from the driver by :class:`TrialTracker`, a Ray Tune callback: one writer,
+so a sqlite store is safe and trial workers never need MLflow access. The guarantees:
+
+* exactly one run per trial, however often the trial was retried or the study resumed (a trial's
+  run is found by its ``trial_id`` tag before one is created);
+* every epoch logged once: a step the run already has is never logged again, and steps a run
+  lacks after a restore are filled in from the history the trial sends with its first result;
+* terminal status matches the trial: FINISHED, FAILED, or KILLED for a study that was stopped
+  before the trial ended (``knee-study resume`` sets it running again).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from ray import tune
+
+from trainables.train import EPOCH_METRICS
+
+FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
+PARENT_TAG = "mlflow.parentRunId"
+
+
+class TrackingError(ValueError):
+    """The MLflow tracking URI cannot be used."""
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before anything starts, when an MLflow server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(
+            f"--tracking-uri: no MLflow server answers at {uri} ({reason})"
+        ) from None
+
+
+def default_tracking_uri(output: Path) -> str:
+    """The embedded store: a sqlite file in the study's output folder (absolute, as MLflow 3 wants)."""
+    return f"sqlite:///{(output / 'mlflow.db').resolve()}"
+
+
+def start_study_run(
+    tracking_uri: str,
+    experiment_name: str,
+    params: Mapping[str, Any],
+    artifact_root: Path | None = None,
+) -> tuple[str, str]:
+    """Create (or find) the study's experiment and open its parent run; returns both ids.
+
+    Run on the driver before any trial starts: the first use of a sqlite store creates its
+    tables, which concurrent first users would race on.
+    """
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        location = artifact_root.resolve().as_uri() if artifact_root else None
+        experiment_id = client.create_experiment(experiment_name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    run = client.create_run(
+        experiment_id, run_name=experiment_name, tags={"study": experiment_name, **_provenance()}
+    )
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    return experiment_id, run.info.run_id
+
+
+def set_study_status(tracking_uri: str, run_id: str, status: str) -> None:
+    """Mark the parent run RUNNING (resume), FINISHED, FAILED or KILLED."""
+    client = MlflowClient(tracking_uri)
+    if status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status=status)
+
+
+class TrialTracker(tune.Callback):
+    """Logs each trial of a Tune experiment to its own child run of the study's parent run."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self._forget()
+
+    # Tune pickles callbacks with its experiment state; clients and caches are rebuilt after.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._client: MlflowClient | None = None
+        self._runs: dict[str, str] = {}  # trial_id -> run_id
+        self._last_step: dict[str, int] = {}  # trial_id -> last epoch the run has
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.client.update_run(self._run_id(trial), status="RUNNING")
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        run_id = self._run_id(trial)
+        for epoch in result.get("history", ()):  # backfill after a restore
+            self._log_epoch(trial.trial_id, run_id, epoch)
+        if "diverged" in result:  # the final result, after the last epoch
+            self._log_final(run_id, result)
+        else:
+            self._log_epoch(trial.trial_id, run_id, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.client.set_terminated(self._run_id(trial), status="FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.client.set_terminated(self._run_id(trial), status="FAILED")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # A study stopped early (Ctrl-C) leaves trials unfinished: close their runs as KILLED so
+        # nothing stays RUNNING; resume reopens them.
+        for trial in trials:
+            if trial.status not in ("TERMINATED", "ERROR") and trial.trial_id in self._runs:
+                self.client.set_terminated(self._runs[trial.trial_id], status="KILLED")
+
+    def _log_epoch(self, trial_id: str, run_id: str, result: Mapping[str, Any]) -> None:
+        step = int(result["epoch"])
+        if step <= self._last_step[trial_id]:
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(result[k]), now, step) for k in EPOCH_METRICS if k in result]
+        self.client.log_batch(run_id, metrics=metrics)
+        self._last_step[trial_id] = step
+
+    def _log_final(self, run_id: str, result: Mapping[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        step = int(result.get("epoch", 0))
+        metrics = [Metric(k, float(result[k]), now, step) for k in FINAL_METRICS if k in result]
+        tags = [RunTag("diverged", str(bool(result.get("diverged", False))).lower())]
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+
+    def _run_id(self, trial: Any) -> str:
+        """The trial's run: cached, else found by its trial_id tag, else created."""
+        trial_id = trial.trial_id
+        if trial_id in self._runs:
+            return self._runs[trial_id]
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.trial_id = '{trial_id}' and tags.`{PARENT_TAG}` = "
+            f"'{self.parent_run_id}'",
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+            history = self.client.get_metric_history(run_id, "test_acc")
+            self._last_step[trial_id] = max((m.step for m in history), default=0)
+        else:
+            run_id = self._create_run(trial)
+            self._last_step[trial_id] = 0
+        self._runs[trial_id] = run_id
+        return run_id
+
+    def _create_run(self, trial: Any) -> str:
+        config = trial.config
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=trial_label(config),
+            tags={PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id},
+        )
+        params = [Param(k, str(v)) for k, v in sorted(config.items())]
+        self.client.log_batch(run.info.run_id, params=params)
+        return run.info.run_id
+
+
+def trial_label(config: Mapping[str, Any]) -> str:
+    """A short human name for a trial, e.g. ``knee explore=0.5 lr=0.2 seed=1``."""
+    return (
+        f"{config.get('schedule', 'knee')} explore={config.get('explore_fraction')} "
+        f"lr={config.get('peak_lr')} seed={config.get('seed')}"
+    )
+
+
+def _provenance() -> dict[str, str]:
+    """Tags that say which code ran: the git commit of this checkout and library versions."""
+    import ray
+    import torch
+
+    tags = {"torch_version": torch.__version__, "ray_version": ray.__version__}
+    tags["mlflow_version"] = mlflow.__version__
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        tags["mlflow.source.git.commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout (a wheel install): nothing to record
+    return tags
+
+
+def close_open_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str) -> int:
+    """Terminate every child run of the study still RUNNING; returns how many were closed."""
+    client = MlflowClient(tracking_uri)
+    open_runs: Iterable = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+        max_results=10_000,
+    )
+    count = 0
+    for run in open_runs:
+        client.set_terminated(run.info.run_id, status=status)
+        count += 1
+    return count

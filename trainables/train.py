@@ -1,0 +1,270 @@
+"""One training run: data on the device, the schedule stepped per optimizer step, sharpness at the end.
+
+``train(config, on_epoch, state)`` is everything a trial does. It knows nothing of Ray or MLflow:
+the caller gets every epoch's metrics and a resumable state through ``on_epoch`` and decides
+what to report and where to checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainables.data import ImageData, eval_batches, load_data, train_batches
+from trainables.models import build_model
+from trainables.schedules import make_schedule
+from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
+
+OPTIMIZER_NAMES = ("sgd", "adamw")
+EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one run needs; any key left out of the dict given to :func:`train` defaults."""
+
+    dataset: str = "digits"  # digits | cifar10 | cifar100 | synthetic
+    data_root: str | None = None  # folder holding the CIFAR files (cifar only)
+    download: bool = False  # fetch CIFAR into data_root if missing
+    model: str = "mlp"  # mlp | cnn | resnet18
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adamw
+    momentum: float = 0.9  # SGD momentum (AdamW: beta1)
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "knee"  # knee or a baseline: cosine | linear | step | onecycle | constant
+    peak_lr: float = 0.1
+    explore_fraction: float = 0.5  # of all optimizer steps, at peak_lr after the warmup
+    warmup_fraction: float = 0.0  # of all optimizer steps, linear ramp to peak_lr
+    decay: str = "linear"  # shape of the Knee exploit phase: linear | cosine | 1-sqrt
+    seed: int = 0  # moves initialisation, batch order and augmentation; never the data split
+    sharpness_epsilon: float = 1e-3  # box half-width, relative to |w| + 1
+    sharpness_steps: int = 20  # ascent steps
+    sharpness_batches: int = 4  # training batches the sharpness loss is measured on
+    hessian: bool = False  # also Hessian top eigenvalue and trace (slower)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    gpu_memory_fraction: float | None = None  # cap when trials share a GPU
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
+        """A config from a flat dict; unknown keys are an error, not silently ignored."""
+        unknown = sorted(set(config) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
+        return cls(**config)
+
+
+EpochCallback = Callable[[dict[str, float], dict[str, Any]], None]
+
+
+def train(
+    config: dict[str, Any],
+    on_epoch: EpochCallback | None = None,
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one model with one schedule and return its final metrics.
+
+    ``on_epoch(metrics, state)`` is called after every epoch with ``epoch, train_loss, train_acc,
+    test_loss, test_acc, lr`` (accuracies are fractions, ``lr`` the LR of the epoch's last
+    step) and a resumable ``state`` (a dict ``torch.save`` can write; it references the live
+    model, so save it before returning). Passing such a state back as ``state`` continues the run
+    from the epoch after it, with the same final numbers as an uninterrupted run.
+
+    The result holds the last epoch's metrics plus ``sharpness`` (Keskar, in percent),
+    ``trial_seconds`` (training, evaluation and sharpness compute only; not time spent in
+    ``on_epoch``), ``diverged`` and, when ``hessian`` is set, ``hessian_top_eigenvalue`` and
+    ``hessian_trace``. A run whose loss becomes NaN or infinite stops at that epoch with
+    ``diverged: True``, the last finite epoch's metrics and no sharpness.
+    """
+    cfg = TrainConfig.from_dict(config)
+    device = _resolve_device(cfg.device)
+    if device.type == "cuda" and cfg.gpu_memory_fraction is not None:
+        torch.cuda.set_per_process_memory_fraction(cfg.gpu_memory_fraction, device)
+
+    data = load_data(cfg.dataset, root=cfg.data_root, device=device, download=cfg.download)
+    torch.manual_seed(cfg.seed)  # model initialisation
+    model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size)
+    model = model.to(device, memory_format=_memory_format(device))
+    optimizer = _build_optimizer(cfg, model)
+    steps_per_epoch = math.ceil(data.num_train / cfg.batch_size)
+    scheduler = make_schedule(
+        cfg.schedule,
+        optimizer,
+        cfg.epochs * steps_per_epoch,
+        peak_lr=cfg.peak_lr,
+        explore_fraction=cfg.explore_fraction,
+        warmup_fraction=cfg.warmup_fraction,
+        decay=cfg.decay,
+    )
+    generator = torch.Generator(device).manual_seed(cfg.seed)  # batch order and augmentation
+
+    epoch, history, seconds = 0, [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"])
+        epoch, history, seconds = state["epoch"], list(state["history"]), state["trial_seconds"]
+
+    diverged = False
+    while epoch < cfg.epochs and not diverged:
+        started = _now(device)
+        batches = train_batches(data, cfg.batch_size, generator)
+        train_loss, train_acc, lr = _train_epoch(model, optimizer, scheduler, batches, device)
+        test_loss, test_acc = evaluate(model, eval_batches(data, "test"), device)
+        seconds += _now(device) - started
+        diverged = not math.isfinite(train_loss)
+        if diverged:
+            break
+        epoch += 1
+        metrics = dict(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            test_loss=test_loss,
+            test_acc=test_acc,
+            lr=lr,
+        )
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(
+                metrics,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "history": list(history),
+                    "trial_seconds": seconds,
+                },
+            )
+
+    result: dict[str, Any] = {**(history[-1] if history else {"epoch": 0}), "diverged": diverged}
+    if not diverged:
+        started = _now(device)
+        result |= measure_curvature(model, data, cfg)
+        seconds += _now(device) - started
+    return result | {"trial_seconds": seconds}
+
+
+def measure_curvature(model: nn.Module, data: ImageData, cfg: TrainConfig) -> dict[str, float]:
+    """Keskar sharpness (and Hessian metrics when asked) on a fixed set of training batches."""
+    batches = list(_take(eval_batches(data, "train", cfg.batch_size), cfg.sharpness_batches))
+    loss_fn = nn.CrossEntropyLoss()
+    sharp = keskar_sharpness(
+        model, loss_fn, batches, epsilon=cfg.sharpness_epsilon, steps=cfg.sharpness_steps
+    )
+    metrics = {"sharpness": sharp.sharpness}
+    if cfg.hessian:
+        metrics["hessian_top_eigenvalue"] = hessian_top_eigenvalue(model, loss_fn, batches)
+        metrics["hessian_trace"] = hessian_trace(model, loss_fn, batches)
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (a fraction) of ``model`` in eval mode over ``batches``."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    for inputs, targets in batches:
+        with _autocast(device):
+            logits = model(inputs.contiguous(memory_format=_memory_format(device)))
+        loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+        correct += (logits.argmax(dim=1) == targets).sum()
+        count += len(targets)
+    model.train(was_training)
+    return loss_sum.item() / count, correct.item() / count
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    device: torch.device,
+) -> tuple[float, float, float]:
+    """One pass over the training batches: mean loss, accuracy, and the LR of the last step."""
+    model.train()
+    # Sums stay on the device: reading a loss back every step would stall a GPU.
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count, lr = 0, 0.0
+    for inputs, targets in batches:
+        with _autocast(device):
+            logits = model(inputs.contiguous(memory_format=_memory_format(device)))
+            loss = nn.functional.cross_entropy(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(targets)
+        correct += (logits.argmax(dim=1) == targets).sum()
+        count += len(targets)
+    return loss_sum.item() / count, correct.item() / count, lr
+
+
+def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.peak_lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(
+            model.parameters(),
+            lr=cfg.peak_lr,
+            betas=(cfg.momentum, 0.999),
+            weight_decay=cfg.weight_decay,
+        )
+    raise ValueError(f"optimizer must be one of {OPTIMIZER_NAMES}, got {cfg.optimizer!r}")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _memory_format(device: torch.device) -> torch.memory_format:
+    # channels_last feeds tensor cores without layout shuffles; on a CPU it only costs.
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _take(items: Iterable, n: int) -> Iterator:
+    for i, item in enumerate(items):
+        if i >= n:
+            return
+        yield item
