@@ -51,7 +51,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
 
 
 def default_tracking_uri(output: Path) -> str:
-    """The embedded store: a sqlite file in the study's output folder (absolute, as MLflow 3 wants)."""
+    """The embedded store: a sqlite file in the output folder (absolute, as MLflow 3 wants)."""
     return f"sqlite:///{(output / 'mlflow.db').resolve()}"
 
 

@@ -1,4 +1,4 @@
-"""One training run: data on the device, the schedule stepped per optimizer step, sharpness at the end.
+"""One training run: data on the device, the schedule stepped per optimizer step, then sharpness.
 
 ``train(config, on_epoch, state)`` is everything a trial does. It knows nothing of Ray or MLflow:
 the caller gets every epoch's metrics and a resumable state through ``on_epoch`` and decides
@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import torch
@@ -123,7 +124,7 @@ def train(
         train_loss, train_acc, lr = _train_epoch(model, optimizer, scheduler, batches, device)
         test_loss, test_acc = evaluate(model, eval_batches(data, "test"), device)
         seconds += _now(device) - started
-        diverged = not math.isfinite(train_loss)
+        diverged = not (math.isfinite(train_loss) and math.isfinite(test_loss))
         if diverged:
             break
         epoch += 1
@@ -161,7 +162,7 @@ def train(
 
 def measure_curvature(model: nn.Module, data: ImageData, cfg: TrainConfig) -> dict[str, float]:
     """Keskar sharpness (and Hessian metrics when asked) on a fixed set of training batches."""
-    batches = list(_take(eval_batches(data, "train", cfg.batch_size), cfg.sharpness_batches))
+    batches = list(islice(eval_batches(data, "train", cfg.batch_size), cfg.sharpness_batches))
     loss_fn = nn.CrossEntropyLoss()
     sharp = keskar_sharpness(
         model, loss_fn, batches, epsilon=cfg.sharpness_epsilon, steps=cfg.sharpness_steps
@@ -261,10 +262,3 @@ def _now(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def _take(items: Iterable, n: int) -> Iterator:
-    for i, item in enumerate(items):
-        if i >= n:
-            return
-        yield item
