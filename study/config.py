@@ -1,0 +1,315 @@
+"""A study is one YAML file, validated here before anything starts.
+
+``load_config(path, overrides)`` reads the YAML, applies ``--set key=value`` overrides and returns
+a :class:`StudyConfig`, or raises :class:`ConfigError` with one line that names the dotted key,
+what is wrong and what was given (``sweep.explore_fraction[4]: input should be less than or
+equal to 1, got 1.5``). The pydantic models below are the reference for every key; the shipped
+``configs/*.yaml`` explain them with units.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
+from trainables.models import MODEL_NAMES
+from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
+from trainables.train import OPTIMIZER_NAMES
+
+DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A study config that must not run; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    # strict: "3" is not 3 and 1.0 is not an int; an int is still a valid float.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class Data(_Section):
+    dataset: Literal[DATASET_NAMES]
+    download: bool = False
+    # Relative to the working directory (what a CLI user expects); stored absolute.
+    root: Path | None = Field(None, strict=False, validate_default=True)
+
+    @field_validator("root")
+    @classmethod
+    def _cifar_files_present(cls, root: Path | None, info: ValidationInfo) -> Path | None:
+        root = root.expanduser().resolve() if root is not None else None
+        dataset = info.data.get("dataset")
+        folder = CIFAR_FOLDERS.get(dataset)
+        if folder is None:
+            return root
+        if root is None:
+            raise ValueError(
+                f"{dataset} needs the folder that holds {folder}/ (or one to download to)"
+            )
+        if info.data.get("download"):
+            return root
+        if not root.is_dir():
+            raise ValueError(f"{root} is not a directory (data.download: true fetches {dataset})")
+        if not (root / folder).is_dir():
+            raise ValueError(
+                f"{root} has no {folder}/ inside (data.download: true fetches {dataset})"
+            )
+        return root
+
+
+class Model(_Section):
+    name: Literal[MODEL_NAMES]
+
+
+class Train(_Section):
+    # Field names are train()'s own keys: trial_base() passes them through unchanged.
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    optimizer: Literal[OPTIMIZER_NAMES] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_fraction: float = Field(0.0, ge=0, le=1)
+    decay: Literal[DECAY_SHAPES] = "linear"
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError("must be auto (cuda if there is one), cpu, cuda or cuda:N")
+        return device
+
+
+class Sweep(_Section):
+    """The grid: every combination of these values is one trial."""
+
+    explore_fraction: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1)
+    peak_lr: list[PositiveFloat] = Field(min_length=1)
+    seed: list[NonNegativeInt] = Field(min_length=1)
+    schedule: list[Literal[SCHEDULE_NAMES]] = Field(["knee"], min_length=1)
+
+    @field_validator("explore_fraction", "peak_lr", "seed", "schedule")
+    @classmethod
+    def _distinct(cls, values: list) -> list:
+        # A repeated value would silently run the same trial twice and weigh it double.
+        if len(set(values)) != len(values):
+            raise ValueError("values must be distinct")
+        return values
+
+
+class Sharpness(_Section):
+    epsilon: PositiveFloat = 1e-3
+    steps: PositiveInt = 20
+    batches: PositiveInt = 4
+    hessian: bool = False
+
+
+class Resources(_Section):
+    cpus_per_trial: PositiveFloat = 1.0
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_concurrent: PositiveInt | None = None  # None: as many trials as the cluster fits
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_or_share(cls, gpus: float) -> float:
+        if gpus > 1 and not gpus.is_integer():
+            raise ValueError("must be a fraction of one GPU (<= 1) or a whole number of GPUs")
+        return gpus
+
+
+class Tune(_Section):
+    scheduler: Literal["fifo", "asha"] = "fifo"
+    grace_period: PositiveInt | None = None  # epochs; required with asha
+    max_failures: NonNegativeInt = 2  # retries of a trial from its last checkpoint
+    checkpoint_every: PositiveInt = 1  # epochs
+
+
+class StudyConfig(_Section):
+    """A validated study. Build one with :func:`load_config` or :meth:`from_mapping`."""
+
+    name: str = Field(min_length=1)  # the MLflow experiment
+    data: Data
+    model: Model
+    train: Train
+    sweep: Sweep
+    sharpness: Sharpness = Sharpness()
+    resources: Resources = Resources()
+    tune: Tune = Tune()
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> StudyConfig:
+        # Errors raised here have no location of their own: each message names its keys.
+        warmup, longest = self.train.warmup_fraction, max(self.sweep.explore_fraction)
+        if warmup + longest > 1 + 1e-9:  # the schedule's own tolerance for float sums
+            raise ValueError(
+                "sweep.explore_fraction: train.warmup_fraction + explore_fraction must be "
+                f"<= 1, got {warmup} + {longest}"
+            )
+        if self.tune.scheduler == "asha":
+            explore_end = math.ceil((warmup + longest) * self.train.epochs - 1e-9)
+            if self.tune.grace_period is None or self.tune.grace_period <= explore_end:
+                raise ValueError(
+                    "tune.grace_period: asha needs a grace period past the longest explore "
+                    f"phase (> {explore_end} epochs), got {self.tune.grace_period}"
+                )
+            log.warning(
+                "tune.scheduler asha judges trials mid-training, when a trial still exploring at "
+                "peak LR looks worst: it would prune exactly the trials the study is about. "
+                "Trials are judged only after the grace period of %d epochs (the longest explore "
+                "phase ends at epoch %d).",
+                self.tune.grace_period,
+                explore_end,
+            )
+        return self
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> StudyConfig:
+        """Validate a parsed config; raises :class:`ConfigError` (one line) when it is wrong."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise ConfigError(_one_line(error)) from None
+
+    def trial_base(self) -> dict[str, Any]:
+        """The flat ``train()`` keys every trial shares (all but the swept ones)."""
+        return {
+            "dataset": self.data.dataset,
+            "data_root": str(self.data.root) if self.data.root is not None else None,
+            "download": self.data.download,
+            "model": self.model.name,
+            **self.train.model_dump(),
+            "sharpness_epsilon": self.sharpness.epsilon,
+            "sharpness_steps": self.sharpness.steps,
+            "sharpness_batches": self.sharpness.batches,
+            "hessian": self.sharpness.hessian,
+        }
+
+    def swept(self) -> dict[str, list]:
+        """The grid axes, ``train()`` keys: explore_fraction, peak_lr, seed, schedule."""
+        return self.sweep.model_dump()
+
+    @property
+    def num_trials(self) -> int:
+        return math.prod(len(values) for values in self.swept().values())
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML; :func:`load_config` reads it back to an equal config."""
+        return yaml.dump(self.model_dump(mode="json"), Dumper=_Dumper, sort_keys=False)
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Read a study from YAML (None: the packaged default), apply ``key=value`` overrides, validate.
+
+    An override's key is dotted (``train.epochs``) and its value is parsed as YAML
+    (``sweep.seed=[0,1]``). Every problem, including an unreadable file, is a :class:`ConfigError`.
+    """
+    source = files("configs") / DEFAULT_CONFIG if path is None else Path(path)
+    try:
+        data = yaml.load(source.read_text(), Loader=_Loader)
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML ({_yaml_problem(error)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: a study config is a mapping of sections (name, data, model, ...), "
+            f"got {type(data).__name__}"
+        )
+    for item in overrides:
+        _apply_override(data, item)
+    return StudyConfig.from_mapping(data)
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, equals, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not equals or not all(parts):
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=3")
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"--set {key}: value is not valid YAML ({_yaml_problem(error)})"
+        ) from None
+    node = data
+    for depth, part in enumerate(parts[:-1], start=1):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])} is not a section")
+    # An unknown key lands in the data and is refused by validation, naming the allowed keys.
+    node[parts[-1]] = value
+
+
+def _one_line(error: ValidationError) -> str:
+    """The first problem as ``dotted.key: what is wrong, got <input>`` (+ how many more)."""
+    problems = error.errors(include_url=False)
+    first, more = problems[0], len(problems) - 1
+    loc, kind = first["loc"], first["type"]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)[1:]
+    if kind == "extra_forbidden":
+        text = f"{where}: unknown key; allowed: {', '.join(_allowed_keys(loc[:-1]))}"
+    elif kind == "missing":
+        text = f"{where}: required but missing"
+    elif kind == "value_error" and not where:  # a cross-section rule names its keys itself
+        text = str(first["ctx"]["error"])
+    else:  # our validators' words, or pydantic's "Input should be ..."
+        what = str(first["ctx"]["error"]) if kind == "value_error" else first["msg"]
+        text = f"{where}: {what[0].lower()}{what[1:]}, got {first['input']!r}"
+    return text + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = StudyConfig
+    for part in loc:
+        model = model.model_fields[part].annotation
+    return list(model.model_fields)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{problem}, line {mark.line + 1}" if mark else problem
+
+
+# PyYAML follows YAML 1.1, where `5e-4` is a string; configs are full of such numbers, so read
+# (and write) them as floats, as YAML 1.2 does.
+_FLOAT = re.compile(r"^[-+]?(?:\d[\d_]*\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+# Sections as blocks, sweep lists on one line: `seed: [0, 1, 2]`, as people write them.
+_Dumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, True)
+)

@@ -1,0 +1,319 @@
+"""The study config: every rule refuses bad input with one line naming the key; good input loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from study.config import ConfigError, StudyConfig, load_config
+from trainables.data import CIFAR_FOLDERS
+from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
+from trainables.train import TrainConfig
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+SHIPPED = sorted(path.name for path in CONFIGS.glob("*.yaml"))
+
+
+@pytest.fixture
+def cifar_root(tmp_path: Path) -> Path:
+    """A folder that looks like a torchvision CIFAR root (both datasets' folders, empty)."""
+    for folder in CIFAR_FOLDERS.values():
+        (tmp_path / folder).mkdir()
+    return tmp_path
+
+
+def refused(path: str | Path | None, overrides: list[str] = ()) -> str:
+    """The ConfigError message load_config gives, checked to be a single line."""
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    message = str(info.value)
+    assert message
+    assert "\n" not in message
+    return message
+
+
+# (overrides on the default config, the dotted key the message starts with, a part of the rest).
+# "{tmp}" is a scratch folder holding a file `file.txt` and an empty folder `empty`.
+BAD_OVERRIDES = [
+    # unknown keys name themselves and the allowed ones
+    (["train.epoch=3"], "train.epoch", "unknown key; allowed: epochs, batch_size, optimizer"),
+    (["optim.lr=0.1"], "optim", "unknown key; allowed: name, data, model, train, sweep"),
+    (["sweep.lr=[0.1]"], "sweep.lr", "unknown key"),
+    # wrong types: no coercion from strings, floats or bools
+    (["train.epochs=three"], "train.epochs", "input should be a valid integer, got 'three'"),
+    (["train.epochs=3.0"], "train.epochs", "input should be a valid integer, got 3.0"),
+    (["train.momentum='0.9'"], "train.momentum", "input should be a valid number, got '0.9'"),
+    (["train.nesterov=1"], "train.nesterov", "input should be a valid boolean, got 1"),
+    (["sweep.seed=0"], "sweep.seed", "input should be a valid list, got 0"),
+    (["sweep.seed=[true]"], "sweep.seed[0]", "input should be a valid integer, got True"),
+    (["train=3"], "train", "input should be a valid dictionary"),
+    (["name="], "name", "input should be a valid string, got None"),
+    (["name=''"], "name", "string should have at least 1 character, got ''"),
+    # the sweep
+    (["sweep.explore_fraction=[0, 1.5]"], "sweep.explore_fraction[1]", "less than or equal to 1"),
+    (["sweep.explore_fraction=[-0.1]"], "sweep.explore_fraction[0]", "greater than or equal to 0"),
+    (["train.warmup_fraction=0.1"], "sweep.explore_fraction", "warmup_fraction + explore_fraction"),
+    (["train.warmup_fraction=1.5"], "train.warmup_fraction", "less than or equal to 1, got 1.5"),
+    (["sweep.peak_lr=[0.1, 0]"], "sweep.peak_lr[1]", "input should be greater than 0, got 0"),
+    (["sweep.peak_lr=[-0.1]"], "sweep.peak_lr[0]", "input should be greater than 0, got -0.1"),
+    (["sweep.peak_lr=[.inf]"], "sweep.peak_lr[0]", "input should be a finite number, got inf"),
+    (["sweep.explore_fraction=[]"], "sweep.explore_fraction", "at least 1 item"),
+    (["sweep.peak_lr=[]"], "sweep.peak_lr", "at least 1 item"),
+    (["sweep.seed=[]"], "sweep.seed", "at least 1 item"),
+    (["sweep.schedule=[]"], "sweep.schedule", "at least 1 item"),
+    (["sweep.seed=[0, 1, 0]"], "sweep.seed", "values must be distinct, got [0, 1, 0]"),
+    (["sweep.explore_fraction=[0.5, 0.50]"], "sweep.explore_fraction", "values must be distinct"),
+    (["sweep.seed=[-1]"], "sweep.seed[0]", "greater than or equal to 0, got -1"),
+    # training
+    (["train.epochs=0"], "train.epochs", "input should be greater than 0, got 0"),
+    (["train.batch_size=0"], "train.batch_size", "input should be greater than 0, got 0"),
+    (["train.momentum=1"], "train.momentum", "input should be less than 1, got 1"),
+    (["train.weight_decay=-1e-4"], "train.weight_decay", "greater than or equal to 0, got -0.0001"),
+    (["train.device=gpu"], "train.device", "must be auto (cuda if there is one), cpu, cuda"),
+    # unknown names list the known ones
+    (["model.name=vgg"], "model.name", "input should be 'mlp', 'cnn' or 'resnet18', got 'vgg'"),
+    (["data.dataset=mnist"], "data.dataset", "'digits', 'cifar10', 'cifar100' or 'synthetic'"),
+    (["sweep.schedule=[knee, exp]"], "sweep.schedule[1]", "'knee', 'cosine', 'linear', 'step'"),
+    (["train.decay=step"], "train.decay", "input should be 'linear', 'cosine' or '1-sqrt'"),
+    (["train.optimizer=adam"], "train.optimizer", "input should be 'sgd'"),
+    # CIFAR needs its files, unless asked to download them
+    (["data.dataset=cifar10"], "data.root", "cifar10 needs the folder that holds"),
+    (["data.dataset=cifar10", "data.download=true"], "data.root", "cifar10 needs the folder"),
+    (["data.dataset=cifar10", "data.root={tmp}/no"], "data.root", "{tmp}/no is not a directory"),
+    (["data.dataset=cifar100", "data.root={tmp}/file.txt"], "data.root", "is not a directory"),
+    (["data.dataset=cifar10", "data.root={tmp}/empty"], "data.root", "no cifar-10-batches-py/"),
+    (["data.dataset=cifar100", "data.root={tmp}/empty"], "data.root", "no cifar-100-python/"),
+    # resources
+    (["resources.cpus_per_trial=0"], "resources.cpus_per_trial", "greater than 0, got 0"),
+    (["resources.gpus_per_trial=-1"], "resources.gpus_per_trial", "greater than or equal to 0"),
+    (["resources.gpus_per_trial=1.5"], "resources.gpus_per_trial", "a whole number of GPUs"),
+    (["resources.max_concurrent=0"], "resources.max_concurrent", "greater than 0, got 0"),
+    # tune
+    (["tune.max_failures=-1"], "tune.max_failures", "greater than or equal to 0, got -1"),
+    (["tune.checkpoint_every=0"], "tune.checkpoint_every", "greater than 0, got 0"),
+    (["tune.scheduler=hyperband"], "tune.scheduler", "input should be 'fifo' or 'asha'"),
+    (["tune.scheduler=asha"], "tune.grace_period", "(> 30 epochs), got None"),
+    (
+        ["tune.scheduler=asha", "sweep.explore_fraction=[0, 0.5]", "tune.grace_period=15"],
+        "tune.grace_period",
+        "past the longest explore phase (> 15 epochs), got 15",
+    ),
+    (  # (0.1 + 0.3) * 30 is 12.000000000000002 in floats: still 12 epochs
+        ["tune.scheduler=asha", "train.warmup_fraction=0.1", "sweep.explore_fraction=[0.3]"],
+        "tune.grace_period",
+        "(> 12 epochs), got None",
+    ),
+    # sharpness
+    (["sharpness.epsilon=0"], "sharpness.epsilon", "greater than 0, got 0"),
+    (["sharpness.steps=0"], "sharpness.steps", "greater than 0, got 0"),
+    (["sharpness.hessian=yes please"], "sharpness.hessian", "valid boolean, got 'yes please'"),
+    # malformed overrides name what was given
+    (["train.epochs"], "--set 'train.epochs'", "expected key=value"),
+    (["=3"], "--set '=3'", "expected key=value"),
+    (["train..epochs=3"], "--set 'train..epochs=3'", "expected key=value"),
+    (["name.first=x"], "--set name.first", "name is not a section"),
+    (["sweep.seed=[0, 1"], "--set sweep.seed", "value is not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "detail"), BAD_OVERRIDES)
+def test_bad_input_is_one_line_naming_the_key(overrides, key, detail, tmp_path):
+    (tmp_path / "file.txt").write_text("not a folder")
+    (tmp_path / "empty").mkdir()
+    message = refused(None, [item.format(tmp=tmp_path) for item in overrides])
+    assert message.startswith(f"{key}: ")
+    assert detail.format(tmp=tmp_path) in message
+
+
+def test_several_problems_report_the_first_and_count_the_rest():
+    message = refused(None, ["train.epochs=0", "train.batch_size=0", "sweep.seed=[]"])
+    assert message.startswith("train.epochs:")
+    assert message.endswith("(and 2 more problems)")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "a study config is a mapping of sections (name, data, model"),
+        ("", "got NoneType"),
+        ("name: x\n", "data: required but missing (and 3 more problems)"),
+    ],
+)
+def test_bad_files_name_the_file(text, expected, tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    message = refused(path)
+    assert expected in message
+    if "YAML" in expected or "mapping" in expected:
+        assert message.startswith(str(path))
+
+
+def test_unreadable_file_names_the_path(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    assert refused(missing).startswith(f"{missing}: cannot read it")
+    assert refused(tmp_path).startswith(f"{tmp_path}: cannot read it")
+
+
+def test_asha_with_a_grace_period_past_the_explore_phase_warns(caplog):
+    overrides = ["tune.scheduler=asha", "sweep.explore_fraction=[0, 0.5]", "tune.grace_period=16"]
+    with caplog.at_level(logging.WARNING, logger="study.config"):
+        cfg = load_config(None, overrides)
+    assert cfg.tune.grace_period == 16
+    assert "asha judges trials mid-training" in caplog.text
+    assert "grace period of 16 epochs" in caplog.text
+
+
+def test_fractional_and_whole_gpus_are_accepted():
+    assert load_config(None, ["resources.gpus_per_trial=0.25"]).resources.gpus_per_trial == 0.25
+    assert load_config(None, ["resources.gpus_per_trial=2"]).resources.gpus_per_trial == 2.0
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_load(name, cifar_root):
+    cfg = load_config(CONFIGS / name, [f"data.root={cifar_root}"])
+    assert cfg.num_trials >= 8
+    assert 0.0 in cfg.sweep.explore_fraction  # the no-explore baseline every study compares to
+
+
+@pytest.mark.parametrize("name", ["cifar10_resnet18.yaml", "cifar10_quick.yaml"])
+def test_cifar_configs_only_lack_a_real_root(name):
+    message = refused(CONFIGS / name)
+    assert message.startswith("data.root: /path/to/cifar is not a directory")
+    assert "more problem" not in message
+
+
+def test_default_is_the_packaged_digits_study():
+    cfg = load_config(None)
+    assert files("configs").joinpath("digits_quick.yaml").is_file()
+    assert cfg == load_config(CONFIGS / "digits_quick.yaml")
+    assert (cfg.name, cfg.data.dataset, cfg.model.name) == ("digits-quick", "digits", "mlp")
+    assert {0.0, 0.5, 1.0} <= set(cfg.sweep.explore_fraction)
+    assert len(cfg.sweep.peak_lr) >= 2
+    assert len(cfg.sweep.seed) >= 3
+
+
+def test_paper_recipe_explores_0_30_60_100_epochs(cifar_root):
+    cfg = load_config(CONFIGS / "cifar10_resnet18.yaml", [f"data.root={cifar_root}"])
+    assert [f * cfg.train.epochs for f in cfg.sweep.explore_fraction] == [0, 30, 60, 100]
+    assert (cfg.model.name, cfg.train.batch_size, cfg.sweep.peak_lr) == ("resnet18", 128, [0.1])
+    assert (cfg.train.momentum, cfg.train.weight_decay) == (0.9, 5e-4)
+
+
+def test_overrides_are_parsed_as_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(
+        None,
+        [
+            "sweep.seed=[0,1]",
+            "train.epochs=3",
+            "sharpness.epsilon=1e-4",  # a float, as YAML 1.2 reads it (PyYAML alone: a string)
+            "name=my study",
+            "data.root=relative/folder",
+        ],
+    )
+    assert cfg.sweep.seed == [0, 1]
+    assert cfg.train.epochs == 3
+    assert cfg.sharpness.epsilon == 1e-4
+    assert cfg.name == "my study"
+    assert cfg.data.root == tmp_path.resolve() / "relative" / "folder"
+
+
+def test_cifar_download_needs_no_files_yet(tmp_path):
+    cfg = load_config(
+        None, ["data.dataset=cifar10", "data.download=true", f"data.root={tmp_path}/new"]
+    )
+    assert cfg.data.root == tmp_path / "new"
+
+
+SMALL = [
+    "sweep.explore_fraction=[0, 0.5]",
+    "sweep.peak_lr=[0.1]",
+    "sweep.seed=[0, 1, 2]",
+    "sweep.schedule=[knee, cosine]",
+]
+
+
+def test_trial_base_swept_and_num_trials():
+    cfg = load_config(None, SMALL)
+    assert cfg.num_trials == 2 * 1 * 3 * 2
+    assert cfg.swept() == {
+        "explore_fraction": [0.0, 0.5],
+        "peak_lr": [0.1],
+        "seed": [0, 1, 2],
+        "schedule": ["knee", "cosine"],
+    }
+    assert cfg.trial_base() == {
+        "dataset": "digits",
+        "data_root": None,
+        "download": False,
+        "model": "mlp",
+        "epochs": 30,
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 5e-4,
+        "warmup_fraction": 0.0,
+        "decay": "linear",
+        "device": "auto",
+        "sharpness_epsilon": 1e-3,
+        "sharpness_steps": 20,
+        "sharpness_batches": 4,
+        "hessian": False,
+    }
+
+
+def test_a_trial_is_exactly_what_train_takes(cifar_root):
+    cfg = load_config(None, [f"data.root={cifar_root}"])
+    base, swept = cfg.trial_base(), cfg.swept()
+    assert not set(base) & set(swept)
+    trial = {**base, **{key: values[0] for key, values in swept.items()}}
+    assert TrainConfig.from_dict(trial).data_root == str(cifar_root)
+    # Everything train() takes comes from the study, except what the launcher sets per plan.
+    assert set(trial) == {f.name for f in dataclasses.fields(TrainConfig)} - {"gpu_memory_fraction"}
+
+
+@st.composite
+def study_mappings(draw) -> dict:
+    """Valid study configs, as the mappings a YAML file holds."""
+    fraction = st.floats(0, 1)
+    explore = draw(st.lists(fraction, min_size=1, max_size=5, unique=True))
+    positive = st.floats(0, 10, exclude_min=True)
+    return {
+        "name": draw(st.text(min_size=1, max_size=20)),
+        "data": {"dataset": "digits", "root": draw(st.sampled_from([None, "/tmp", "/a b/c"]))},
+        "model": {"name": "mlp"},
+        "train": {
+            "epochs": draw(st.integers(1, 500)),
+            "batch_size": draw(st.integers(1, 4096)),
+            "momentum": draw(st.floats(0, 1, exclude_max=True)),
+            "nesterov": draw(st.booleans()),
+            "weight_decay": draw(st.floats(0, 1)),
+            "warmup_fraction": draw(st.floats(0, 1 - max(explore))),
+            "decay": draw(st.sampled_from(DECAY_SHAPES)),
+        },
+        "sweep": {
+            "explore_fraction": explore,
+            "peak_lr": draw(st.lists(positive, min_size=1, max_size=4, unique=True)),
+            "seed": draw(st.lists(st.integers(0, 2**32), min_size=1, max_size=4, unique=True)),
+            "schedule": draw(st.lists(st.sampled_from(SCHEDULE_NAMES), min_size=1, unique=True)),
+        },
+        "sharpness": {"epsilon": draw(positive), "hessian": draw(st.booleans())},
+        "resources": {"gpus_per_trial": draw(st.one_of(fraction, st.integers(1, 8)))},
+        "tune": {"max_failures": draw(st.integers(0, 10))},
+    }
+
+
+@given(mapping=study_mappings())
+def test_dump_then_load_gives_an_equal_config(mapping, tmp_path_factory):
+    cfg = StudyConfig.from_mapping(mapping)
+    path = tmp_path_factory.getbasetemp() / "roundtrip.yaml"
+    path.write_text(cfg.to_yaml())
+    assert load_config(path) == cfg
