@@ -16,7 +16,6 @@ from pathlib import Path
 from study import folder
 from study.config import ConfigError, StudyConfig, load_config
 from study.ray_env import prepare_ray_env
-from study.tracking import TrackingError, check_tracking_uri, default_tracking_uri
 
 EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,21 +23,42 @@ EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.command(args)
-    except (ConfigError, folder.StudyFolderError, TrackingError) as error:
+        # Ray reads its environment when imported: settle local or cluster before anything
+        # imports it (the tracking and launch modules do).
+        prepare_ray_env(local=_ray_address(args) is None)
+        from study.tracking import TrackingError
+
+        try:
+            return args.command(args)
+        except TrackingError as error:
+            raise _BadInput(error) from None
+    except (ConfigError, folder.StudyFolderError, _BadInput) as error:
         print(f"knee-study: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+class _BadInput(Exception):
+    """Bad input found after the lazy imports (an unreachable tracking server)."""
+
+
+def _ray_address(args: argparse.Namespace) -> str | None:
+    """The cluster the command will join, None for a local Ray."""
+    if args.command is resume and not args.address:
+        return folder.open_study(Path(args.folder))[1].address
+    return getattr(args, "address", None)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     output = Path(args.output or f"knee-runs/{cfg.name}-{stamp}").resolve()
-    tracking_uri = args.tracking_uri or default_tracking_uri(output)
-    check_tracking_uri(tracking_uri)
+    from study import tracking
+
+    tracking_uri = args.tracking_uri or tracking.default_tracking_uri(output)
+    tracking.check_tracking_uri(tracking_uri)
     folder.check_new(output)
 
-    ray, launch, tracking = _start_ray(args.address)
+    ray, launch = _start_ray(args.address)
     plan = _plan(launch, cfg)
     if plan is None:
         return EXIT_BAD_INPUT
@@ -57,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     cfg, meta = folder.open_study(Path(args.folder))
     output = Path(args.folder).resolve()
-    check_tracking_uri(meta.tracking_uri)
-    ray, launch, tracking = _start_ray(args.address or meta.address)
+    from study import tracking
+
+    tracking.check_tracking_uri(meta.tracking_uri)
+    ray, launch = _start_ray(args.address or meta.address)
     plan = _plan(launch, cfg)
     if plan is None:
         return EXIT_BAD_INPUT
@@ -74,14 +96,13 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def _start_ray(address: str | None):
-    """Import and start Ray with the environment it needs; returns (ray, launch, tracking)."""
-    prepare_ray_env(local=address is None)
+    """Start (or join) Ray; returns the ray and study.launch modules."""
     import ray
 
-    from study import launch, tracking
+    from study import launch
 
     ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-    return ray, launch, tracking
+    return ray, launch
 
 
 def _plan(launch, cfg: StudyConfig):

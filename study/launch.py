@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,12 +156,7 @@ def _trainable(cfg: StudyConfig, plan: ResourcePlan):
 def _trial_scheduler(cfg: StudyConfig):
     if cfg.tune.scheduler == "fifo":
         return FIFOScheduler()
-    warnings.warn(
-        "ASHA judges trials mid-training, when a long explore phase (still at peak LR) looks "
-        f"worst; trials are only stopped after the grace period of {cfg.tune.grace_period} "
-        "epochs, past the longest explore phase.",
-        stacklevel=2,
-    )
+    # The config already refused a grace period inside the explore phase and warned.
     return ASHAScheduler(
         time_attr="epoch",
         metric="test_acc",

@@ -6,12 +6,10 @@ import os
 import sys
 
 # Each a measured cost or risk (see DESIGN.md): no usage reporting to the outside; snapshot the
-# experiment after every result so a resumed trial restarts right after its last reported epoch;
-# no CSV/JSON/TensorBoard files per trial: MLflow is the record.
+# experiment after every result so a resumed trial restarts right after its last reported epoch.
 _DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "0",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 
 

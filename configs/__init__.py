@@ -1,0 +1,1 @@
+"""The shipped study configs (YAML), found with importlib.resources.files("configs")."""

@@ -1,0 +1,46 @@
+"""The resource plan: how trials pack onto a cluster, checked without one (and without a GPU)."""
+
+import pytest
+
+from study.config import load_config
+from study.launch import PlanError, plan_resources
+
+
+def _config(*overrides: str):
+    return load_config(None, ["sweep.seed=[0, 1, 2, 3, 4, 5, 6, 7]", *overrides])
+
+
+def test_fractional_gpus_pack_several_trials_on_one_gpu_with_a_memory_cap():
+    cfg = _config(
+        "resources.gpus_per_trial=0.25", "resources.cpus_per_trial=2", "resources.max_concurrent=64"
+    )
+    plan = plan_resources(cfg, {"CPU": 16.0, "GPU": 1.0})
+    assert plan.concurrent_trials == 4  # four quarters of one GPU; CPUs would allow 8
+    assert plan.gpu_memory_fraction == 0.25
+    assert plan.as_tune_resources() == {"cpu": 2, "gpu": 0.25}
+
+
+def test_whole_gpus_are_not_capped_and_cpus_can_be_the_limit():
+    cfg = _config("resources.gpus_per_trial=1", "resources.cpus_per_trial=4", "resources.max_concurrent=64")
+    plan = plan_resources(cfg, {"CPU": 8.0, "GPU": 4.0})
+    assert plan.concurrent_trials == 2
+    assert plan.gpu_memory_fraction is None
+
+
+def test_max_concurrent_and_the_number_of_trials_cap_the_plan():
+    cfg = _config("resources.max_concurrent=3")
+    assert plan_resources(cfg, {"CPU": 64.0}).concurrent_trials == 3
+    small = load_config(None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]", "sweep.explore_fraction=[0.5]"])
+    assert plan_resources(small, {"CPU": 64.0}).concurrent_trials == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cluster", "message"),
+    [
+        (["resources.gpus_per_trial=0.5"], {"CPU": 2.0}, "resources.gpus_per_trial.*has 0 GPUs"),
+        (["resources.cpus_per_trial=4"], {"CPU": 2.0}, "resources.cpus_per_trial.*has 2 CPUs"),
+    ],
+)
+def test_a_study_the_cluster_cannot_place_is_refused(overrides, cluster, message):
+    with pytest.raises(PlanError, match=message):
+        plan_resources(_config(*overrides), cluster)

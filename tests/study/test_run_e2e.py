@@ -1,0 +1,74 @@
+"""A small study through the real CLI: local Ray, the embedded sqlite MLflow store, then the store
+read back with mlflow.search_runs as a user would."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from study.tracking import default_tracking_uri
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+SWEEP = {"explore_fraction": [0.0, 1.0], "peak_lr": [0.05], "seed": [0, 1]}
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "knee-study"), *args],  # the installed command
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    output = tmp_path_factory.mktemp("study") / "e2e"
+    overrides = [f"sweep.{key}={values}" for key, values in SWEEP.items()]
+    overrides += [f"train.epochs={EPOCHS}", "name=e2e-study", "sharpness.steps=5"]
+    args = [arg for override in overrides for arg in ("--set", override)]
+    proc = run_cli("run", *args, "--output", str(output))
+    return output, proc
+
+
+def test_run_exits_zero_and_says_where_results_are(finished_study):
+    output, proc = finished_study
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert str(output) in proc.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+
+
+def test_mlflow_has_one_finished_child_run_per_trial_with_full_histories(finished_study):
+    output, _ = finished_study
+    client = MlflowClient(default_tracking_uri(output))
+    experiment = client.get_experiment_by_name("e2e-study")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+    assert len(parents) == 1
+    assert parents[0].info.status == "FINISHED"
+    assert len(children) == 4
+    grid = {
+        (float(r.data.params["explore_fraction"]), int(r.data.params["seed"])) for r in children
+    }
+    assert grid == {(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)}
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["diverged"] == "false"
+        assert run.data.params["peak_lr"] == "0.05"
+        assert run.data.params["schedule"] == "knee"
+        for key in ("test_acc", "sharpness", "trial_seconds"):
+            assert key in run.data.metrics
+        assert 0.0 <= run.data.metrics["test_acc"] <= 1.0
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), key
+        # Ray's bookkeeping never becomes a metric.
+        assert not {"pid", "timestamp", "done", "training_iteration"} & set(run.data.metrics)

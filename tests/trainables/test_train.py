@@ -1,0 +1,99 @@
+"""The training loop: accuracy on digits, exact resume, determinism, divergence, the LR it reports."""
+
+import io
+import math
+import time
+
+import pytest
+import torch
+
+from trainables.train import EPOCH_METRICS, train
+
+QUICK = dict(dataset="digits", model="mlp", epochs=4, batch_size=64, peak_lr=0.05, seed=0)
+
+
+def _without_time(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "trial_seconds"}
+
+
+def test_digits_mlp_reaches_90_percent_in_seconds():
+    started = time.perf_counter()
+    result = train(QUICK | dict(epochs=10))
+    assert result["test_acc"] >= 0.90
+    assert time.perf_counter() - started < 30
+    assert not result["diverged"]
+    assert result["sharpness"] >= 0.0
+    assert 0 < result["trial_seconds"] <= time.perf_counter() - started
+
+
+def test_every_epoch_reports_the_named_metrics_and_the_knee_lr():
+    seen = []
+    train(QUICK | dict(explore_fraction=0.5), on_epoch=lambda metrics, state: seen.append(metrics))
+    assert [m["epoch"] for m in seen] == [1, 2, 3, 4]
+    for metrics in seen:
+        assert set(EPOCH_METRICS) <= set(metrics)
+        assert 0.0 <= metrics["train_acc"] <= 1.0
+        assert 0.0 <= metrics["test_acc"] <= 1.0
+    # 4 epochs, half explore: the last steps of epochs 1 and 2 are at the peak, epoch 3 ends
+    # halfway down the exploit phase, and step T, the last of epoch 4, runs at LR 0.
+    assert [m["lr"] for m in seen] == pytest.approx([0.05, 0.05, 0.025, 0.0])
+
+
+def test_same_seed_is_bit_identical_and_another_seed_is_not():
+    first, second = train(QUICK), train(QUICK)
+    assert _without_time(first) == _without_time(second)
+    assert train(QUICK | dict(seed=1))["test_loss"] != first["test_loss"]
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_resuming_from_a_saved_state_gives_the_uninterrupted_result(stop_after):
+    uninterrupted = train(QUICK)
+
+    saved = {}
+
+    def checkpoint(metrics, state):
+        if metrics["epoch"] == stop_after:  # what a checkpoint file would hold
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            saved["state"] = buffer.getvalue()
+
+    train(QUICK, on_epoch=checkpoint)
+    state = torch.load(io.BytesIO(saved["state"]), weights_only=False)
+    epochs_after_resume = []
+    resumed = train(QUICK, on_epoch=lambda m, s: epochs_after_resume.append(m["epoch"]), state=state)
+
+    assert epochs_after_resume == list(range(stop_after + 1, QUICK["epochs"] + 1))
+    assert _without_time(resumed) == _without_time(uninterrupted)
+
+
+def test_a_diverging_run_stops_early_and_says_so():
+    seen = []
+    result = train(QUICK | dict(peak_lr=1e6, epochs=6), on_epoch=lambda m, s: seen.append(m))
+    assert result["diverged"] is True
+    assert "sharpness" not in result
+    assert result["epoch"] < 6
+    assert all(math.isfinite(m["train_loss"]) for m in seen)  # only finite epochs reported
+
+
+def test_trial_seconds_counts_compute_not_the_callers_time():
+    started = time.perf_counter()
+    result = train(QUICK, on_epoch=lambda m, s: time.sleep(0.5))
+    wall = time.perf_counter() - started
+    assert result["trial_seconds"] < wall - 4 * 0.5 + 0.1
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "step", "onecycle", "constant"])
+def test_baseline_schedules_train(schedule):
+    result = train(QUICK | dict(schedule=schedule, epochs=2))
+    assert result["test_acc"] > 0.5
+
+
+def test_hessian_metrics_when_asked():
+    result = train(QUICK | dict(epochs=1, hessian=True))
+    assert result["hessian_trace"] > 0
+    assert abs(result["hessian_top_eigenvalue"]) > 0
+
+
+def test_unknown_config_key_is_refused():
+    with pytest.raises(ValueError, match="unknown train config keys: epoch"):
+        train({"epoch": 3})
