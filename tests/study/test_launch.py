@@ -37,8 +37,8 @@ def test_max_concurrent_and_the_number_of_trials_cap_the_plan():
 @pytest.mark.parametrize(
     ("overrides", "cluster", "message"),
     [
-        (["resources.gpus_per_trial=0.5"], {"CPU": 2.0}, "resources.gpus_per_trial.*has 0 GPUs"),
-        (["resources.cpus_per_trial=4"], {"CPU": 2.0}, "resources.cpus_per_trial.*has 2 CPUs"),
+        (["resources.gpus_per_trial=0.5"], {"CPU": 2.0}, "resources.gpus_per_trial.*cluster has 0"),
+        (["resources.cpus_per_trial=4"], {"CPU": 2.0}, "resources.cpus_per_trial.*cluster has 2"),
     ],
 )
 def test_a_study_the_cluster_cannot_place_is_refused(overrides, cluster, message):
