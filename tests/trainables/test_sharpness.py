@@ -119,7 +119,9 @@ def test_curvature_of_a_diagonal_quadratic(curvatures, largest_magnitude):
         return 0.5 * (c * outputs**2).sum()
 
     model, batches = _Diagonal(len(c)), [(torch.zeros(1), torch.zeros(1))]
-    assert hessian_top_eigenvalue(model, loss_fn, batches) == pytest.approx(largest_magnitude, rel=1e-3)
+    assert hessian_top_eigenvalue(model, loss_fn, batches) == pytest.approx(
+        largest_magnitude, rel=1e-3
+    )
     # z^T diag(c) z = sum(c) for every sign vector z: Hutchinson is exact here.
     assert hessian_trace(model, loss_fn, batches, samples=3) == pytest.approx(sum(curvatures))
 
@@ -166,9 +168,9 @@ def _assert_same(before: dict, after: dict) -> None:
 
 CROSS_ENTROPY = nn.CrossEntropyLoss()
 MEASURES = {
-    "keskar": lambda model, batches: keskar_sharpness(
-        model, CROSS_ENTROPY, batches, epsilon=0.05, steps=5
-    ).sharpness,
+    "keskar": lambda model, batches: (
+        keskar_sharpness(model, CROSS_ENTROPY, batches, epsilon=0.05, steps=5).sharpness
+    ),
     "eigenvalue": lambda model, batches: hessian_top_eigenvalue(
         model, CROSS_ENTROPY, batches, iters=5
     ),
