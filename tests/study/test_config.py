@@ -98,14 +98,24 @@ BAD_OVERRIDES = [
     (["tune.max_failures=-1"], "tune.max_failures", "greater than or equal to 0, got -1"),
     (["tune.checkpoint_every=0"], "tune.checkpoint_every", "greater than 0, got 0"),
     (["tune.scheduler=hyperband"], "tune.scheduler", "input should be 'fifo' or 'asha'"),
-    (["tune.scheduler=asha"], "tune.grace_period", "(> 30 epochs), got None"),
+    (["tune.scheduler=asha", "train.epochs=30"], "tune.grace_period", "(> 30 epochs), got None"),
     (
-        ["tune.scheduler=asha", "sweep.explore_fraction=[0, 0.5]", "tune.grace_period=15"],
+        [
+            "tune.scheduler=asha",
+            "train.epochs=30",
+            "sweep.explore_fraction=[0, 0.5]",
+            "tune.grace_period=15",
+        ],
         "tune.grace_period",
         "past the longest explore phase (> 15 epochs), got 15",
     ),
     (  # (0.1 + 0.3) * 30 is 12.000000000000002 in floats: still 12 epochs
-        ["tune.scheduler=asha", "train.warmup_fraction=0.1", "sweep.explore_fraction=[0.3]"],
+        [
+            "tune.scheduler=asha",
+            "train.epochs=30",
+            "train.warmup_fraction=0.1",
+            "sweep.explore_fraction=[0.3]",
+        ],
         "tune.grace_period",
         "(> 12 epochs), got None",
     ),
@@ -162,7 +172,12 @@ def test_unreadable_file_names_the_path(tmp_path):
 
 
 def test_asha_with_a_grace_period_past_the_explore_phase_warns(caplog):
-    overrides = ["tune.scheduler=asha", "sweep.explore_fraction=[0, 0.5]", "tune.grace_period=16"]
+    overrides = [
+        "tune.scheduler=asha",
+        "train.epochs=30",
+        "sweep.explore_fraction=[0, 0.5]",
+        "tune.grace_period=16",
+    ]
     with caplog.at_level(logging.WARNING, logger="study.config"):
         cfg = load_config(None, overrides)
     assert cfg.tune.grace_period == 16
@@ -233,6 +248,8 @@ def test_cifar_download_needs_no_files_yet(tmp_path):
 
 
 SMALL = [
+    "train.epochs=30",
+    "train.batch_size=64",
     "sweep.explore_fraction=[0, 0.5]",
     "sweep.peak_lr=[0.1]",
     "sweep.seed=[0, 1, 2]",

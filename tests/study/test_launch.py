@@ -21,7 +21,9 @@ def test_fractional_gpus_pack_several_trials_on_one_gpu_with_a_memory_cap():
 
 
 def test_whole_gpus_are_not_capped_and_cpus_can_be_the_limit():
-    cfg = _config("resources.gpus_per_trial=1", "resources.cpus_per_trial=4", "resources.max_concurrent=64")
+    cfg = _config(
+        "resources.gpus_per_trial=1", "resources.cpus_per_trial=4", "resources.max_concurrent=64"
+    )
     plan = plan_resources(cfg, {"CPU": 8.0, "GPU": 4.0})
     assert plan.concurrent_trials == 2
     assert plan.gpu_memory_fraction is None
@@ -30,7 +32,9 @@ def test_whole_gpus_are_not_capped_and_cpus_can_be_the_limit():
 def test_max_concurrent_and_the_number_of_trials_cap_the_plan():
     cfg = _config("resources.max_concurrent=3")
     assert plan_resources(cfg, {"CPU": 64.0}).concurrent_trials == 3
-    small = load_config(None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]", "sweep.explore_fraction=[0.5]"])
+    small = load_config(
+        None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]", "sweep.explore_fraction=[0.5]"]
+    )
     assert plan_resources(small, {"CPU": 64.0}).concurrent_trials == 1
 
 

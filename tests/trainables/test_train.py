@@ -1,4 +1,4 @@
-"""The training loop: accuracy on digits, exact resume, determinism, divergence, the LR it reports."""
+"""The training loop: digits accuracy, exact resume, determinism, divergence, the LR reported."""
 
 import io
 import math
@@ -59,7 +59,9 @@ def test_resuming_from_a_saved_state_gives_the_uninterrupted_result(stop_after):
     train(QUICK, on_epoch=checkpoint)
     state = torch.load(io.BytesIO(saved["state"]), weights_only=False)
     epochs_after_resume = []
-    resumed = train(QUICK, on_epoch=lambda m, s: epochs_after_resume.append(m["epoch"]), state=state)
+    resumed = train(
+        QUICK, on_epoch=lambda m, s: epochs_after_resume.append(m["epoch"]), state=state
+    )
 
     assert epochs_after_resume == list(range(stop_after + 1, QUICK["epochs"] + 1))
     assert _without_time(resumed) == _without_time(uninterrupted)
