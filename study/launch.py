@@ -135,6 +135,11 @@ def build_tuner(
             failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[tracker],
+            progress_reporter=tune.CLIReporter(
+                parameter_columns=list(cfg.swept()),
+                metric_columns=["epoch", "test_acc", "sharpness"],
+                max_report_frequency=15,
+            ),
             verbose=1,
         ),
     )

@@ -6,10 +6,12 @@ import os
 import sys
 
 # Each a measured cost or risk (see DESIGN.md): no usage reporting to the outside; snapshot the
-# experiment after every result so a resumed trial restarts right after its last reported epoch.
+# experiment after every result so a resumed trial restarts right after its last reported epoch;
+# the classic trial table (one compact table, refreshed) instead of a box per trial result.
 _DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
 }
 
 
