@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -42,10 +43,11 @@ class _BadInput(Exception):
 
 
 def _ray_address(args: argparse.Namespace) -> str | None:
-    """The cluster the command will join, None for a local Ray."""
-    if args.command is resume and not args.address:
+    """The cluster the command will join (--address, RAY_ADDRESS, the resumed study's), or None."""
+    address = getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")
+    if args.command is resume and not address:
         return folder.open_study(Path(args.folder))[1].address
-    return getattr(args, "address", None)
+    return address
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     tracking.check_tracking_uri(tracking_uri)
     folder.check_new(output)
 
-    ray, launch = _start_ray(args.address)
+    address = _ray_address(args)
+    ray, launch = _start_ray(address)
     plan = _plan(launch, cfg)
     if plan is None:
         return EXIT_BAD_INPUT
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     experiment_id, parent_run_id = tracking.start_study_run(
         tracking_uri, cfg.name, params, artifact_root=output / "mlartifacts"
     )
-    meta = folder.StudyMeta(tracking_uri, experiment_id, parent_run_id, args.address)
+    meta = folder.StudyMeta(tracking_uri, experiment_id, parent_run_id, address)
     folder.write_meta(output, meta)
     print(f"knee-study: {cfg.num_trials} trials, {plan.concurrent_trials} at a time -> {output}")
     tracker = tracking.TrialTracker(tracking_uri, experiment_id, parent_run_id)
@@ -80,7 +83,7 @@ def resume(args: argparse.Namespace) -> int:
     from study import tracking
 
     tracking.check_tracking_uri(meta.tracking_uri)
-    ray, launch = _start_ray(args.address or meta.address)
+    ray, launch = _start_ray(_ray_address(args))
     plan = _plan(launch, cfg)
     if plan is None:
         return EXIT_BAD_INPUT
