@@ -7,8 +7,8 @@ so a sqlite store is safe and trial workers never need MLflow access. The guaran
   run is found by its ``trial_id`` tag before one is created);
 * every epoch logged once: a step the run already has is never logged again, and steps a run
   lacks after a restore are filled in from the history the trial sends with its first result;
-* terminal status matches the trial: FINISHED, FAILED, or KILLED for a study that was stopped
-  before the trial ended (``knee-study resume`` sets it running again).
+* terminal status matches the trial: FINISHED or FAILED here; the CLI closes whatever a stopped
+  study left open as KILLED (:func:`close_open_runs`), and a resumed trial sets it running again.
 """
 
 from __future__ import annotations
@@ -136,13 +136,6 @@ class TrialTracker(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self._run_id(trial), status="FAILED")
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        # A study stopped early (Ctrl-C) leaves trials unfinished: close their runs as KILLED so
-        # nothing stays RUNNING; resume reopens them.
-        for trial in trials:
-            if trial.status not in ("TERMINATED", "ERROR") and trial.trial_id in self._runs:
-                self.client.set_terminated(self._runs[trial.trial_id], status="KILLED")
 
     def _log_epoch(self, trial_id: str, run_id: str, result: Mapping[str, Any]) -> None:
         step = int(result["epoch"])
