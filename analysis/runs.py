@@ -1,0 +1,165 @@
+"""An MLflow experiment as pandas: one row per trial run, or one row per trial and epoch.
+
+Works on any experiment whose runs carry the sweep's params (``explore_fraction``, ``peak_lr``,
+``seed``) and final metrics, however they were logged: by ``knee-study``, by Ray's
+``MLflowLoggerCallback`` or by hand. Runs that are parents of other runs (a study's own run) and
+runs without the sweep's params are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run, ViewType
+
+from trainables.train import EPOCH_METRICS
+
+REQUIRED_PARAMS = ("explore_fraction", "peak_lr", "seed")
+PARENT_TAG = "mlflow.parentRunId"
+_PAGE = 1000  # runs per search request: thousands of runs cost a few round trips, not one each
+
+
+class AnalysisError(ValueError):
+    """The experiment cannot be analysed: it is missing, or its runs lack the sweep's params."""
+
+
+def load_runs(
+    experiment: str,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+) -> pd.DataFrame:
+    """One row per trial run of ``experiment`` (a name or an id).
+
+    Columns: ``run_id``, ``status`` (FINISHED, FAILED, KILLED, RUNNING), ``diverged`` (bool),
+    every param under its own name with a proper dtype (``explore_fraction`` and ``peak_lr``
+    float, ``seed`` int, ``schedule`` str, numbers as numbers, ``True``/``False`` as bool), and
+    every final metric value under its own name (``test_acc``, ``sharpness``, ...; a metric
+    that shares a param's name gets a ``metric.`` prefix). ``parent_run_id`` keeps one study's
+    trials when several studies share the experiment. ``df.attrs["params"]`` lists the param
+    columns. Raises :class:`AnalysisError` naming what was found when nothing can be used.
+    """
+    client = MlflowClient(tracking_uri)
+    experiment_id = _experiment_id(client, experiment)
+    runs = list(_search(client, experiment_id, parent_run_id))
+    parents = {run.data.tags.get(PARENT_TAG) for run in runs}
+    trials = [
+        run
+        for run in runs
+        if run.info.run_id not in parents and set(REQUIRED_PARAMS) <= run.data.params.keys()
+    ]
+    if not trials:
+        raise AnalysisError(_nothing_usable(experiment, runs))
+
+    params = sorted({key for run in trials for key in run.data.params})
+    rows = [_row(run, params) for run in trials]
+    frame = pd.DataFrame(rows)
+    for column in params:
+        frame[column] = _typed(frame[column])
+    frame["seed"] = frame["seed"].astype(int)
+    frame["explore_fraction"] = frame["explore_fraction"].astype(float)
+    frame["peak_lr"] = frame["peak_lr"].astype(float)
+    if "schedule" not in frame:
+        frame["schedule"] = "knee"  # a plain Knee sweep need not log it
+        params.append("schedule")
+    frame["schedule"] = frame["schedule"].astype(str)
+    frame.attrs["params"] = params
+    return frame.sort_values(["schedule", "peak_lr", "explore_fraction", "seed"], kind="stable")
+
+
+def load_history(
+    experiment: str,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+    metrics: Sequence[str] = EPOCH_METRICS,
+    runs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per trial and epoch: ``run_id``, the sweep's params, ``epoch`` and ``metrics``.
+
+    Costs one request per run and metric: pass ``runs`` (from :func:`load_runs`, perhaps
+    filtered) to fetch the history of just those trials.
+    """
+    client = MlflowClient(tracking_uri)
+    if runs is None:
+        runs = load_runs(experiment, tracking_uri, parent_run_id)
+    keys = ["run_id", *REQUIRED_PARAMS, "schedule"]
+    frames = []
+    for trial in runs[keys].itertuples(index=False):
+        per_metric = [
+            pd.Series(
+                {m.step: m.value for m in client.get_metric_history(trial.run_id, name)},
+                name=name,
+                dtype=float,
+            )
+            for name in metrics
+        ]
+        epochs = pd.concat(per_metric, axis=1).rename_axis("epoch").reset_index()
+        frames.append(epochs.assign(**trial._asdict()))
+    if not frames:
+        return pd.DataFrame(columns=[*keys, "epoch", *metrics])
+    history = pd.concat(frames, ignore_index=True)
+    return history[[*keys, "epoch", *metrics]].sort_values(["run_id", "epoch"], kind="stable")
+
+
+def _experiment_id(client: MlflowClient, experiment: str) -> str:
+    found = client.get_experiment_by_name(experiment)
+    if found is None and experiment.isdigit():
+        try:
+            found = client.get_experiment(experiment)
+        except Exception:  # MLflow raises its own RestException subclasses for a missing id
+            found = None
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise AnalysisError(
+            f"no MLflow experiment named {experiment!r} at {client.tracking_uri}; "
+            f"found: {', '.join(names) or 'none'}"
+        )
+    return found.experiment_id
+
+
+def _search(client: MlflowClient, experiment_id: str, parent_run_id: str | None) -> Iterator[Run]:
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'" if parent_run_id else ""
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=query,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=_PAGE,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _row(run: Run, params: list[str]) -> dict:
+    row = {"run_id": run.info.run_id, "status": run.info.status}
+    row["diverged"] = run.data.tags.get("diverged", "false").lower() == "true"
+    row.update({key: run.data.params.get(key) for key in params})
+    for key, value in run.data.metrics.items():
+        row[f"metric.{key}" if key in params else key] = value
+    return row
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """A string param column as numbers or bools where every value is one (None stays missing)."""
+    values = column.replace({"None": None})
+    if values.dropna().isin(["True", "False"]).all() and values.notna().any():
+        return values.map({"True": True, "False": False})
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() == values.notna().sum():
+        return numbers
+    return values
+
+
+def _nothing_usable(experiment: str, runs: list[Run]) -> str:
+    if not runs:
+        return f"experiment {experiment!r} has no runs"
+    found = sorted({key for run in runs for key in run.data.params})
+    return (
+        f"experiment {experiment!r} has {len(runs)} run(s) but none with the params "
+        f"{', '.join(REQUIRED_PARAMS)}; params found: {', '.join(found) or 'none'}"
+    )

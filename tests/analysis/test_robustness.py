@@ -1,0 +1,239 @@
+"""Summaries and the verdict against values worked out by hand from how the data were made.
+
+The frames are built as load_runs returns them (no MLflow needed): one row per trial.
+"""
+
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import t
+
+from analysis.robustness import (
+    explore_sensitivity,
+    explore_summary,
+    robustness_verdict,
+    sharpness_correlation,
+)
+
+FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+SEED_EFFECT = (0.000, 0.004, -0.002, 0.002, -0.004)  # the same seed shifts every fraction
+
+
+def plateau(fraction: float, seed: int) -> float:
+    """0.95 without an explore phase, a 0.98 plateau from 25% on, a seed effect, a jitter."""
+    jitter = 0.0002 * ((seed + 2 * FRACTIONS.index(fraction)) % 3 - 1)
+    return (0.95 if fraction == 0 else 0.98) + SEED_EFFECT[seed] + jitter
+
+
+def frame(rows: list[dict], **params) -> pd.DataFrame:
+    runs = pd.DataFrame(rows)
+    for key, value in {"status": "FINISHED", "diverged": False, "schedule": "knee"}.items():
+        if key not in runs:
+            runs[key] = value
+    runs.attrs["params"] = ["explore_fraction", "peak_lr", "seed", "schedule", *params]
+    return runs
+
+
+def sweep(accuracy, peak_lrs=(0.05, 0.1), seeds=range(5), fractions=FRACTIONS) -> pd.DataFrame:
+    rows = [
+        {"explore_fraction": f, "peak_lr": lr, "seed": s, "test_acc": accuracy(f, lr, s)}
+        for lr in peak_lrs
+        for f in fractions
+        for s in seeds
+    ]
+    for row in rows:
+        row["sharpness"] = 10 * (1 - row["test_acc"])
+    return frame(rows)
+
+
+def test_summary_numbers_match_a_hand_computation():
+    runs = sweep(lambda f, lr, s: plateau(f, s))
+
+    summary = explore_summary(runs).set_index(["peak_lr", "explore_fraction"])
+
+    values = [plateau(0.5, s) for s in range(5)]
+    row = summary.loc[(0.1, 0.5)]
+    half = 2.776445 * statistics.stdev(values) / 5**0.5  # t(0.975, df=4)
+    assert row["n"] == 5
+    assert row["mean"] == pytest.approx(statistics.mean(values))
+    assert row["std"] == pytest.approx(statistics.stdev(values))
+    assert row["ci_low"] == pytest.approx(statistics.mean(values) - half, rel=1e-5)
+    assert row["ci_high"] == pytest.approx(statistics.mean(values) + half, rel=1e-5)
+    assert row["best"] == pytest.approx(max(values))
+    assert row["best_seed"] == values.index(max(values))
+    assert row["worst_seed"] == values.index(min(values))
+    assert (row["diverged"], row["failed"]) == (0, 0)
+    assert len(summary) == 10
+
+
+def test_a_flat_plateau_is_robust():
+    verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s)))
+
+    assert verdict.status == "robust"
+    assert verdict.table["decision"].tolist() == ["robust", "robust"]
+    assert (verdict.table["test"] == "paired t").all()
+    assert verdict.explanation.startswith("50% explore is robust")
+    assert "0.20 points" in verdict.explanation
+
+
+def test_fifty_percent_clearly_worse_at_one_peak_lr_is_not_robust():
+    def accuracy(f, lr, s):
+        return plateau(f, s) - (0.01 if (f, lr) == (0.5, 0.1) else 0.0)
+
+    verdict = robustness_verdict(sweep(accuracy))
+
+    assert verdict.status == "not robust"
+    table = verdict.table.set_index("peak_lr")
+    assert table.loc[0.05, "decision"] == "robust"
+    assert table.loc[0.1, "decision"] == "not robust"
+    assert table.loc[0.1, "gap"] == pytest.approx(0.01, abs=0.0005)
+    assert "peak LR 0.1" in verdict.explanation
+    assert "trails the best" in verdict.explanation
+
+
+def test_a_single_seed_is_inconclusive_never_robust():
+    verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s), seeds=[0]))
+
+    assert verdict.status == "inconclusive"
+    assert "fewer than 3 usable seeds" in verdict.explanation
+
+
+def test_a_fraction_that_was_not_swept_is_inconclusive():
+    verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s), fractions=(0.0, 1.0)))
+
+    assert verdict.status == "inconclusive"
+    assert set(verdict.table["reason"]) == {"not swept"}
+
+
+# best - 50% per seed: 0.001, 0.002, 0.003 -> mean 0.002, sd 0.001, 90% t interval
+# 0.002 +- t(0.95, df=2) 2.919986 * 0.001 / sqrt(3) = [0.000314, 0.003686]
+PAIRED = {0.25: [0.980, 0.980, 0.980], 0.5: [0.979, 0.978, 0.977]}
+
+
+@pytest.mark.parametrize(
+    ("margin", "decision"),
+    [(0.004, "robust"), (0.002, "inconclusive"), (0.0003, "not robust")],
+)
+def test_paired_gap_interval_is_the_t_interval_of_seed_differences(margin, decision):
+    rows = [
+        {"explore_fraction": f, "peak_lr": 0.1, "seed": s, "test_acc": acc}
+        for f, values in PAIRED.items()
+        for s, acc in enumerate(values)
+    ]
+
+    row = robustness_verdict(frame(rows), margin=margin).table.iloc[0]
+
+    assert row["best_fraction"] == 0.25
+    assert row["gap"] == pytest.approx(0.002)
+    assert row["gap_low"] == pytest.approx(0.000314, abs=1e-6)
+    assert row["gap_high"] == pytest.approx(0.003686, abs=1e-6)
+    assert row["test"] == "paired t"
+    assert row["decision"] == decision
+
+
+def test_different_seeds_use_welch_interval():
+    best, mine = [0.980, 0.981, 0.982], [0.975, 0.977, 0.979]
+    rows = [
+        {"explore_fraction": 0.25, "peak_lr": 0.1, "seed": s, "test_acc": a}
+        for s, a in enumerate(best)
+    ]
+    rows += [
+        {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": 3 + s, "test_acc": a}
+        for s, a in enumerate(mine)
+    ]
+
+    row = robustness_verdict(frame(rows)).table.iloc[0]
+
+    v1, v2 = statistics.variance(best) / 3, statistics.variance(mine) / 3
+    df = (v1 + v2) ** 2 / (v1**2 / 2 + v2**2 / 2)  # Welch-Satterthwaite
+    half = t.ppf(0.95, df) * (v1 + v2) ** 0.5
+    assert row["test"] == "Welch t"
+    assert row["gap"] == pytest.approx(0.004)
+    assert row["gap_low"] == pytest.approx(0.004 - half)
+    assert row["gap_high"] == pytest.approx(0.004 + half)
+
+
+def test_diverged_and_failed_trials_are_counted_not_averaged():
+    runs = sweep(lambda f, lr, s: plateau(f, s))
+    at = (runs["explore_fraction"] == 0.5) & (runs["peak_lr"] == 0.1)
+    diverged_row, failed_row = runs.index[at][:2]
+    runs.loc[diverged_row, ["diverged", "test_acc"]] = [True, 0.1]
+    runs.loc[failed_row, "status"] = "FAILED"
+
+    summary = explore_summary(runs).set_index(["peak_lr", "explore_fraction"])
+    verdict = robustness_verdict(runs)
+
+    kept = [plateau(0.5, s) for s in range(2, 5)]
+    assert summary.loc[(0.1, 0.5), "n"] == 3
+    assert summary.loc[(0.1, 0.5), "mean"] == pytest.approx(statistics.mean(kept))
+    assert summary.loc[(0.1, 0.5), "diverged"] == 1
+    assert summary.loc[(0.1, 0.5), "failed"] == 1
+    assert verdict.status == "not robust"
+    assert "1 of 5 diverged" in verdict.explanation
+
+
+def test_other_swept_axes_are_never_averaged_together():
+    runs = pd.concat(
+        [
+            sweep(lambda f, lr, s: plateau(f, s), peak_lrs=[0.1]).assign(epochs=10),
+            sweep(lambda f, lr, s: plateau(f, s) - 0.05, peak_lrs=[0.1]).assign(epochs=20),
+        ]
+    )
+    runs.attrs["params"] = ["explore_fraction", "peak_lr", "seed", "schedule", "epochs"]
+
+    summary = explore_summary(runs)
+    verdict = robustness_verdict(runs)
+
+    assert len(summary) == 10
+    assert set(summary["n"]) == {5}
+    assert len(verdict.table) == 2
+    assert "epochs" in verdict.table
+
+
+def test_baselines_are_left_out_of_the_explore_views():
+    runs = sweep(lambda f, lr, s: plateau(f, s))
+    cosine = runs.assign(schedule="cosine", test_acc=0.5)
+    runs = pd.concat([runs, cosine], ignore_index=True)
+    runs.attrs["params"] = ["explore_fraction", "peak_lr", "seed", "schedule"]
+
+    assert explore_summary(runs)["n"].sum() == 50
+    assert robustness_verdict(runs).status == "robust"
+
+
+def test_spearman_and_sensitivity_known_answers():
+    runs = sweep(lambda f, lr, s: plateau(f, s))  # sharpness = 10 (1 - acc): perfectly opposed
+
+    correlation = sharpness_correlation(runs).set_index("scope")
+    sensitivity = explore_sensitivity(runs).set_index("peak_lr")
+
+    assert correlation.loc["all trials", "rho"] == pytest.approx(-1.0)
+    assert correlation.loc["all trials", "n"] == 50
+    assert correlation.loc["peak LR 0.05", "n"] == 25
+    assert sensitivity.loc[0.1, "worst_fraction"] == 0.0
+    plateau_means = [statistics.mean(plateau(f, s) for s in range(5)) for f in FRACTIONS]
+    assert sensitivity.loc[0.1, "range"] == pytest.approx(max(plateau_means) - min(plateau_means))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    offsets=st.lists(st.floats(-0.05, 0.05), min_size=4, max_size=4),
+    noise=st.lists(st.floats(0.0, 0.004), min_size=8, max_size=8),
+)
+def test_paired_gap_ignores_what_a_seed_does_to_every_fraction(offsets, noise):
+    """Pairing: adding a per-seed constant to both fractions leaves the gap and its interval."""
+    rows = [
+        {"explore_fraction": f, "peak_lr": 0.1, "seed": s, "test_acc": 0.9 + noise[2 * s + i]}
+        for i, f in enumerate((0.25, 0.5))
+        for s in range(4)
+    ]
+    shifted = [{**row, "test_acc": row["test_acc"] + offsets[row["seed"]]} for row in rows]
+
+    plain = robustness_verdict(frame(rows)).table.iloc[0]
+    moved = robustness_verdict(frame(shifted)).table.iloc[0]
+
+    for key in ("gap", "gap_low", "gap_high"):
+        assert moved[key] == pytest.approx(plain[key], abs=1e-9) or np.isnan(plain[key])

@@ -1,0 +1,105 @@
+"""load_runs / load_history read back what the MLflow client wrote, typed, parents left out."""
+
+import pytest
+from fake_studies import grid, log_study
+from mlflow import MlflowClient
+from mlflow.entities import Param
+
+from analysis import runs as runs_module
+from analysis.runs import AnalysisError, load_history, load_runs
+
+
+def test_one_typed_row_per_trial_and_no_parent(tracking_uri):
+    trials = grid(explore_fraction=[0.0, 0.5], peak_lr=[0.1], seed=[0, 1, 2])
+    for t in trials:
+        t.update(schedule="knee", epochs=30, nesterov=False, data_root=None)
+        t.update(test_acc=0.9 + t["seed"] / 100, sharpness=2.0)
+    trials[0]["status"], trials[1]["diverged"] = "FAILED", True
+    parent = log_study(tracking_uri, "typed", trials)
+
+    runs = load_runs("typed", tracking_uri)
+
+    assert len(runs) == 6
+    assert parent not in set(runs["run_id"])
+    assert runs["explore_fraction"].dtype == float
+    assert runs["peak_lr"].dtype == float
+    assert runs["seed"].dtype == int
+    assert runs["epochs"].dtype.kind == "i"
+    assert runs["nesterov"].dtype == bool
+    assert runs["data_root"].isna().all()
+    assert set(runs["schedule"]) == {"knee"}
+    assert sorted(runs["test_acc"]) == pytest.approx([0.90, 0.90, 0.91, 0.91, 0.92, 0.92])
+    assert runs["status"].tolist().count("FAILED") == 1
+    assert runs["diverged"].sum() == 1
+    assert {"explore_fraction", "seed", "epochs"} <= set(runs.attrs["params"])
+
+
+def test_pages_through_many_runs(tracking_uri, monkeypatch):
+    monkeypatch.setattr(runs_module, "_PAGE", 4)  # 10 runs: three search requests
+    log_study(tracking_uri, "paged", grid(explore_fraction=[0.5], peak_lr=[0.1], seed=range(10)))
+
+    assert sorted(load_runs("paged", tracking_uri)["seed"]) == list(range(10))
+
+
+def test_runs_without_the_sweep_params_are_left_out(tracking_uri):
+    parent = log_study(tracking_uri, "mixed", grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0]))
+    client = MlflowClient(tracking_uri)
+    stray = client.create_run(client.get_experiment_by_name("mixed").experiment_id)
+    client.log_batch(stray.info.run_id, params=[Param("lr", "0.1")])
+
+    runs = load_runs("mixed", tracking_uri)
+
+    assert len(runs) == 1
+    assert stray.info.run_id not in set(runs["run_id"])
+    assert parent not in set(runs["run_id"])
+
+
+def test_parent_run_id_keeps_one_study_of_a_shared_experiment(tracking_uri):
+    first = log_study(tracking_uri, "shared", grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0]))
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_experiment_by_name("shared").experiment_id
+    second = client.create_run(experiment_id)
+    for seed in (1, 2):
+        child = client.create_run(experiment_id, tags={"mlflow.parentRunId": second.info.run_id})
+        params = {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": seed}
+        client.log_batch(child.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    assert sorted(load_runs("shared", tracking_uri)["seed"]) == [0, 1, 2]
+    assert load_runs("shared", tracking_uri, parent_run_id=first)["seed"].tolist() == [0]
+    assert sorted(load_runs("shared", tracking_uri, second.info.run_id)["seed"]) == [1, 2]
+
+
+def test_unknown_experiment_lists_what_exists(tracking_uri):
+    log_study(tracking_uri, "exists", grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0]))
+
+    with pytest.raises(AnalysisError, match=r"no MLflow experiment named 'nope'.*exists"):
+        load_runs("nope", tracking_uri)
+
+
+def test_experiment_without_sweep_params_lists_params_found(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    run = client.create_run(client.create_experiment("other"))
+    client.log_batch(run.info.run_id, params=[Param("learning_rate", "0.1")])
+
+    with pytest.raises(AnalysisError, match=r"1 run\(s\) but none.*params found: learning_rate"):
+        load_runs("other", tracking_uri)
+
+
+def test_history_has_one_row_per_trial_and_epoch(tracking_uri):
+    trials = grid(explore_fraction=[0.0, 1.0], peak_lr=[0.1], seed=[0])
+
+    def history(trial):
+        base = trial["explore_fraction"]
+        return {"test_acc": [base + 0.1, base + 0.2, base + 0.3], "lr": [0.1, 0.1, 0.0]}
+
+    log_study(tracking_uri, "history", trials, history=history)
+
+    frame = load_history("history", tracking_uri, metrics=("test_acc", "lr"))
+
+    assert len(frame) == 6
+    for fraction, epochs in frame.groupby("explore_fraction"):
+        assert epochs["epoch"].tolist() == [1, 2, 3]
+        assert epochs["test_acc"].tolist() == pytest.approx(
+            [fraction + 0.1, fraction + 0.2, fraction + 0.3]
+        )
+        assert epochs["lr"].tolist() == pytest.approx([0.1, 0.1, 0.0])
