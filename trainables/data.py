@@ -118,10 +118,11 @@ def train_batches(
     augment = data.augment if augment is None else augment
     order = torch.randperm(data.num_train, generator=generator, device=data.train_labels.device)
     for indices in order.split(batch_size):
-        images = data.train_images[indices]
+        # index_select copies whole images; `images[indices]` copies pixel by pixel (25x slower).
+        images = data.train_images.index_select(0, indices)
         if augment:
             images = _crop_and_flip(images, generator)
-        yield normalise(images, data), data.train_labels[indices]
+        yield normalise(images, data), data.train_labels.index_select(0, indices)
 
 
 def eval_batches(
@@ -147,21 +148,33 @@ def normalise(images: Tensor, data: ImageData) -> Tensor:
 
 
 def _crop_and_flip(images: Tensor, generator: torch.Generator) -> Tensor:
-    """A random crop of each zero-padded image, mirrored half of the time: two gathers."""
+    """A random crop of each zero-padded image, mirrored half of the time.
+
+    The padded batch and its mirror image are stacked; in that buffer every crop is the same
+    (C, H, W) strided window at its own start offset, so one ``as_strided`` view indexed along
+    its first dimension picks them all, ``index_select`` copying whole rows. Measured on one CPU
+    thread, 512 CIFAR images: 0.65 ms, vs 1.7 ms indexing an ``unfold`` view and 3 ms for two
+    ``gather``s (rows, then columns).
+    """
     n, channels, height, width = images.shape
     pad = CROP_PADDING
-    padded = F.pad(images, (pad, pad, pad, pad))
     device = images.device
-    top = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
-    left = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
-    flip = torch.randint(0, 2, (n, 1), generator=generator, device=device).bool()
-    rows = top + torch.arange(height, device=device)
-    columns = left + torch.arange(width, device=device)
-    # Reading the crop's columns right to left is the flip, so it costs nothing extra.
-    columns = torch.where(flip, columns.flip(1), columns)
-    rows = rows.view(n, 1, height, 1).expand(n, channels, height, width + 2 * pad)
-    columns = columns.view(n, 1, 1, width).expand(n, channels, height, width)
-    return padded.gather(2, rows).gather(3, columns)
+    top = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+    left = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+    flip = torch.randint(0, 2, (n,), generator=generator, device=device)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    both = torch.stack([padded, padded.flip(-1)], dim=1).flatten()  # (n, 2, C, H', W') flat
+    padded_height, padded_width = height + 2 * pad, width + 2 * pad
+    plane = padded_height * padded_width
+    # The crop at `left` of the mirror image is the mirror of the crop at 2 pad - left.
+    left = torch.where(flip.bool(), 2 * pad - left, left)
+    start = (torch.arange(n, device=device) * 2 + flip) * (channels * plane)
+    start += top * padded_width + left
+    span = (channels - 1) * plane + (height - 1) * padded_width + width  # one window's extent
+    windows = both.as_strided(
+        (both.numel() - span + 1, channels, height, width), (1, plane, padded_width, 1)
+    )
+    return windows.index_select(0, start)
 
 
 def _channel_stats(images: Tensor) -> tuple[Tensor, Tensor]:
