@@ -1,4 +1,4 @@
-"""The ``knee-study`` command: run, resume and validate studies.
+"""The ``knee-study`` command: run, resume, report and validate studies.
 
 Exit status: 0 success, 1 some trials failed, 2 bad input (one line on stderr, nothing started),
 130 stopped by Ctrl-C (resume it with ``knee-study resume DIR``).
@@ -98,6 +98,57 @@ def validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def report(args: argparse.Namespace) -> int:
+    from analysis.runs import AnalysisError
+
+    if not 0 <= args.fraction <= 1:
+        raise _BadInput(f"--fraction: an explore fraction is in [0, 1], got {args.fraction}")
+    if not 0 < args.margin < 1:
+        raise _BadInput(
+            f"--margin: in accuracy units, 0 < margin < 1 (0.002 = 0.2 points), got {args.margin}"
+        )
+    parent_run_id = None
+    if args.study:
+        cfg, meta = folder.open_study(Path(args.study))
+        tracking_uri = args.tracking_uri or meta.tracking_uri
+        experiment = args.experiment or cfg.name
+        if experiment == cfg.name and tracking_uri == meta.tracking_uri:
+            parent_run_id = meta.parent_run_id  # just this study, if others share its experiment
+        out = Path(args.out or Path(args.study) / "report")
+    else:
+        tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not tracking_uri or not args.experiment:
+            raise _BadInput("report: name a study folder, or --experiment and --tracking-uri")
+        experiment = args.experiment
+        out = Path(args.out or f"report-{experiment}")
+    from study.tracking import check_tracking_uri
+
+    check_tracking_uri(tracking_uri)
+    try:
+        _write_report(experiment, tracking_uri, parent_run_id, out, args.fraction, args.margin)
+    except AnalysisError as error:
+        raise _BadInput(error) from None
+    return EXIT_OK
+
+
+def _write_report(
+    experiment: str,
+    tracking_uri: str,
+    parent_run_id: str | None,
+    out: Path,
+    fraction: float = 0.5,
+    margin: float = 0.002,
+) -> None:
+    """Load the study's runs, write the report into ``out`` and print where and the verdict."""
+    from analysis.report import verdict_line, write_report
+    from analysis.runs import load_runs
+
+    runs = load_runs(experiment, tracking_uri, parent_run_id)
+    verdict = write_report(runs, out, f"Knee study report: {experiment}", fraction, margin)
+    print(f"knee-study: report of {len(runs)} trials in {out.resolve() / 'report.html'}")
+    print(verdict_line(verdict))
+
+
 def _start_ray(address: str | None):
     """Start (or join) Ray; returns the ray and study.launch modules."""
     import ray
@@ -148,7 +199,19 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
         print(f"  {errored} trial(s) failed; their errors are under {output / 'tune'}")
     if code == EXIT_INTERRUPTED:
         print(f"  continue it:  knee-study resume {output}")
+    else:
+        _report_after_study(cfg, meta, output)
     return code
+
+
+def _report_after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
+    """The finished study's own report; a study without usable trials just says so."""
+    from analysis.runs import AnalysisError
+
+    try:
+        _write_report(cfg.name, meta.tracking_uri, meta.parent_run_id, output / "report")
+    except AnalysisError as error:
+        print(f"knee-study: no report: {error}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,6 +245,29 @@ def _parser() -> argparse.ArgumentParser:
     resume_cmd.add_argument("folder", help="the study's output folder")
     resume_cmd.add_argument("--address", help="Ray cluster to join (default: as the run did)")
     resume_cmd.set_defaults(command=resume)
+
+    report_cmd = commands.add_parser(
+        "report", help="write a study's robustness report (Markdown, HTML, CSV, PNG)"
+    )
+    report_cmd.add_argument("study", nargs="?", help="a study folder: its MLflow store and runs")
+    report_cmd.add_argument("--experiment", help="MLflow experiment (default: the study's name)")
+    report_cmd.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: the study's, or MLFLOW_TRACKING_URI)"
+    )
+    report_cmd.add_argument(
+        "--out", help="report folder (default: STUDY/report, or ./report-EXPERIMENT)"
+    )
+    report_cmd.add_argument(
+        "--margin",
+        type=float,
+        default=0.002,
+        help="how close to the best explore fraction counts as robust, in accuracy "
+        "(default 0.002 = 0.2 points)",
+    )
+    report_cmd.add_argument(
+        "--fraction", type=float, default=0.5, help="the explore fraction judged (default 0.5)"
+    )
+    report_cmd.set_defaults(command=report)
 
     validate_cmd = commands.add_parser("validate", help="check a study config, run nothing")
     add_config_args(validate_cmd)

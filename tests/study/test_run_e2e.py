@@ -43,6 +43,15 @@ def test_run_exits_zero_and_says_where_results_are(finished_study):
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
 
 
+def test_run_ends_with_its_report_and_verdict(finished_study):
+    output, proc = finished_study
+    # The sweep has 0% and 100% explore only: 50% was not swept, so no verdict but "inconclusive".
+    assert "verdict: INCONCLUSIVE: 50% explore: inconclusive" in proc.stdout
+    assert "at peak LR 0.05: not swept" in proc.stdout
+    for name in ("report.html", "report.md", "summary.csv", "accuracy_vs_explore.png"):
+        assert (output / "report" / name).is_file(), name
+
+
 def test_mlflow_has_one_finished_child_run_per_trial_with_full_histories(finished_study):
     output, _ = finished_study
     client = MlflowClient(default_tracking_uri(output))

@@ -1,0 +1,162 @@
+"""The report's figures, each a matplotlib ``Figure`` built without pyplot (no global state, no
+display needed): accuracy and sharpness against explore fraction, sharpness against accuracy, and
+an explore x peak-LR heatmap of mean accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.robustness import (
+    conditions,
+    describe,
+    explore_summary,
+    knee_trials,
+    sharpness_correlation,
+    usable,
+)
+
+LABELS = {
+    "test_acc": "test accuracy (%)",
+    "sharpness": "Keskar sharpness (% loss rise in the ε-box)",
+}
+_PERCENT = {"test_acc", "train_acc"}  # fractions shown in percent
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric in _PERCENT else 1.0
+
+
+def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5) -> Figure:
+    """Mean ``metric`` against explore fraction, one line per peak LR, 95% CI bars, every seed
+    as a faint dot, ``fraction`` marked, and a count above any fraction where seeds diverged."""
+    summary = explore_summary(runs, metric)
+    trials = knee_trials(runs)
+    keys = conditions(trials)
+    scale = _scale(metric)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    groups = list(summary.groupby(keys, sort=True))
+    for i, (key, cell) in enumerate(groups):
+        colour = f"C{i}"
+        dodge = (i - (len(groups) - 1) / 2) * 1.0  # side by side, so error bars do not overlap
+        x = cell["explore_fraction"] * 100 + dodge
+        low = (cell["mean"] - cell["ci_low"]).fillna(0) * scale
+        high = (cell["ci_high"] - cell["mean"]).fillna(0) * scale
+        ax.errorbar(
+            x,
+            cell["mean"] * scale,
+            yerr=[low, high],
+            color=colour,
+            marker="o",
+            capsize=4,
+            label=describe(keys, key),
+        )
+        seeds = trials[usable(trials, metric)].merge(cell[keys].drop_duplicates(), on=keys)
+        ax.scatter(
+            seeds["explore_fraction"] * 100 + dodge,
+            seeds[metric] * scale,
+            color=colour,
+            s=8,
+            alpha=0.45,
+            linewidths=0,
+        )
+        for _, row in cell[cell["diverged"] > 0].iterrows():
+            ax.annotate(
+                f"{row['diverged']} diverged",
+                (row["explore_fraction"] * 100, 1),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="top",
+                color=colour,
+                fontsize=8,
+            )
+    ax.axvline(fraction * 100, color="grey", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"{fraction:.0%} explore",
+        (fraction * 100, 0.02),
+        xycoords=("data", "axes fraction"),
+        rotation=90,
+        ha="right",
+        va="bottom",
+        color="grey",
+        fontsize=8,
+    )
+    seeds = int(summary["n"].max()) if len(summary) else 0
+    ax.set_title(f"{_name(metric)} vs explore fraction (mean ± 95% CI over up to {seeds} seeds)")
+    ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
+    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.legend(title="condition" if len(keys) > 1 else None)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def sharpness_accuracy_scatter(runs: pd.DataFrame) -> Figure:
+    """One dot per trial: sharpness against test accuracy, coloured by explore fraction, one
+    marker per peak LR; the title gives the Spearman correlation over all trials."""
+    good = runs[usable(runs, "sharpness") & usable(runs, "test_acc")]
+    keys = conditions(good) if len(good) else ["peak_lr"]
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    points = None
+    for marker, (key, cell) in zip("osD^v<>p*h", good.groupby(keys, sort=True), strict=False):
+        points = ax.scatter(
+            cell["sharpness"],
+            cell["test_acc"] * 100,
+            c=cell["explore_fraction"] * 100,
+            cmap="viridis",
+            vmin=0,
+            vmax=100,
+            marker=marker,
+            s=28,
+            alpha=0.8,
+            label=describe(keys, key),
+        )
+    if points is not None:
+        fig.colorbar(points, ax=ax, label="explore fraction (%)")
+        ax.legend()
+    rho = sharpness_correlation(runs).iloc[0]
+    ax.set_title(f"Sharpness vs test accuracy (Spearman ρ = {rho['rho']:.2f}, n = {rho['n']})")
+    ax.set_xlabel(LABELS["sharpness"])
+    ax.set_ylabel(LABELS["test_acc"])
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc") -> Figure:
+    """Mean ``metric`` on an explore fraction x condition (peak LR) grid, values written in."""
+    summary = explore_summary(runs, metric)
+    keys = conditions(knee_trials(runs))
+    rows = summary.apply(lambda r: describe(keys, [r[k] for k in keys]), axis=1)
+    grid = summary.assign(condition=rows).pivot_table(
+        index="condition", columns="explore_fraction", values="mean", sort=False
+    )
+    scale = _scale(metric)
+    values = grid.to_numpy() * scale
+    fig = Figure(
+        figsize=(1.2 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.8), layout="constrained"
+    )
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label=f"mean {LABELS.get(metric, metric)}")
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if image.norm(value) < 0.5 else "black",
+            )
+    ax.set_xticks(range(grid.shape[1]), [f"{f:.0%}" for f in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
+    ax.set_title(f"Mean {_name(metric).lower()} by explore fraction and peak LR")
+    return fig
+
+
+def _name(metric: str) -> str:
+    return {"test_acc": "Test accuracy", "sharpness": "Sharpness"}.get(metric, metric)
