@@ -55,7 +55,7 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
         )
         seeds = trials[usable(trials, metric)].merge(cell[keys].drop_duplicates(), on=keys)
         ax.scatter(
-            seeds["explore_fraction"] * 100 + dodge,
+            seeds["explore_fraction"] * 100 + dodge + 1.2,  # beside the bar, not under it
             seeds[metric] * scale,
             color=colour,
             s=8,

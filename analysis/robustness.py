@@ -185,7 +185,7 @@ def _decide(
         return {**row, "decision": "not robust", "reason": f"{row['diverged']} of {n_at} diverged"}
     if len(mine) < min_seeds:
         return {**row, "reason": f"{len(mine)} usable seed(s) at the fraction, need {min_seeds}"}
-    gap, low, high, test = _gap_interval(best, mine)
+    gap, low, high, test = difference_interval(best, mine)
     row.update(gap=gap, gap_low=low, gap_high=high, test=test)
     if high < margin:
         return {**row, "decision": "robust", "reason": "interval below the margin"}
@@ -194,50 +194,62 @@ def _decide(
     return {**row, "reason": "interval straddles the margin"}
 
 
-def _gap_interval(best: pd.Series, mine: pd.Series) -> tuple[float, float, float, str]:
-    """Mean of ``best - mine`` and its 90% t interval: paired by seed when the seeds match."""
-    if set(best.index) == set(mine.index):
-        diff = best - mine.reindex(best.index)
-        if np.ptp(diff) == 0:  # identical differences: no spread, the interval is the point
+def difference_interval(
+    a: pd.Series, b: pd.Series, confidence: float = 0.90
+) -> tuple[float, float, float, str]:
+    """Mean of ``a - b`` and its ``confidence`` t interval, for two samples indexed by seed:
+    paired by seed when both ran the same seeds, Welch's otherwise. Returns (difference, low,
+    high, "paired t" or "Welch t"); NaN bounds when there are too few values."""
+    if set(a.index) == set(b.index):
+        diff = a - b.reindex(a.index)
+        if len(diff) and np.ptp(diff) == 0:  # identical differences: the interval is the point
             return float(diff.mean()), float(diff.mean()), float(diff.mean()), "paired t"
-        interval = stats.ttest_rel(best, mine.reindex(best.index)).confidence_interval(0.90)
+        if len(diff) < 2:
+            return float(diff.mean()) if len(diff) else np.nan, np.nan, np.nan, "paired t"
+        interval = stats.ttest_rel(a, b.reindex(a.index)).confidence_interval(confidence)
         return float(diff.mean()), float(interval.low), float(interval.high), "paired t"
-    gap = float(best.mean() - mine.mean())
-    if best.std() == 0 and mine.std() == 0:
+    gap = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return gap, np.nan, np.nan, "Welch t"
+    if a.std() == 0 and b.std() == 0:
         return gap, gap, gap, "Welch t"
-    interval = stats.ttest_ind(best, mine, equal_var=False).confidence_interval(0.90)
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
     return gap, float(interval.low), float(interval.high), "Welch t"
 
 
 def _explain(
     status: str, table: pd.DataFrame, keys: list[str], fraction: float, margin: float, metric: str
 ) -> str:
-    name = f"{fraction:.0%} explore"
-    within = f"within {_amount(margin, metric)} of the best explore fraction"
+    name, limit = f"{fraction:.0%} explore", f"the {_amount(margin, metric, '-point')} margin"
     if table.empty:
         return f"{name}: inconclusive, no usable trials."
     if status == "robust":
         return (
-            f"{name} is robust: at each of {len(table)} {_plural(keys)} its mean {metric} is "
-            f"{within} (90% interval of the gap below the margin; {_seeds(table)})."
+            f"{name} is robust: at every {_plural(keys, 1)} ({len(table)}) its mean {metric} is "
+            f"within {_amount(margin, metric)} of the best explore fraction (90% interval of "
+            f"the gap below the margin; {_seeds(table)})."
         )
     rows = table[table["decision"] == status]
-    where = "; ".join(_where(row, keys, fraction, margin, metric) for _, row in rows.iterrows())
+    where = " and ".join(_where(row, keys, metric) for _, row in rows.iterrows())
     if status == "not robust":
-        return f"{name} is not robust: {where}."
-    return f"{name}: inconclusive, {where}; robust means {within} at every {_plural(keys, 1)}."
-
-
-def _where(row: pd.Series, keys: list[str], fraction: float, margin: float, metric: str) -> str:
-    at = describe(keys, [row[k] for k in keys])
-    if np.isnan(row["gap"]):
-        return f"at {at}: {row['reason']}"
-    gap = (
-        f"trails the best ({row['best_fraction']:.0%}) by {_amount(row['gap'], metric)} "
-        f"(90% interval {_amount(row['gap_low'], metric, unit=False)} to "
-        f"{_amount(row['gap_high'], metric)})"
+        worse = f": worse than the best fraction by more than {limit}"
+        return f"{name} is not robust {where}{worse if rows['gap'].notna().all() else ''}."
+    hint = (
+        f"an interval that straddles {limit} needs more seeds to decide"
+        if rows["gap"].notna().any()
+        else f"robust means within {_amount(margin, metric)} of the best fraction"
     )
-    return f"at {at} it {gap}, {row['reason']} of {_amount(margin, metric)}"
+    return f"{name}: inconclusive {where}; {hint}."
+
+
+def _where(row: pd.Series, keys: list[str], metric: str) -> str:
+    at = f"at {describe(keys, [row[k] for k in keys])}"
+    if np.isnan(row["gap"]):
+        return f"{at} ({row['reason']})"
+    return (
+        f"{at} (trails {row['best_fraction']:.0%} by {_amount(row['gap'], metric)}, 90% "
+        f"interval {_amount(row['gap_low'], metric, '')} to {_amount(row['gap_high'], metric, '')})"
+    )
 
 
 def describe(keys: list[str], values) -> str:
@@ -249,10 +261,10 @@ def describe(keys: list[str], values) -> str:
     )
 
 
-def _amount(value: float, metric: str, unit: bool = True) -> str:
+def _amount(value: float, metric: str, unit: str = " points") -> str:
     """Accuracies are fractions: say gaps in points (0.002 -> 0.20 points)."""
     if metric.endswith("acc"):
-        return f"{value * 100:.2f}" + (" points" if unit else "")
+        return f"{value * 100:.2f}{unit}"
     return f"{value:.4g}"
 
 

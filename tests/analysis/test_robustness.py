@@ -92,7 +92,7 @@ def test_fifty_percent_clearly_worse_at_one_peak_lr_is_not_robust():
     assert table.loc[0.1, "decision"] == "not robust"
     assert table.loc[0.1, "gap"] == pytest.approx(0.01, abs=0.0005)
     assert "peak LR 0.1" in verdict.explanation
-    assert "trails the best" in verdict.explanation
+    assert "trails 25% by 1.00 points" in verdict.explanation
 
 
 def test_a_single_seed_is_inconclusive_never_robust():
