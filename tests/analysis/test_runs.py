@@ -103,3 +103,16 @@ def test_history_has_one_row_per_trial_and_epoch(tracking_uri):
             [fraction + 0.1, fraction + 0.2, fraction + 0.3]
         )
         assert epochs["lr"].tolist() == pytest.approx([0.1, 0.1, 0.0])
+
+
+def test_analysis_never_imports_ray():
+    """Reports run where Ray is not installed or not wanted: analysis depends on pandas only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, analysis.runs, analysis.robustness, analysis.plots, analysis.report; "
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
