@@ -1,0 +1,212 @@
+"""Beyond the explore sweep: Knee against baseline schedules (the paper's Table 5), Knee at a
+shorter budget against baselines at the full one (Table 6), Knee decay shapes, and the region an
+Optuna search found best.
+
+Every difference is a mean over seeds with a 90% t interval, paired by seed when both sides ran
+the same seeds (:func:`analysis.robustness.difference_interval`), so it reads like the verdict.
+Only trials that finished without diverging are compared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.robustness import conditions, difference_interval, usable
+
+KNEE_ONLY = ("explore_fraction", "decay")  # meaningless for a baseline schedule
+
+
+def schedule_table(runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5):
+    """Per condition (peak LR, budget, ...) and schedule: seeds, mean and std of ``metric``, and
+    Knee at explore ``fraction`` minus that schedule (``knee_minus``) with its interval.
+
+    Knee's arm is labelled ``knee 50%`` (``knee 50% cosine`` when decay shapes vary too).
+    Returns an empty frame when the runs hold one schedule only.
+    """
+    arms = _arms(runs, metric, fraction)
+    keys = _keys(arms, exclude=("decay",))
+    if arms["schedule"].nunique() < 2:
+        return pd.DataFrame()
+    rows = []
+    for key, cell in arms.groupby(keys, sort=True):
+        knees = [arm for arm in cell["arm"].unique() if arm.startswith("knee")]
+        for arm, group in cell.groupby("arm", sort=False):
+            row = {**dict(zip(keys, key, strict=True)), "schedule": arm, **_stats(group, metric)}
+            if not arm.startswith("knee"):
+                for knee in knees:  # one difference per Knee arm: usually just one
+                    seeds = cell[cell["arm"] == knee].set_index("seed")[metric]
+                    diff = difference_interval(seeds, group.set_index("seed")[metric])
+                    suffix = "" if len(knees) == 1 else f" ({knee})"
+                    row.update(_diff_columns(f"knee_minus{suffix}", diff))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def budget_table(
+    runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, margin: float = 0.002
+) -> pd.DataFrame:
+    """Knee at every budget (``epochs``) against each baseline at the full (largest) budget:
+    both means, Knee minus baseline with its interval, and whether Knee at that budget
+    ``matches`` the baseline (interval above ``-margin``), ``falls short`` (below it) or is
+    ``unclear``. Empty when the runs sweep no budget or hold no baseline."""
+    if "epochs" not in runs or runs["epochs"].nunique() < 2:
+        return pd.DataFrame()
+    arms = _arms(runs, metric, fraction)
+    keys = _keys(arms, exclude=("decay", "epochs"))
+    rows = []
+    for key, cell in arms.groupby(keys, sort=True):
+        full = cell["epochs"].max()
+        baselines = cell[~cell["arm"].str.startswith("knee") & (cell["epochs"] == full)]
+        knees = cell[cell["arm"].str.startswith("knee")]
+        for (knee, epochs), ours in knees.groupby(["arm", "epochs"], sort=True):
+            for baseline, theirs in baselines.groupby("arm", sort=True):
+                diff = difference_interval(
+                    ours.set_index("seed")[metric], theirs.set_index("seed")[metric]
+                )
+                rows.append(
+                    {
+                        **dict(zip(keys, key, strict=True)),
+                        "knee": knee,
+                        "knee_epochs": int(epochs),
+                        "knee_mean": ours[metric].mean(),
+                        "baseline": baseline,
+                        "baseline_epochs": int(full),
+                        "baseline_mean": theirs[metric].mean(),
+                        **_diff_columns("knee_minus", diff),
+                        "decision": _match(diff, margin),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def decay_table(
+    runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, reference: str = "linear"
+) -> pd.DataFrame:
+    """Knee at explore ``fraction`` per decay shape: seeds, mean, std, and the shape minus
+    ``reference`` (the paper's linear decay) with its interval. Empty unless decay varies."""
+    knee = _arms(runs, metric, fraction)
+    knee = knee[knee["schedule"] == "knee"]
+    if "decay" not in knee or knee["decay"].nunique() < 2:
+        return pd.DataFrame()
+    keys = _keys(knee, exclude=("decay",))
+    rows = []
+    for key, cell in knee.groupby(keys, sort=True):
+        base = cell[cell["decay"] == reference].set_index("seed")[metric]
+        for decay, group in cell.groupby("decay", sort=True):
+            row = {**dict(zip(keys, key, strict=True)), "decay": decay, **_stats(group, metric)}
+            if decay != reference and len(base):
+                diff = difference_interval(group.set_index("seed")[metric], base)
+                row.update(_diff_columns(f"minus_{reference}", diff))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def is_search(runs: pd.DataFrame) -> bool:
+    """Whether the Knee trials come from a search (every peak LR has its own explore fraction)
+    rather than a grid (each peak LR crossed with the same explore fractions)."""
+    knee = runs[runs["schedule"] == "knee"] if "schedule" in runs else runs
+    points = knee.groupby("peak_lr")["explore_fraction"].nunique()
+    return len(points) > 3 and points.max() == 1
+
+
+def search_summary(
+    runs: pd.DataFrame,
+    metric: str = "test_acc",
+    fraction: float = 0.5,
+    window: float = 0.1,
+    margin: float = 0.002,
+) -> tuple[pd.DataFrame, dict]:
+    """The points a search tried, best first (explore fraction, peak LR, seeds, mean, std), and
+    a summary: the best point, the best region (the ranges spanned by the top quarter of the
+    points), and how flat accuracy is around ``fraction``: the best point within ``window`` of it
+    against the best point overall, their difference's interval and the decision against
+    ``margin`` as in the verdict (robust / not robust / inconclusive)."""
+    good = runs[usable(runs, metric)]
+    good = good[good["schedule"] == "knee"] if "schedule" in good else good
+    points = (
+        good.groupby(["explore_fraction", "peak_lr"])[metric]
+        .agg(n="size", mean="mean", std="std")
+        .reset_index()
+        .sort_values("mean", ascending=False, ignore_index=True)
+    )
+    if points.empty:
+        return points, {}
+    top = points.head(max(1, len(points) // 4))
+    best = points.iloc[0]
+    summary = {
+        "points": len(points),
+        "best_explore": best["explore_fraction"],
+        "best_peak_lr": best["peak_lr"],
+        "best_mean": best["mean"],
+        "region_explore": (top["explore_fraction"].min(), top["explore_fraction"].max()),
+        "region_peak_lr": (top["peak_lr"].min(), top["peak_lr"].max()),
+        "region_points": len(top),
+    }
+    near = points[(points["explore_fraction"] - fraction).abs() <= window + 1e-12]
+    if near.empty:
+        return points, {**summary, "decision": "inconclusive", "reason": "no point near"}
+    close = near.iloc[0]
+
+    def seeds(point: pd.Series) -> pd.Series:
+        at = (good["explore_fraction"] == point["explore_fraction"]) & (
+            good["peak_lr"] == point["peak_lr"]
+        )
+        return good[at].set_index("seed")[metric]
+
+    gap, low, high, test = difference_interval(seeds(best), seeds(close))
+    if np.isnan(high) or min(best["n"], close["n"]) < 3:
+        decision = "inconclusive"
+    else:
+        decision = "robust" if high < margin else "not robust" if low > margin else "inconclusive"
+    return points, {
+        **summary,
+        "near_explore": close["explore_fraction"],
+        "near_peak_lr": close["peak_lr"],
+        "near_mean": close["mean"],
+        "gap": gap,
+        "gap_low": low,
+        "gap_high": high,
+        "test": test,
+        "decision": decision,
+    }
+
+
+def _arms(runs: pd.DataFrame, metric: str, fraction: float) -> pd.DataFrame:
+    """Usable trials of Knee at ``fraction`` and of every baseline, one row per seed, with an
+    ``arm`` label. A baseline that an older grid crossed with explore fractions (the same
+    computation repeated) counts once per seed."""
+    good = runs[usable(runs, metric)]
+    knee = good[(good["schedule"] == "knee") & np.isclose(good["explore_fraction"], fraction)]
+    baselines = good[good["schedule"] != "knee"]
+    keys = [k for k in conditions(good) if k not in KNEE_ONLY] if len(good) else []
+    baselines = baselines.drop_duplicates([*keys, "schedule", "seed"])
+    label = f"knee {fraction:.0%}"
+    decays = knee["decay"].nunique() > 1 if "decay" in knee else False
+    knee = knee.assign(arm=label + (" " + knee["decay"].astype(str) if decays else ""))
+    arms = pd.concat([knee, baselines.assign(arm=baselines["schedule"])], ignore_index=True)
+    arms.attrs = runs.attrs  # the param list, for conditions()
+    return arms
+
+
+def _keys(arms: pd.DataFrame, exclude: tuple[str, ...]) -> list[str]:
+    if arms.empty:
+        return ["peak_lr"]
+    return [k for k in conditions(arms) if k not in exclude and k not in KNEE_ONLY]
+
+
+def _stats(group: pd.DataFrame, metric: str) -> dict:
+    values = group[metric]
+    return {"n": len(values), "mean": values.mean(), "std": values.std(ddof=1)}
+
+
+def _diff_columns(name: str, diff: tuple[float, float, float, str]) -> dict:
+    value, low, high, test = diff
+    return {name: value, f"{name}_low": low, f"{name}_high": high, f"{name}_test": test}
+
+
+def _match(diff: tuple[float, float, float, str], margin: float) -> str:
+    _, low, high, _ = diff
+    if np.isnan(low):
+        return "unclear"
+    return "matches" if low > -margin else "falls short" if high < -margin else "unclear"

@@ -1,0 +1,128 @@
+"""Schedule, budget, decay and search comparisons against differences built into the data."""
+
+import pandas as pd
+import pytest
+
+from analysis.comparisons import (
+    budget_table,
+    decay_table,
+    is_search,
+    schedule_table,
+    search_summary,
+)
+
+SEEDS = range(4)
+SEED_EFFECT = (0.000, 0.003, -0.002, 0.001)  # shared by every arm: pairing removes it
+
+
+def frame(rows: list[dict], params: list[str]) -> pd.DataFrame:
+    runs = pd.DataFrame(rows).assign(status="FINISHED", diverged=False)
+    runs.attrs["params"] = ["explore_fraction", "peak_lr", "seed", "schedule", *params]
+    return runs
+
+
+def trial(schedule: str, accuracy: float, seed: int, **params) -> dict:
+    row = {"schedule": schedule, "peak_lr": 0.1, "seed": seed, **params}
+    row.setdefault("explore_fraction", 0.5 if schedule == "knee" else float("nan"))
+    return {**row, "test_acc": accuracy + SEED_EFFECT[seed]}
+
+
+def test_schedule_table_gives_knee_minus_each_baseline():
+    means = {"knee": 0.980, "cosine": 0.975, "linear": 0.981}
+    rows = [trial(s, acc, seed) for s, acc in means.items() for seed in SEEDS]
+    rows += [trial("knee", 0.9, seed, explore_fraction=0.0) for seed in SEEDS]  # not the 50% arm
+
+    table = schedule_table(frame(rows, [])).set_index("schedule")
+
+    assert set(table.index) == {"knee 50%", "cosine", "linear"}
+    assert table.loc["knee 50%", "mean"] == pytest.approx(0.980 + sum(SEED_EFFECT) / 4)
+    assert table.loc["cosine", "knee_minus"] == pytest.approx(0.005)
+    assert table.loc["linear", "knee_minus"] == pytest.approx(-0.001)
+    # Same seeds, the same effect per seed: paired differences have no spread.
+    assert table.loc["cosine", "knee_minus_low"] == pytest.approx(0.005)
+    assert table.loc["cosine", "knee_minus_test"] == "paired t"
+    assert (table["n"] == 4).all()
+
+
+def test_a_baseline_repeated_over_explore_fractions_counts_once_per_seed():
+    rows = [trial("knee", 0.98, seed) for seed in SEEDS]
+    rows += [
+        trial("cosine", 0.97, seed, explore_fraction=f) for f in (0.0, 0.5, 1.0) for seed in SEEDS
+    ]
+
+    table = schedule_table(frame(rows, [])).set_index("schedule")
+
+    assert table.loc["cosine", "n"] == 4
+
+
+def test_one_schedule_gives_no_schedule_table():
+    assert schedule_table(frame([trial("knee", 0.98, s) for s in SEEDS], [])).empty
+
+
+def test_budget_table_compares_short_knee_with_full_baselines():
+    rows = [trial("knee", 0.979, s, epochs=10) for s in SEEDS]
+    rows += [trial("knee", 0.981, s, epochs=20) for s in SEEDS]
+    rows += [trial("cosine", 0.980, s, epochs=e) for s in SEEDS for e in (10, 20)]
+    rows += [trial("linear", 0.985, s, epochs=20) for s in SEEDS]
+
+    table = budget_table(frame(rows, ["epochs"]), margin=0.002)
+    short = table[table["knee_epochs"] == 10].set_index("baseline")
+
+    assert set(table["baseline_epochs"]) == {20}  # baselines at the full budget only
+    assert short.loc["cosine", "knee_minus"] == pytest.approx(-0.001)
+    assert short.loc["cosine", "decision"] == "matches"  # -0.1 points, within the margin
+    assert short.loc["linear", "knee_minus"] == pytest.approx(-0.006)
+    assert short.loc["linear", "decision"] == "falls short"
+    assert len(table) == 4  # knee at 10 and 20 epochs x cosine and linear
+
+
+def test_budget_table_needs_a_swept_budget():
+    rows = [trial(s, 0.98, seed, epochs=20) for s in ("knee", "cosine") for seed in SEEDS]
+    assert budget_table(frame(rows, ["epochs"])).empty
+
+
+def test_decay_table_against_linear():
+    shapes = {"linear": 0.980, "cosine": 0.981, "1-sqrt": 0.978}
+    rows = [trial("knee", acc, seed, decay=d) for d, acc in shapes.items() for seed in SEEDS]
+
+    table = decay_table(frame(rows, ["decay"])).set_index("decay")
+
+    assert table.loc["cosine", "minus_linear"] == pytest.approx(0.001)
+    assert table.loc["1-sqrt", "minus_linear"] == pytest.approx(-0.002)
+    assert pd.isna(table.loc["linear"].get("minus_linear"))
+    assert (table["n"] == 4).all()
+
+
+def test_search_summary_finds_the_best_region_and_judges_the_point_near_half():
+    # Accuracy peaks at explore 0.6: 0.98 - 0.05 (f - 0.6)^2, the same at every peak LR.
+    points = [(0.05, 0.1), (0.2, 0.05), (0.45, 0.08), (0.57, 0.12), (0.62, 0.2), (0.9, 0.03)]
+    points += [(0.3, 0.07), (0.75, 0.09)]
+    rows = [
+        trial("knee", 0.98 - 0.05 * (f - 0.6) ** 2, seed, explore_fraction=f, peak_lr=lr)
+        for f, lr in points
+        for seed in SEEDS
+    ]
+    runs = frame(rows, [])
+
+    table, summary = search_summary(runs, window=0.1, margin=0.002)
+
+    assert is_search(runs)
+    assert summary["points"] == 8
+    assert summary["best_explore"] == 0.62
+    assert summary["region_points"] == 2
+    assert summary["region_explore"] == (0.57, 0.62)
+    assert summary["region_peak_lr"] == (0.12, 0.2)
+    assert summary["near_explore"] == 0.57  # the best point within 0.1 of 50%
+    assert summary["gap"] == pytest.approx(0.05 * (0.03**2 - 0.02**2))
+    assert summary["decision"] == "robust"
+    assert table["mean"].is_monotonic_decreasing
+
+
+def test_a_grid_is_not_a_search():
+    rows = [
+        trial("knee", 0.98, s, explore_fraction=f, peak_lr=lr)
+        for f in (0.0, 0.5)
+        for lr in (0.05, 0.1, 0.2, 0.4)
+        for s in SEEDS
+    ]
+    assert not is_search(frame(rows, []))
