@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.robustness import conditions, difference_interval, usable
+from analysis.robustness import Verdict, conditions, difference_interval, usable
 
 KNEE_ONLY = ("explore_fraction", "decay")  # meaningless for a baseline schedule
 
@@ -210,3 +210,38 @@ def _match(diff: tuple[float, float, float, str], margin: float) -> str:
     if np.isnan(low):
         return "unclear"
     return "matches" if low > -margin else "falls short" if high < -margin else "unclear"
+
+
+def search_verdict(
+    runs: pd.DataFrame,
+    fraction: float = 0.5,
+    margin: float = 0.002,
+    metric: str = "test_acc",
+    window: float = 0.1,
+) -> Verdict:
+    """The verdict for a search study, where no two points share an explore fraction: is the
+    best point within ``window`` of ``fraction`` within ``margin`` of the best point found?"""
+    points, found = search_summary(runs, metric, fraction, window, margin)
+    name = f"{fraction:.0%} explore"
+    if not found or "gap" not in found:
+        why = "no usable trials" if not found else f"no point within {window:.0%} of it"
+        return Verdict(
+            "inconclusive", points, f"{name}: inconclusive, {why}.", fraction, margin, metric
+        )
+    status = found["decision"]
+    near = f"explore {found['near_explore']:.0%}, peak LR {found['near_peak_lr']:.3g}"
+    best = f"explore {found['best_explore']:.0%}, peak LR {found['best_peak_lr']:.3g}"
+    gap = (
+        f"by {found['gap'] * 100:.2f} points (90% interval {found['gap_low'] * 100:.2f} to "
+        f"{found['gap_high'] * 100:.2f})"
+    )
+    lead = {
+        "robust": f"{name} is robust in this search",
+        "not robust": f"{name} is not robust in this search",
+        "inconclusive": f"{name}: inconclusive in this search",
+    }[status]
+    explanation = (
+        f"{lead}: the best point near it ({near}) trails the best point found ({best}) {gap}, "
+        f"against a {margin * 100:.2f}-point margin."
+    )
+    return Verdict(status, points, explanation, fraction, margin, metric)

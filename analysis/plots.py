@@ -160,3 +160,43 @@ def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc") -> Figure:
 
 def _name(metric: str) -> str:
     return {"test_acc": "Test accuracy", "sharpness": "Sharpness"}.get(metric, metric)
+
+
+def search_landscape(
+    points: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, window: float = 0.1
+) -> Figure:
+    """The points a search tried (``search_summary``'s table): explore fraction against peak LR,
+    coloured by mean ``metric`` over seeds, the best one starred, the band around ``fraction``
+    shaded."""
+    scale = _scale(metric)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.axvspan((fraction - window) * 100, (fraction + window) * 100, color="grey", alpha=0.12)
+    dots = ax.scatter(
+        points["explore_fraction"] * 100,
+        points["peak_lr"],
+        c=points["mean"] * scale,
+        cmap="viridis",
+        s=40,
+        edgecolors="black",
+        linewidths=0.3,
+    )
+    best = points.iloc[0]
+    ax.scatter(
+        best["explore_fraction"] * 100,
+        best["peak_lr"],
+        marker="*",
+        s=300,
+        facecolors="none",
+        edgecolors="red",
+        label="best point",
+    )
+    fig.colorbar(dots, ax=ax, label=f"mean {LABELS.get(metric, metric)}")
+    ax.set_yscale("log")
+    ax.set_xlim(-3, 103)
+    ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
+    ax.set_ylabel("peak LR (log scale)")
+    ax.set_title(f"Search: {len(points)} points, shaded: {fraction:.0%} ± {window:.0%} explore")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from analysis import plots
+from analysis import comparisons, plots
 from analysis.robustness import (
     Verdict,
     conditions,
@@ -47,6 +48,7 @@ METHOD = (
 class _Figure:
     file: str
     alt: str
+    figure: Figure
 
 
 Block = str | pd.DataFrame | _Figure  # a paragraph ("## " starts a heading), a table, a figure
@@ -60,29 +62,43 @@ def write_report(
     margin: float = 0.002,
 ) -> Verdict:
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
-    (created if needed); returns the verdict."""
+    (created if needed); returns the verdict.
+
+    A grid over explore fractions gets the explore-fraction verdict; a search (every point its
+    own explore fraction) gets the search verdict: is the best point near ``fraction`` within
+    ``margin`` of the best point found. Sections on schedules, budgets and decay shapes appear
+    when the study swept them.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    verdict = robustness_verdict(runs, fraction=fraction, margin=margin)
+    search = comparisons.is_search(runs)
+    if search:
+        verdict = comparisons.search_verdict(runs, fraction, margin)
+    else:
+        verdict = robustness_verdict(runs, fraction=fraction, margin=margin)
     runs.to_csv(out / "runs.csv", index=False)
     _summary_table(runs).to_csv(out / "summary.csv", index=False)
-    figures = {
-        "accuracy_vs_explore.png": plots.explore_curve(runs, "test_acc", fraction),
-        "sharpness_vs_explore.png": plots.explore_curve(runs, "sharpness", fraction),
-        "sharpness_vs_accuracy.png": plots.sharpness_accuracy_scatter(runs),
-        "accuracy_heatmap.png": plots.explore_heatmap(runs, "test_acc"),
-    }
-    has_sharpness = "sharpness" in runs and runs["sharpness"].notna().any()
-    for name, figure in figures.items():
-        if has_sharpness or "sharpness" not in name:
-            figure.savefig(out / name, dpi=120)
-    blocks = _blocks(runs, verdict, title, has_sharpness)
+    blocks = [
+        f"# {title}",
+        f"**Verdict: {verdict.status}.** {verdict.explanation}",
+        f"Margin: {verdict.margin * 100:.2f} accuracy points. {METHOD}",
+        _trial_counts(runs) + " " + _resolution(runs),
+        *(_search_section(runs, verdict) if search else _explore_sections(runs, verdict)),
+        *_comparison_sections(runs, fraction, margin),
+        *_sharpness_sections(runs, fraction, search),
+        *_left_out_section(runs),
+        "Files: summary.csv (per condition and explore fraction), runs.csv (one row per "
+        "trial), the PNG figures.",
+    ]
+    for block in blocks:
+        if isinstance(block, _Figure):
+            block.figure.savefig(out / block.file, dpi=120)
     (out / "report.md").write_text(_markdown(blocks))
     (out / "report.html").write_text(_html(blocks, title, out))
     return verdict
 
 
 def verdict_line(verdict: Verdict) -> str:
-    """The one line a terminal shows: ``verdict: robust: 50% explore is robust: ...``."""
+    """The one line a terminal shows: ``verdict: ROBUST: 50% explore is robust: ...``."""
     return f"verdict: {verdict.status.upper()}: {verdict.explanation}"
 
 
@@ -94,48 +110,124 @@ def _summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, axis=1).reset_index()
 
 
-def _blocks(runs: pd.DataFrame, verdict: Verdict, title: str, has_sharpness: bool) -> list[Block]:
+def _explore_sections(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
     keys = conditions(knee_trials(runs))
-    blocks: list[Block] = [
-        f"# {title}",
-        f"**Verdict: {verdict.status}.** {verdict.explanation}",
-        f"Margin: {verdict.margin * 100:.2f} accuracy points. {METHOD}",
-        _trial_counts(runs) + " " + _resolution(runs),
-        verdict.table.pipe(_verdict_view, keys),
+    return [
+        _verdict_view(verdict.table, keys),
         "## Accuracy against explore fraction",
-        _Figure("accuracy_vs_explore.png", "test accuracy vs explore fraction"),
+        _Figure(
+            "accuracy_vs_explore.png",
+            "test accuracy vs explore fraction",
+            plots.explore_curve(runs, "test_acc", verdict.fraction),
+        ),
+        "Test accuracy in percent: mean ± 95% CI half-width over seeds (n usable seeds).",
         _cells(explore_summary(runs, "test_acc"), keys, 100, 2),
         "## How much the explore fraction matters",
         "Range: best minus worst explore fraction's mean test accuracy, in points.",
         _sensitivity_view(explore_sensitivity(runs), keys),
-        _Figure("accuracy_heatmap.png", "mean accuracy by explore fraction and peak LR"),
+        _Figure(
+            "accuracy_heatmap.png",
+            "mean accuracy by explore fraction and peak LR",
+            plots.explore_heatmap(runs, "test_acc"),
+        ),
     ]
-    if has_sharpness:
-        correlation = sharpness_correlation(runs).round({"rho": 3, "p_value": 4})
+
+
+def _search_section(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
+    points, found = comparisons.search_summary(runs, fraction=verdict.fraction)
+    if not found:
+        return []
+    low, high = found["region_explore"]
+    lr_low, lr_high = found["region_peak_lr"]
+    top = points.head(10).assign(
+        explore=points["explore_fraction"].map(_percent),
+        mean=(points["mean"] * 100).round(2),
+        std=(points["std"] * 100).round(2),
+    )
+    return [
+        "## Search",
+        f"{found['points']} points, each run over every seed. The best quarter "
+        f"({found['region_points']} points) spans explore {low:.0%} to {high:.0%} and peak LR "
+        f"{lr_low:.3g} to {lr_high:.3g}; the best point: explore {found['best_explore']:.0%}, "
+        f"peak LR {found['best_peak_lr']:.3g}, {found['best_mean'] * 100:.2f}%.",
+        _Figure(
+            "search_landscape.png",
+            "search points: explore fraction vs peak LR",
+            plots.search_landscape(points, fraction=verdict.fraction),
+        ),
+        "The ten best points (mean and std of test accuracy over seeds, in percent):",
+        top[["explore", "peak_lr", "n", "mean", "std"]],
+    ]
+
+
+def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> list[Block]:
+    blocks: list[Block] = []
+    schedules = comparisons.schedule_table(runs, fraction=fraction)
+    if len(schedules):
+        blocks += [
+            "## Knee against baseline schedules",
+            f"Test accuracy per schedule (Knee at {fraction:.0%} explore), mean ± std over "
+            "seeds in percent, and Knee minus each baseline in points with its 90% interval "
+            "(positive: Knee is better).",
+            _difference_view(schedules, "knee_minus"),
+        ]
+    budgets = comparisons.budget_table(runs, fraction=fraction, margin=margin)
+    if len(budgets):
+        blocks += [
+            "## Training budget",
+            "Does Knee at a shorter budget match a baseline at the full budget? Knee minus "
+            f"baseline in points, 90% interval; *matches* when the interval lies above "
+            f"-{margin * 100:.2f} points, *falls short* when below it.",
+            _budget_view(budgets),
+        ]
+    decays = comparisons.decay_table(runs, fraction=fraction)
+    if len(decays):
+        blocks += [
+            "## Decay shape of the exploit phase",
+            f"Knee at {fraction:.0%} explore per decay shape; each shape minus linear (the "
+            "paper's) in points with its 90% interval.",
+            _difference_view(decays, "minus_linear"),
+        ]
+    return blocks
+
+
+def _sharpness_sections(runs: pd.DataFrame, fraction: float, search: bool) -> list[Block]:
+    if "sharpness" not in runs or runs["sharpness"].isna().all():
+        return []
+    blocks: list[Block] = []
+    if not search:
         blocks += [
             "## Sharpness against explore fraction",
             "Keskar sharpness of the final weights: the largest loss rise in a small box "
-            "around them, in percent (lower is flatter).",
-            _Figure("sharpness_vs_explore.png", "sharpness vs explore fraction"),
-            _cells(explore_summary(runs, "sharpness"), keys, 1, 3),
-            "## Sharpness and accuracy",
-            "Spearman rank correlation of sharpness with test accuracy (negative: flatter "
-            "minima generalise better).",
-            correlation,
-            _Figure("sharpness_vs_accuracy.png", "sharpness vs test accuracy"),
+            "around them, in percent (lower is flatter); mean ± 95% CI half-width (n).",
+            _Figure(
+                "sharpness_vs_explore.png",
+                "sharpness vs explore fraction",
+                plots.explore_curve(runs, "sharpness", fraction),
+            ),
+            _cells(explore_summary(runs, "sharpness"), conditions(knee_trials(runs)), 1, 3),
         ]
+    return [
+        *blocks,
+        "## Sharpness and accuracy",
+        "Spearman rank correlation of sharpness with test accuracy (negative: flatter minima "
+        "generalise better).",
+        sharpness_correlation(runs).round({"rho": 3, "p_value": 4}),
+        _Figure(
+            "sharpness_vs_accuracy.png",
+            "sharpness vs test accuracy",
+            plots.sharpness_accuracy_scatter(runs),
+        ),
+    ]
+
+
+def _left_out_section(runs: pd.DataFrame) -> list[Block]:
     unusable = runs[(runs["status"] != "FINISHED") | runs["diverged"]]
-    if len(unusable):
-        columns = [c for c in ("run_id", *keys, "explore_fraction", "seed", "status") if c in runs]
-        blocks += [
-            "## Trials left out of the means",
-            unusable[[*columns, "diverged"]],
-        ]
-    blocks.append(
-        "Files: summary.csv (per condition and fraction), runs.csv (one row per trial), "
-        "the PNG figures."
-    )
-    return blocks
+    if unusable.empty:
+        return []
+    keys = conditions(knee_trials(runs))
+    columns = [c for c in ("run_id", "schedule", *keys, "explore_fraction", "seed") if c in runs]
+    return ["## Trials left out of the means", unusable[[*columns, "status", "diverged"]]]
 
 
 def _trial_counts(runs: pd.DataFrame) -> str:
@@ -181,6 +273,52 @@ def _verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         for decision, reason in zip(table["decision"], table["reason"], strict=True)
     ]
     return view
+
+
+def _difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Means as ``mean ± std (n)`` in percent and a difference column with its interval."""
+    label = {"knee_minus": "Knee minus (points)", "minus_linear": "minus linear (points)"}[name]
+    view = table.drop(columns=[c for c in table if c.startswith(name)] + ["n", "mean", "std"])
+    view["test accuracy (%)"] = [
+        f"{m * 100:.2f} ± {s * 100:.2f} (n={n})" if n > 1 else f"{m * 100:.2f} (n={n})"
+        for m, s, n in zip(table["mean"], table["std"], table["n"], strict=True)
+    ]
+    columns = [c for c in table if c.startswith(name) and c.endswith("_low")]
+    for low_column in columns:
+        base = low_column.removesuffix("_low")
+        suffix = base.removeprefix(name)
+        view[label + suffix] = [
+            "" if pd.isna(d) else f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
+            for d, lo, hi in zip(table[base], table[low_column], table[f"{base}_high"], strict=True)
+        ]
+    return view
+
+
+def _budget_view(table: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in table if c not in _BUDGET_COLUMNS and not c.startswith("knee_minus")]
+    view = table[keys].copy()
+    view["Knee"] = [
+        f"{k} {e} epochs" for k, e in zip(table["knee"], table["knee_epochs"], strict=True)
+    ]
+    view["Knee (%)"] = (table["knee_mean"] * 100).round(2)
+    view["baseline"] = [
+        f"{b} {e} epochs" for b, e in zip(table["baseline"], table["baseline_epochs"], strict=True)
+    ]
+    view["baseline (%)"] = (table["baseline_mean"] * 100).round(2)
+    view["Knee minus (points)"] = [
+        f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
+        for d, lo, hi in zip(
+            table["knee_minus"], table["knee_minus_low"], table["knee_minus_high"], strict=True
+        )
+    ]
+    view["decision"] = table["decision"]
+    return view
+
+
+_BUDGET_COLUMNS = {
+    *("knee", "knee_epochs", "knee_mean", "baseline", "baseline_epochs", "baseline_mean"),
+    "decision",
+}
 
 
 def _cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) -> pd.DataFrame:

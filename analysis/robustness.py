@@ -16,10 +16,10 @@ tests (TOST) equivalence procedure at the 5% level:
 * lower end above ``margin``  -> not robust: it is worse than the best by more than ``margin``;
 * otherwise                   -> inconclusive: more seeds would decide it.
 
-Fewer than ``min_seeds`` seeds, the fraction not swept, or no usable trials give
-"inconclusive", never a false "robust"; any diverged seed at the fraction (while the best ran
-clean) gives "not robust". Overall: robust only when robust at every condition, not robust when
-not robust at any.
+Fewer than ``min_seeds`` seeds, the fraction not swept, a single fraction with enough seeds, or
+no usable trials give "inconclusive", never a false "robust"; any diverged seed at the fraction
+(while the best ran clean) gives "not robust". Overall: robust only when robust at every
+condition, not robust when not robust at any.
 """
 
 from __future__ import annotations
@@ -174,6 +174,8 @@ def _decide(
     enough = means[counts >= min_seeds]
     if enough.empty:
         return {**row, "reason": f"fewer than {min_seeds} usable seeds per fraction"}
+    if len(enough) < 2:  # 50% against itself proves nothing
+        return {**row, "reason": "one explore fraction only, nothing to compare"}
     best_fraction = float(enough.idxmax())
     best = good[good["explore_fraction"] == best_fraction].set_index("seed")[metric]
     mine = good[np.isclose(good["explore_fraction"], fraction)].set_index("seed")[metric]

@@ -10,6 +10,7 @@ from analysis.comparisons import (
     schedule_table,
     search_summary,
 )
+from analysis.report import write_report
 
 SEEDS = range(4)
 SEED_EFFECT = (0.000, 0.003, -0.002, 0.001)  # shared by every arm: pairing removes it
@@ -126,3 +127,38 @@ def test_a_grid_is_not_a_search():
         for s in SEEDS
     ]
     assert not is_search(frame(rows, []))
+
+
+def test_report_has_a_section_per_swept_axis(tmp_path):
+    rows = [trial("knee", 0.980, s, epochs=e, decay="linear") for s in SEEDS for e in (10, 20)]
+    rows += [trial("knee", 0.981, s, epochs=e, decay="cosine") for s in SEEDS for e in (10, 20)]
+    rows += [trial("cosine", 0.975, s, epochs=e, decay=None) for s in SEEDS for e in (10, 20)]
+    runs = frame(rows, ["epochs", "decay"])
+
+    write_report(runs, tmp_path, "axes")
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Knee against baseline schedules" in markdown
+    assert "+0.50 (+0.50 to +0.50)" in markdown  # knee 50% linear minus cosine, paired
+    assert "## Training budget" in markdown
+    assert "cosine 20 epochs" in markdown
+    assert "## Decay shape of the exploit phase" in markdown
+    assert "+0.10 (+0.10 to +0.10)" in markdown  # cosine decay minus linear decay
+
+
+def test_a_search_report_judges_the_point_near_half(tmp_path):
+    points = [(0.05, 0.1), (0.2, 0.05), (0.45, 0.08), (0.57, 0.12), (0.62, 0.2), (0.9, 0.03)]
+    rows = [
+        trial("knee", 0.98 - 0.05 * (f - 0.6) ** 2, seed, explore_fraction=f, peak_lr=lr)
+        for f, lr in points
+        for seed in SEEDS
+    ]
+
+    verdict = write_report(frame(rows, []), tmp_path, "search")
+
+    assert verdict.status == "robust"
+    assert verdict.explanation.startswith("50% explore is robust in this search")
+    assert "explore 57%, peak LR 0.12" in verdict.explanation
+    assert (tmp_path / "search_landscape.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "accuracy_vs_explore.png").exists()  # no grid, no explore curve
+    assert "## Search" in (tmp_path / "report.md").read_text()

@@ -102,6 +102,13 @@ def test_a_single_seed_is_inconclusive_never_robust():
     assert "fewer than 3 usable seeds" in verdict.explanation
 
 
+def test_a_single_swept_fraction_is_inconclusive():
+    verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s), fractions=(0.5,)))
+
+    assert verdict.status == "inconclusive"
+    assert set(verdict.table["reason"]) == {"one explore fraction only, nothing to compare"}
+
+
 def test_a_fraction_that_was_not_swept_is_inconclusive():
     verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s), fractions=(0.0, 1.0)))
 
