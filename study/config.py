@@ -9,6 +9,7 @@ equal to 1, got 1.5``). The pydantic models below are the reference for every ke
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -36,7 +37,11 @@ from trainables.models import MODEL_NAMES
 from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
 from trainables.train import OPTIMIZER_NAMES
 
-DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
+DEFAULT_CONFIG = "digits_quick.yaml"
+KNEE_ONLY = (
+    "explore_fraction",
+    "decay",
+)  # sweep axes a baseline schedule does not use  # in the packaged configs/ folder
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +109,25 @@ class Train(_Section):
 
 
 class Sweep(_Section):
-    """The grid: every combination of these values is one trial."""
+    """The grid: every combination of these values is one trial, except that a baseline schedule
+    runs once per combination of the axes it uses (explore fraction and decay are Knee's own).
+
+    With ``tune.search: optuna``, ``explore_fraction`` and ``peak_lr`` are each the ``[low,
+    high]`` range searched (uniform and log-uniform) and every suggestion runs every seed.
+    """
 
     explore_fraction: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1)
     peak_lr: list[PositiveFloat] = Field(min_length=1)
     seed: list[NonNegativeInt] = Field(min_length=1)
     schedule: list[Literal[SCHEDULE_NAMES]] = Field(["knee"], min_length=1)
+    epochs: list[PositiveInt] | None = Field(None, min_length=1)  # budgets; None: train.epochs
+    decay: list[Literal[DECAY_SHAPES]] | None = Field(None, min_length=1)  # None: train.decay
 
-    @field_validator("explore_fraction", "peak_lr", "seed", "schedule")
+    @field_validator("explore_fraction", "peak_lr", "seed", "schedule", "epochs", "decay")
     @classmethod
-    def _distinct(cls, values: list) -> list:
+    def _distinct(cls, values: list | None) -> list | None:
         # A repeated value would silently run the same trial twice and weigh it double.
-        if len(set(values)) != len(values):
+        if values is not None and len(set(values)) != len(values):
             raise ValueError("values must be distinct")
         return values
 
@@ -141,6 +153,8 @@ class Resources(_Section):
 
 
 class Tune(_Section):
+    search: Literal["grid", "optuna"] = "grid"
+    num_samples: PositiveInt | None = None  # optuna: suggestions, each run over every seed
     scheduler: Literal["fifo", "asha"] = "fifo"
     grace_period: PositiveInt | None = None  # epochs; required with asha
     max_failures: NonNegativeInt = 2  # retries of a trial from its last checkpoint
@@ -162,6 +176,8 @@ class StudyConfig(_Section):
     @model_validator(mode="after")
     def _cross_section_rules(self) -> StudyConfig:
         # Errors raised here have no location of their own: each message names its keys.
+        if self.tune.search == "optuna":
+            self._check_search()
         warmup, longest = self.train.warmup_fraction, max(self.sweep.explore_fraction)
         if warmup + longest > 1 + 1e-9:  # the schedule's own tolerance for float sums
             raise ValueError(
@@ -169,7 +185,7 @@ class StudyConfig(_Section):
                 f"<= 1, got {warmup} + {longest}"
             )
         if self.tune.scheduler == "asha":
-            explore_end = math.ceil((warmup + longest) * self.train.epochs - 1e-9)
+            explore_end = math.ceil((warmup + longest) * max(self.budgets) - 1e-9)
             if self.tune.grace_period is None or self.tune.grace_period <= explore_end:
                 raise ValueError(
                     "tune.grace_period: asha needs a grace period past the longest explore "
@@ -185,6 +201,29 @@ class StudyConfig(_Section):
             )
         return self
 
+    def _check_search(self) -> None:
+        sweep = self.sweep
+        for key in ("explore_fraction", "peak_lr"):
+            values = getattr(sweep, key)
+            if len(values) != 2 or values[0] >= values[1]:
+                raise ValueError(
+                    f"sweep.{key}: tune.search optuna searches a [low, high] range, got {values}"
+                )
+        for key in ("schedule", "epochs", "decay"):
+            values = getattr(sweep, key)
+            if values is not None and len(values) > 1:
+                raise ValueError(
+                    f"sweep.{key}: tune.search optuna searches explore_fraction and peak_lr "
+                    f"only; give one value, got {values}"
+                )
+        if self.tune.num_samples is None:
+            raise ValueError("tune.num_samples: tune.search optuna needs the number of suggestions")
+
+    @property
+    def budgets(self) -> list[int]:
+        """The training budgets (epochs) the study runs."""
+        return self.sweep.epochs or [self.train.epochs]
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> StudyConfig:
         """Validate a parsed config; raises :class:`ConfigError` (one line) when it is wrong."""
@@ -195,7 +234,7 @@ class StudyConfig(_Section):
 
     def trial_base(self) -> dict[str, Any]:
         """The flat ``train()`` keys every trial shares (all but the swept ones)."""
-        return {
+        base = {
             "dataset": self.data.dataset,
             "data_root": str(self.data.root) if self.data.root is not None else None,
             "download": self.data.download,
@@ -206,14 +245,32 @@ class StudyConfig(_Section):
             "sharpness_batches": self.sharpness.batches,
             "hessian": self.sharpness.hessian,
         }
+        return {k: v for k, v in base.items() if k not in self.swept()}
 
     def swept(self) -> dict[str, list]:
-        """The grid axes, ``train()`` keys: explore_fraction, peak_lr, seed, schedule."""
-        return self.sweep.model_dump()
+        """The swept ``train()`` keys and their values (for a search: the [low, high] ranges)."""
+        return {k: v for k, v in self.sweep.model_dump().items() if v is not None}
+
+    def grid(self) -> list[dict[str, Any]]:
+        """One dict of swept values per trial of a grid study, in a stable order.
+
+        A baseline schedule has no explore phase and no decay shape of Knee's: it runs once per
+        combination of the other axes, with ``explore_fraction`` and ``decay`` set to None.
+        """
+        axes = self.swept()
+        points: dict[tuple, dict[str, Any]] = {}
+        for values in itertools.product(*axes.values()):
+            point = dict(zip(axes, values, strict=True))
+            if point["schedule"] != "knee":
+                point.update({k: None for k in KNEE_ONLY if k in point})
+            points.setdefault(tuple(point.items()), point)
+        return list(points.values())
 
     @property
     def num_trials(self) -> int:
-        return math.prod(len(values) for values in self.swept().values())
+        if self.tune.search == "optuna":
+            return self.tune.num_samples * len(self.sweep.seed)
+        return len(self.grid())
 
     def to_yaml(self) -> str:
         """The resolved config as YAML; :func:`load_config` reads it back to an equal config."""

@@ -44,9 +44,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "knee"  # knee or a baseline: cosine | linear | step | onecycle | constant
     peak_lr: float = 0.1
-    explore_fraction: float = 0.5  # of all optimizer steps, at peak_lr after the warmup
+    explore_fraction: float | None = 0.5  # of all steps at peak_lr after the warmup; Knee only
     warmup_fraction: float = 0.0  # of all optimizer steps, linear ramp to peak_lr
-    decay: str = "linear"  # shape of the Knee exploit phase: linear | cosine | 1-sqrt
+    decay: str | None = "linear"  # shape of the Knee exploit phase: linear | cosine | 1-sqrt
     seed: int = 0  # moves initialisation, batch order and augmentation; never the data split
     sharpness_epsilon: float = 1e-3  # box half-width, relative to |w| + 1
     sharpness_steps: int = 20  # ascent steps
@@ -62,6 +62,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
         return cls(**config)
+
+    def __post_init__(self) -> None:
+        # A baseline has no explore phase or decay shape (None); Knee needs both.
+        if self.schedule == "knee" and (self.explore_fraction is None or self.decay is None):
+            raise ValueError("schedule knee needs explore_fraction and decay")
 
 
 EpochCallback = Callable[[dict[str, float], dict[str, Any]], None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -259,7 +260,8 @@ SMALL = [
 
 def test_trial_base_swept_and_num_trials():
     cfg = load_config(None, SMALL)
-    assert cfg.num_trials == 2 * 1 * 3 * 2
+    # Knee: 2 explore fractions x 3 seeds; cosine has no explore phase: once per seed.
+    assert cfg.num_trials == 2 * 3 + 3
     assert cfg.swept() == {
         "explore_fraction": [0.0, 0.5],
         "peak_lr": [0.1],
@@ -334,3 +336,41 @@ def test_dump_then_load_gives_an_equal_config(mapping, tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / "roundtrip.yaml"
     path.write_text(cfg.to_yaml())
     assert load_config(path) == cfg
+
+
+def test_grid_runs_a_baseline_once_per_combination_of_its_own_axes():
+    cfg = load_config(None, [*SMALL, "sweep.decay=[linear, cosine]", "sweep.epochs=[10, 20]"])
+
+    grid = cfg.grid()
+
+    knee = [p for p in grid if p["schedule"] == "knee"]
+    cosine = [p for p in grid if p["schedule"] == "cosine"]
+    assert len(knee) == 2 * 3 * 2 * 2  # explore x seed x decay x epochs
+    assert len(cosine) == 3 * 2  # seed x epochs
+    assert all(p["explore_fraction"] is None and p["decay"] is None for p in cosine)
+    assert len({tuple(sorted(p.items())) for p in grid}) == len(grid) == cfg.num_trials
+    assert {"epochs", "decay"}.isdisjoint(cfg.trial_base())  # swept: each trial has its own
+
+
+OPTUNA = ["tune.search=optuna", "tune.num_samples=6", "sweep.seed=[0, 1]"]
+
+
+def test_optuna_search_reads_ranges_and_counts_every_seed():
+    cfg = load_config(None, [*OPTUNA, "sweep.explore_fraction=[0, 1]", "sweep.peak_lr=[0.01, 0.3]"])
+
+    assert cfg.num_trials == 6 * 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sweep.explore_fraction=[0, 0.5, 1]"], "sweep.explore_fraction: tune.search optuna"),
+        (["sweep.peak_lr=[0.3, 0.01]"], "sweep.peak_lr: tune.search optuna searches a [low, high]"),
+        (["sweep.schedule=[knee, cosine]"], "sweep.schedule: tune.search optuna searches"),
+        (["tune.num_samples=null"], "tune.num_samples"),
+    ],
+)
+def test_optuna_search_refuses_what_it_cannot_search(overrides, message):
+    ranges = ["sweep.explore_fraction=[0, 1]", "sweep.peak_lr=[0.01, 0.3]"]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [*OPTUNA, *ranges, *overrides])

@@ -1,0 +1,66 @@
+"""How a study walks its space: a grid of explicit points, or Optuna suggestions run over seeds.
+
+Both hand Tune flat trial configs (the same keys ``train()`` takes), so the tracker, the trial
+function and the analysis never need to know which one ran.
+
+* grid: ``StudyConfig.grid()`` lists every trial (baselines are not crossed with Knee's own
+  axes); Tune's ``BasicVariantGenerator`` runs exactly those points, in order.
+* optuna: ``OptunaSearch`` (TPE) suggests an explore fraction (uniform) and a peak LR
+  (log-uniform) from the configured ranges; each suggestion runs once per seed
+  (:class:`SeedRepeater`), and Optuna sees the mean over seeds. A ``ConcurrencyLimiter`` keeps
+  the number of suggestions in flight to what the cluster runs at once.
+
+Import this module only after :func:`study.ray_env.prepare_ray_env` ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.repeater import TRIAL_INDEX
+
+from study.config import StudyConfig
+
+OPTUNA_SEED = 0  # the same study suggests the same points
+
+
+class SeedRepeater(Repeater):
+    """Runs each suggestion once per seed, putting the seed itself in the trial's config."""
+
+    def __init__(self, searcher: Searcher, seeds: list[int]) -> None:
+        super().__init__(searcher, repeat=len(seeds), set_index=True)
+        self.seeds = list(seeds)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            config["seed"] = self.seeds[config.pop(TRIAL_INDEX)]
+        return config
+
+
+def search_space(cfg: StudyConfig) -> dict[str, Any]:
+    """The swept part of the param space: nothing for a grid (its points come from the search
+    algorithm), the two ranges for Optuna."""
+    if cfg.tune.search == "grid":
+        return {}
+    sweep = cfg.sweep
+    fixed = {k: v[0] for k, v in cfg.swept().items() if k not in ("explore_fraction", "peak_lr")}
+    fixed.pop("seed")  # set per trial by SeedRepeater
+    return {
+        **fixed,
+        "explore_fraction": tune.uniform(*sweep.explore_fraction),
+        "peak_lr": tune.loguniform(*sweep.peak_lr),
+    }
+
+
+def search_algorithm(cfg: StudyConfig, concurrent_trials: int) -> tuple[Searcher, int]:
+    """Tune's search algorithm for the study and the number of trials (``num_samples``)."""
+    if cfg.tune.search == "grid":
+        points = cfg.grid()
+        return BasicVariantGenerator(points_to_evaluate=points), len(points)
+    optuna = OptunaSearch(metric="test_acc", mode="max", seed=OPTUNA_SEED)
+    repeated = SeedRepeater(optuna, cfg.sweep.seed)
+    return ConcurrencyLimiter(repeated, max_concurrent=concurrent_trials), cfg.num_trials
