@@ -230,7 +230,8 @@ def search_verdict(
         )
     status = found["decision"]
     near = f"explore {found['near_explore']:.0%}, peak LR {found['near_peak_lr']:.3g}"
-    best = f"explore {found['best_explore']:.0%}, peak LR {found['best_peak_lr']:.3g}"
+    best_lr = found["best_peak_lr"]
+    best = f"explore {found['best_explore']:.0%}, peak LR {best_lr:.3g}"
     gap = (
         f"by {found['gap'] * 100:.2f} points (90% interval {found['gap_low'] * 100:.2f} to "
         f"{found['gap_high'] * 100:.2f})"
@@ -240,8 +241,11 @@ def search_verdict(
         "not robust": f"{name} is not robust in this search",
         "inconclusive": f"{name}: inconclusive in this search",
     }[status]
-    explanation = (
-        f"{lead}: the best point near it ({near}) trails the best point found ({best}) {gap}, "
-        f"against a {margin * 100:.2f}-point margin."
-    )
+    if (found["near_explore"], found["near_peak_lr"]) == (found["best_explore"], best_lr):
+        explanation = f"{lead}: the best point found ({best}) lies within {window:.0%} of it."
+    else:
+        explanation = (
+            f"{lead}: the best point near it ({near}) trails the best point found ({best}) "
+            f"{gap}, against a {margin * 100:.2f}-point margin."
+        )
     return Verdict(status, points, explanation, fraction, margin, metric)

@@ -7,11 +7,14 @@ import sys
 
 # Each a measured cost or risk (see DESIGN.md): no usage reporting to the outside; snapshot the
 # experiment after every result so a resumed trial restarts right after its last reported epoch;
-# the classic trial table (one compact table, refreshed) instead of a box per trial result.
+# the classic trial table (one compact table, refreshed) instead of a box per trial result; no
+# result.json / progress.csv / TensorBoard files per trial (MLflow is the study's record, and
+# each costs the driver a write per result).
 _DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
-from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.repeater import TRIAL_INDEX
 
 from study.config import StudyConfig
@@ -42,10 +41,12 @@ class SeedRepeater(Repeater):
 
 
 def search_space(cfg: StudyConfig) -> dict[str, Any]:
-    """The swept part of the param space: nothing for a grid (its points come from the search
-    algorithm), the two ranges for Optuna."""
+    """The swept part of the param space: for a grid, each axis as the choice of its values
+    (Tune wants every key a point sets to be in the space; the points pick the values), for
+    Optuna the two ranges."""
     if cfg.tune.search == "grid":
-        return {}
+        points = cfg.grid()
+        return {key: tune.choice(_unique(p[key] for p in points)) for key in points[0]}
     sweep = cfg.sweep
     fixed = {k: v[0] for k, v in cfg.swept().items() if k not in ("explore_fraction", "peak_lr")}
     fixed.pop("seed")  # set per trial by SeedRepeater
@@ -61,6 +62,12 @@ def search_algorithm(cfg: StudyConfig, concurrent_trials: int) -> tuple[Searcher
     if cfg.tune.search == "grid":
         points = cfg.grid()
         return BasicVariantGenerator(points_to_evaluate=points), len(points)
+    from ray.tune.search.optuna import OptunaSearch  # imports optuna: drivers only, not workers
+
     optuna = OptunaSearch(metric="test_acc", mode="max", seed=OPTUNA_SEED)
     repeated = SeedRepeater(optuna, cfg.sweep.seed)
     return ConcurrencyLimiter(repeated, max_concurrent=concurrent_trials), cfg.num_trials
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))

@@ -30,6 +30,7 @@ from trainables.train import EPOCH_METRICS
 
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 PARENT_TAG = "mlflow.parentRunId"
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
 
 
 class TrackingError(ValueError):
@@ -124,12 +125,14 @@ class TrialTracker(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         run_id = self._run_id(trial)
-        for epoch in result.get("history", ()):  # backfill after a restore
-            self._log_epoch(trial.trial_id, run_id, epoch)
-        if "diverged" in result:  # the final result, after the last epoch
+        # A report carries the epochs since the previous one (and after a restore, the
+        # checkpoint's whole history); the final result has "diverged" and no epoch of its own.
+        epochs = list(result.get("history", ()))
+        if "diverged" not in result:
+            epochs.append(result)
+        self._log_epochs(trial.trial_id, run_id, epochs)
+        if "diverged" in result:
             self._log_final(run_id, result)
-        else:
-            self._log_epoch(trial.trial_id, run_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self._run_id(trial), status="FINISHED")
@@ -137,14 +140,20 @@ class TrialTracker(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self._run_id(trial), status="FAILED")
 
-    def _log_epoch(self, trial_id: str, run_id: str, result: Mapping[str, Any]) -> None:
-        step = int(result["epoch"])
-        if step <= self._last_step[trial_id]:
-            return
+    def _log_epochs(self, trial_id: str, run_id: str, epochs: Iterable[Mapping[str, Any]]) -> None:
+        """Log the epochs the run lacks yet, in as few ``log_batch`` calls as MLflow allows."""
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(result[k]), now, step) for k in EPOCH_METRICS if k in result]
-        self.client.log_batch(run_id, metrics=metrics)
-        self._last_step[trial_id] = step
+        last = self._last_step[trial_id]
+        metrics = []
+        for epoch in sorted(epochs, key=lambda e: int(e["epoch"])):
+            step = int(epoch["epoch"])
+            if step <= last:
+                continue
+            metrics += [Metric(k, float(epoch[k]), now, step) for k in EPOCH_METRICS if k in epoch]
+            last = step
+        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+        self._last_step[trial_id] = last
 
     def _log_final(self, run_id: str, result: Mapping[str, Any]) -> None:
         now = int(time.time() * 1000)

@@ -43,4 +43,4 @@ def test_bad_input_exits_2_with_one_line(argv, names, tmp_path, capsys):
 
 def test_validate_accepts_the_default_study(capsys):
     assert main(["validate"]) == 0
-    assert "digits-quick: valid, 50 trials" in capsys.readouterr().out
+    assert "digits-quick: valid, 100 trials" in capsys.readouterr().out

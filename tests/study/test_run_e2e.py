@@ -1,10 +1,6 @@
 """A small study through the real CLI: local Ray, the embedded sqlite MLflow store, then the store
 read back with mlflow.search_runs as a user would."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from mlflow import MlflowClient
 
@@ -16,23 +12,13 @@ EPOCHS = 3
 SWEEP = {"explore_fraction": [0.0, 1.0], "peak_lr": [0.05], "seed": [0, 1]}
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "knee-study"), *args],  # the installed command
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
+def finished_study(tmp_path_factory, knee_study):
     output = tmp_path_factory.mktemp("study") / "e2e"
     overrides = [f"sweep.{key}={values}" for key, values in SWEEP.items()]
     overrides += [f"train.epochs={EPOCHS}", "name=e2e-study", "sharpness.steps=5"]
     args = [arg for override in overrides for arg in ("--set", override)]
-    proc = run_cli("run", *args, "--output", str(output))
+    proc = knee_study("run", *args, "--output", str(output))
     return output, proc
 
 
@@ -47,7 +33,7 @@ def test_run_ends_with_its_report_and_verdict(finished_study):
     output, proc = finished_study
     # The sweep has 0% and 100% explore only: 50% was not swept, so no verdict but "inconclusive".
     assert "verdict: INCONCLUSIVE: 50% explore: inconclusive" in proc.stdout
-    assert "at peak LR 0.05: not swept" in proc.stdout
+    assert "at peak LR 0.05 (not swept)" in proc.stdout
     for name in ("report.html", "report.md", "summary.csv", "accuracy_vs_explore.png"):
         assert (output / "report" / name).is_file(), name
 

@@ -1,0 +1,115 @@
+"""Studies beyond the explore grid, through the real CLI on digits: baselines, budgets and decay
+shapes swept together, and an Optuna search; the MLflow store and the report checked after."""
+
+import pytest
+from mlflow import MlflowClient
+
+from study.tracking import default_tracking_uri
+
+pytestmark = pytest.mark.slow
+
+
+def settings(**keys: object) -> list[str]:
+    """--set arguments: settings(train__epochs=2) -> ["--set", "train.epochs=2"]."""
+    return [arg for k, v in keys.items() for arg in ("--set", f"{k.replace('__', '.')}={v}")]
+
+
+def child_runs(output, name):
+    client = MlflowClient(default_tracking_uri(output))
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id])
+    return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+@pytest.fixture(scope="module")
+def axes_study(tmp_path_factory, knee_study):
+    output = tmp_path_factory.mktemp("axes") / "study"
+    args = settings(
+        name="axes",
+        sweep__schedule="[knee, cosine]",
+        sweep__epochs="[2, 3]",
+        sweep__decay="[linear, cosine]",
+        sweep__explore_fraction="[0.5]",
+        sweep__peak_lr="[0.05]",
+        sweep__seed="[0, 1]",
+        sharpness__steps=2,
+    )
+    return output, knee_study("run", *args, "--output", str(output))
+
+
+def test_baselines_run_once_per_budget_and_seed_not_per_knee_axis(axes_study):
+    output, proc = axes_study
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, runs = child_runs(output, "axes")
+
+    knee = [r for r in runs if r.data.params["schedule"] == "knee"]
+    cosine = [r for r in runs if r.data.params["schedule"] == "cosine"]
+    assert len(knee) == 2 * 2 * 2  # seeds x budgets x decay shapes
+    assert len(cosine) == 2 * 2  # seeds x budgets: explore fraction and decay are Knee's own
+    assert {(r.data.params["explore_fraction"], r.data.params["decay"]) for r in cosine} == {
+        ("None", "None")
+    }
+    assert {r.data.params["decay"] for r in knee} == {"linear", "cosine"}
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        epochs = int(run.data.params["epochs"])  # each trial trains its own budget
+        history = client.get_metric_history(run.info.run_id, "test_acc")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+
+
+def test_report_has_schedule_budget_and_decay_sections(axes_study):
+    output, _ = axes_study
+    report = (output / "report" / "report.md").read_text()
+
+    for section in (
+        "## Knee against baseline schedules",
+        "## Training budget",
+        "## Decay shape of the exploit phase",
+    ):
+        assert section in report
+    assert "cosine 3 epochs" in report  # baselines at the full budget
+    assert "knee 50% linear 2 epochs" in report  # Knee at the short one
+
+
+@pytest.fixture(scope="module")
+def optuna_study(tmp_path_factory, knee_study):
+    output = tmp_path_factory.mktemp("optuna") / "study"
+    args = settings(
+        name="optuna",
+        tune__search="optuna",
+        tune__num_samples=4,
+        sweep__explore_fraction="[0, 1]",
+        sweep__peak_lr="[0.01, 0.3]",
+        sweep__seed="[0, 1]",
+        train__epochs=2,
+        sharpness__steps=2,
+    )
+    return output, knee_study("run", *args, "--output", str(output))
+
+
+def test_optuna_runs_every_suggestion_over_every_seed(optuna_study):
+    output, proc = optuna_study
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = child_runs(output, "optuna")
+
+    points: dict[tuple[float, float], set[int]] = {}
+    for run in runs:
+        params = run.data.params
+        point = (float(params["explore_fraction"]), float(params["peak_lr"]))
+        points.setdefault(point, set()).add(int(params["seed"]))
+        assert run.info.status == "FINISHED"
+    assert len(runs) == 4 * 2
+    assert list(points.values()) == [{0, 1}] * 4  # four suggestions, each over both seeds
+    for explore, lr in points:
+        assert 0 <= explore <= 1
+        assert 0.01 <= lr <= 0.3
+
+
+def test_optuna_report_shows_the_search(optuna_study):
+    output, proc = optuna_study
+    report = (output / "report" / "report.md").read_text()
+
+    assert "## Search" in report
+    assert "4 points, each run over every seed" in report
+    assert (output / "report" / "search_landscape.png").read_bytes().startswith(b"\x89PNG")
+    assert "in this search" in proc.stdout
