@@ -4,6 +4,7 @@ import pytest
 
 from study.config import load_config
 from study.launch import PlanError, plan_resources
+from study.tracking import trial_label
 
 
 def _config(*overrides: str):
@@ -48,3 +49,38 @@ def test_max_concurrent_and_the_number_of_trials_cap_the_plan():
 def test_a_study_the_cluster_cannot_place_is_refused(overrides, cluster, message):
     with pytest.raises(PlanError, match=message):
         plan_resources(_config(*overrides), cluster)
+
+
+@pytest.mark.parametrize(
+    ("config", "label"),
+    [
+        (
+            {"schedule": "knee", "explore_fraction": 0.5, "peak_lr": 0.1, "seed": 2, "epochs": 40},
+            "knee explore=0.5 lr=0.1 seed=2 epochs=40",
+        ),
+        (
+            {
+                "schedule": "knee",
+                "decay": "cosine",
+                "explore_fraction": 0.6027634,
+                "peak_lr": 0.0638,
+                "seed": 0,
+                "epochs": 3,
+            },
+            "knee-cosine explore=0.6028 lr=0.0638 seed=0 epochs=3",
+        ),
+        (
+            {
+                "schedule": "onecycle",
+                "explore_fraction": None,
+                "decay": None,
+                "peak_lr": 0.2,
+                "seed": 1,
+                "epochs": 20,
+            },
+            "onecycle lr=0.2 seed=1 epochs=20",
+        ),
+    ],
+)
+def test_trial_label_names_what_tells_trials_apart(config, label):
+    assert trial_label(config) == label
