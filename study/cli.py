@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from study import folder
+from study import folder, storage
 from study.config import ConfigError, StudyConfig, load_config
 from study.ray_env import prepare_ray_env
 
@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     output = Path(args.output or f"knee-runs/{cfg.name}-{stamp}").resolve()
+    try:  # Ray's state: the study folder, or its own folder in shared storage (NFS, S3)
+        storage_path = storage.resolve_storage(args.storage) if args.storage else None
+    except storage.StorageError as error:
+        raise _BadInput(f"--storage: {error}") from None
+    tune_name = storage.DEFAULT_NAME if storage_path is None else f"{cfg.name}-{stamp}"
     from study import tracking
 
     tracking_uri = args.tracking_uri or tracking.default_tracking_uri(output)
@@ -70,16 +75,20 @@ def run(args: argparse.Namespace) -> int:
     experiment_id, parent_run_id = tracking.start_study_run(
         tracking_uri, cfg.name, params, artifact_root=output / "mlartifacts"
     )
-    meta = folder.StudyMeta(tracking_uri, experiment_id, parent_run_id, address)
+    meta = folder.StudyMeta(
+        tracking_uri, experiment_id, parent_run_id, address, storage_path, tune_name
+    )
     folder.write_meta(output, meta)
     print(f"knee-study: {cfg.num_trials} trials, {plan.concurrent_trials} at a time -> {output}")
     tracker = tracking.TrialTracker(tracking_uri, experiment_id, parent_run_id)
-    return _fit(launch.build_tuner(cfg, plan, output, tracker), cfg, output, meta, ray)
+    tuner = launch.build_tuner(cfg, plan, output, tracker, storage_path, tune_name)
+    return _fit(tuner, cfg, output, meta, ray)
 
 
 def resume(args: argparse.Namespace) -> int:
     cfg, meta = folder.open_study(Path(args.folder))
     output = Path(args.folder).resolve()
+    tune_path = storage.experiment_path(output, meta.storage, meta.tune_name)
     from study import tracking
 
     tracking.check_tracking_uri(meta.tracking_uri)
@@ -89,7 +98,7 @@ def resume(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     tracking.set_study_status(meta.tracking_uri, meta.parent_run_id, "RUNNING")
     print(f"knee-study: resuming {output}")
-    return _fit(launch.restore_tuner(cfg, plan, output), cfg, output, meta, ray)
+    return _fit(launch.restore_tuner(cfg, plan, tune_path), cfg, output, meta, ray)
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -196,7 +205,8 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
     print(f"  MLflow store: {meta.tracking_uri}")
     print(f"  browse it:    mlflow ui --backend-store-uri {meta.tracking_uri}")
     if code == EXIT_TRIALS_FAILED:
-        print(f"  {errored} trial(s) failed; their errors are under {output / 'tune'}")
+        tune_path = storage.experiment_path(output, meta.storage, meta.tune_name)
+        print(f"  {errored} trial(s) failed; their errors are under {tune_path}")
     if code == EXIT_INTERRUPTED:
         print(f"  continue it:  knee-study resume {output}")
     else:
@@ -239,6 +249,12 @@ def _parser() -> argparse.ArgumentParser:
         "--tracking-uri", help="MLflow tracking URI (default: sqlite in the study folder)"
     )
     run_cmd.add_argument("--address", help="Ray cluster to join (default: a local Ray)")
+    run_cmd.add_argument(
+        "--storage",
+        metavar="URI",
+        help="where Ray keeps trial checkpoints and its state: a path every node sees (NFS) or "
+        "s3://BUCKET/PATH, gs://BUCKET/PATH (default: the study folder)",
+    )
     run_cmd.set_defaults(command=run)
 
     resume_cmd = commands.add_parser("resume", help="continue a study whose driver stopped")

@@ -1,8 +1,8 @@
 """A study's output folder: the resolved config it ran, where its MLflow runs are, Ray's state.
 
 <output>/study.yaml   the exact config (after --set overrides)
-<output>/study.json   tracking URI, MLflow experiment and parent run ids, Ray address
-<output>/tune/        Ray Tune's experiment state and trial checkpoints
+<output>/study.json   tracking URI, MLflow experiment and parent run ids, Ray address, storage
+<output>/tune/        Ray Tune's experiment state and checkpoints (or <--storage>/<tune_name>)
 <output>/mlflow.db    the embedded MLflow store (unless --tracking-uri named another)
 """
 
@@ -28,6 +28,10 @@ class StudyMeta:
     experiment_id: str
     parent_run_id: str
     address: str | None = None
+    # Ray Tune's storage_path (absolute path or URI; None: this study folder) and the experiment's
+    # folder name in it: resume restores from <storage>/<tune_name>.
+    storage: str | None = None
+    tune_name: str = "tune"
 
 
 def check_new(path: Path) -> None:

@@ -20,7 +20,6 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.config import StudyConfig
-from study.search import search_algorithm, search_space
 from trainables.train import train
 
 if TYPE_CHECKING:
@@ -79,11 +78,12 @@ def plan_resources(cfg: StudyConfig, cluster: Mapping[str, float]) -> ResourcePl
 
 
 def param_space(cfg: StudyConfig, plan: ResourcePlan) -> dict[str, Any]:
-    """The keys every trial's flat train() config shares, plus Optuna's ranges for a search;
-    the search algorithm (:func:`study.search.search_algorithm`) sets the swept values."""
-    space: dict[str, Any] = {**cfg.trial_base(), **search_space(cfg)}
+    """The flat train() config of every trial: fixed keys plus a grid over the swept axes."""
+    space: dict[str, Any] = dict(cfg.trial_base())
     if plan.gpu_memory_fraction is not None:
         space["gpu_memory_fraction"] = plan.gpu_memory_fraction
+    for key, values in cfg.swept().items():
+        space[key] = tune.grid_search(list(values))
     return space
 
 
@@ -130,20 +130,26 @@ def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
 
 
 def build_tuner(
-    cfg: StudyConfig, plan: ResourcePlan, output: Path, tracker: TrialTracker
+    cfg: StudyConfig,
+    plan: ResourcePlan,
+    output: Path,
+    tracker: TrialTracker,
+    storage: str | None = None,
+    name: str = TUNE_FOLDER,
 ) -> tune.Tuner:
-    """A Tuner for the whole grid, writing Ray's state under ``output/tune``."""
+    """A Tuner for the whole grid, writing Ray's state under ``<storage>/<name>``.
+
+    ``storage`` is an absolute path or a URI (``study.storage.resolve_storage``); None: the
+    study folder ``output``.
+    """
     # Imported here, not at the top: trial workers import this module for run_trial, and MLflow
     # would add a second to every worker's start.
     from study.tracking import trial_label
 
-    search_alg, num_samples = search_algorithm(cfg, plan.concurrent_trials)
     return tune.Tuner(
         _trainable(cfg, plan),
         param_space=param_space(cfg, plan),
         tune_config=tune.TuneConfig(
-            search_alg=search_alg,
-            num_samples=num_samples,
             scheduler=_trial_scheduler(cfg),
             max_concurrent_trials=plan.concurrent_trials,
             # One actor trains trial after trial: no process start-up per trial.
@@ -152,8 +158,8 @@ def build_tuner(
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            name=TUNE_FOLDER,
-            storage_path=str(output.resolve()),
+            name=name,
+            storage_path=storage or str(output.resolve()),
             failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[tracker],
@@ -167,9 +173,9 @@ def build_tuner(
     )
 
 
-def restore_tuner(cfg: StudyConfig, plan: ResourcePlan, output: Path) -> tune.Tuner:
-    """The Tuner of a study whose driver stopped; its tracker comes back with Tune's state."""
-    path = str((output / TUNE_FOLDER).resolve())
+def restore_tuner(cfg: StudyConfig, plan: ResourcePlan, path: str) -> tune.Tuner:
+    """The Tuner of a study whose driver stopped, from Ray's experiment folder ``path`` (local or
+    URI, ``study.storage.experiment_path``); its tracker comes back with Tune's state."""
     return tune.Tuner.restore(path, _trainable(cfg, plan), resume_errored=True)
 
 
@@ -189,5 +195,5 @@ def _trial_scheduler(cfg: StudyConfig):
         metric="test_acc",
         mode="max",
         grace_period=cfg.tune.grace_period,
-        max_t=max(cfg.budgets),
+        max_t=cfg.train.epochs,
     )
