@@ -20,6 +20,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.config import StudyConfig
+from study.search import search_algorithm, search_space
 from trainables.train import train
 
 if TYPE_CHECKING:
@@ -78,12 +79,11 @@ def plan_resources(cfg: StudyConfig, cluster: Mapping[str, float]) -> ResourcePl
 
 
 def param_space(cfg: StudyConfig, plan: ResourcePlan) -> dict[str, Any]:
-    """The flat train() config of every trial: fixed keys plus a grid over the swept axes."""
-    space: dict[str, Any] = dict(cfg.trial_base())
+    """The keys every trial's flat train() config shares, plus Optuna's ranges for a search;
+    the search algorithm (:func:`study.search.search_algorithm`) sets the swept values."""
+    space: dict[str, Any] = {**cfg.trial_base(), **search_space(cfg)}
     if plan.gpu_memory_fraction is not None:
         space["gpu_memory_fraction"] = plan.gpu_memory_fraction
-    for key, values in cfg.swept().items():
-        space[key] = tune.grid_search(list(values))
     return space
 
 
@@ -146,10 +146,13 @@ def build_tuner(
     # would add a second to every worker's start.
     from study.tracking import trial_label
 
+    search_alg, num_samples = search_algorithm(cfg, plan.concurrent_trials)
     return tune.Tuner(
         _trainable(cfg, plan),
         param_space=param_space(cfg, plan),
         tune_config=tune.TuneConfig(
+            search_alg=search_alg,
+            num_samples=num_samples,
             scheduler=_trial_scheduler(cfg),
             max_concurrent_trials=plan.concurrent_trials,
             # One actor trains trial after trial: no process start-up per trial.
@@ -195,5 +198,5 @@ def _trial_scheduler(cfg: StudyConfig):
         metric="test_acc",
         mode="max",
         grace_period=cfg.tune.grace_period,
-        max_t=cfg.train.epochs,
+        max_t=max(cfg.budgets),
     )
