@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.robustness import Verdict, conditions, difference_interval, usable
+from analysis.robustness import Verdict, conditions, difference_interval, equivalence, usable
 
 KNEE_ONLY = ("explore_fraction", "decay")  # meaningless for a baseline schedule
 
@@ -158,7 +158,7 @@ def search_summary(
     if np.isnan(high) or min(best["n"], close["n"]) < 3:
         decision = "inconclusive"
     else:
-        decision = "robust" if high < margin else "not robust" if low > margin else "inconclusive"
+        decision = equivalence(low, high, margin)
     return points, {
         **summary,
         "near_explore": close["explore_fraction"],

@@ -189,11 +189,25 @@ def _decide(
         return {**row, "reason": f"{len(mine)} usable seed(s) at the fraction, need {min_seeds}"}
     gap, low, high, test = difference_interval(best, mine)
     row.update(gap=gap, gap_low=low, gap_high=high, test=test)
+    decision = equivalence(low, high, margin)
+    return {**row, "decision": decision, "reason": _REASONS[decision]}
+
+
+_REASONS = {
+    "robust": "interval below the margin",
+    "not robust": "interval above the margin",
+    "inconclusive": "interval straddles the margin",
+}
+
+
+def equivalence(low: float, high: float, margin: float) -> str:
+    """The decision on a gap's interval: robust when wholly below ``margin``, not robust when
+    wholly above it, inconclusive otherwise (or when the interval is unknown)."""
     if high < margin:
-        return {**row, "decision": "robust", "reason": "interval below the margin"}
+        return "robust"
     if low > margin:
-        return {**row, "decision": "not robust", "reason": "interval above the margin"}
-    return {**row, "reason": "interval straddles the margin"}
+        return "not robust"
+    return "inconclusive"
 
 
 def difference_interval(
