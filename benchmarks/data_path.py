@@ -46,6 +46,18 @@ class CifarLikeDataset(Dataset):
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
+def torchvision_pipeline(data) -> transforms.Compose:
+    """The usual CIFAR training transform, normalising with ``data``'s own channel statistics."""
+    return transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((data.mean / 255).tolist(), (data.std / 255).tolist()),
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 batches a round, 3 rounds")
@@ -63,17 +75,10 @@ def main() -> None:
     batches = args.batches or -(-NUM_IMAGES // args.batch_size)
 
     data = load_data("synthetic", num_train=NUM_IMAGES, num_test=16)
-    mean, std = (data.mean / 255).tolist(), (data.std / 255).tolist()
-    pipeline = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
     dataset = CifarLikeDataset(
-        data.train_images.permute(0, 2, 3, 1).numpy(), data.train_labels.numpy(), pipeline
+        data.train_images.permute(0, 2, 3, 1).numpy(),
+        data.train_labels.numpy(),
+        torchvision_pipeline(data),
     )
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=2)
     generator = torch.Generator().manual_seed(0)
