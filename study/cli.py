@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from study import folder, storage
+from study import checkpoints, folder, storage
 from study.config import ConfigError, StudyConfig, load_config
 from study.ray_env import prepare_ray_env
 
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Ray reads its environment when imported: settle local or cluster before anything
         # imports it (the tracking and launch modules do).
-        prepare_ray_env(local=_ray_address(args) is None)
+        prepare_ray_env(local=_is_local(_ray_address(args)))
         from study.tracking import TrackingError
 
         try:
@@ -48,6 +48,16 @@ def _ray_address(args: argparse.Namespace) -> str | None:
     if args.command is resume and not address:
         return folder.open_study(Path(args.folder))[1].address
     return address
+
+
+def _is_local(address: str | None) -> bool:
+    """A local Ray, or a head on this machine's loopback: either way Ray must stay on 127.0.0.1.
+
+    A driver that joins ``127.0.0.1:PORT`` without that setting swaps in the machine's outward
+    address and waits forever for a head that listens on loopback only.
+    """
+    host = (address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
+    return address is None or host in ("127.0.0.1", "localhost", "::1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +99,7 @@ def resume(args: argparse.Namespace) -> int:
     cfg, meta = folder.open_study(Path(args.folder))
     output = Path(args.folder).resolve()
     tune_path = storage.experiment_path(output, meta.storage, meta.tune_name)
+    checkpoints.check_resumable(tune_path)
     from study import tracking
 
     tracking.check_tracking_uri(meta.tracking_uri)
@@ -164,7 +175,15 @@ def _start_ray(address: str | None):
 
     from study import launch
 
-    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    except ConnectionError as error:
+        # A head that is down, or one with token auth (Ray's default) asked without the token.
+        raise _BadInput(
+            f"{error}: is its head running? With token auth (Ray's default) set "
+            "RAY_AUTH_MODE=token and give its token (~/.ray/auth_token, RAY_AUTH_TOKEN or "
+            "RAY_AUTH_TOKEN_PATH)"
+        ) from None
     return ray, launch
 
 

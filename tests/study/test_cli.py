@@ -1,10 +1,18 @@
-"""Bad input through the CLI: exit status 2, one line on stderr naming the problem, nothing made."""
+"""Bad input through the CLI: exit status 2, one line on stderr naming the problem, no traceback,
+nothing made and nothing started (Ray is never started: the tests make starting it fail)."""
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
+import torch
 
+from study import cli, folder
 from study.cli import EXIT_BAD_INPUT, main
+from study.config import load_config
+
+BAD_YAML = "name: broken\nsweep: [unclosed\n"
 
 
 def _free_port() -> int:
@@ -13,32 +21,172 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize(
-    ("argv", "names"),
-    [
-        (["validate", "--set", "train.epochs=0"], "train.epochs"),
-        (["validate", "--set", "sweep.explore_fraction=[0.5, 1.5]"], "sweep.explore_fraction"),
-        (["validate", "--set", "model.name=vgg"], "model.name"),
-        (["validate", "no-such-study.yaml"], "no-such-study.yaml"),
-        (["run", "--set", "sweep.peak_lr=[-0.1]"], "sweep.peak_lr"),
-        (["run", "--tracking-uri", "http://127.0.0.1:{port}"], "--tracking-uri"),
-        (["resume", "{tmp}"], "is not a study folder"),
-    ],
-)
-def test_bad_input_exits_2_with_one_line(argv, names, tmp_path, capsys):
-    argv = [a.format(port=_free_port(), tmp=tmp_path) for a in argv]
-    output = tmp_path / "study"
-    if argv[0] == "run":
-        argv += ["--output", str(output)]
+def _stopped_study(path: Path, tracking_uri: str | None = None, state: bytes | None = None) -> Path:
+    """A study folder as a stopped study leaves it: config, ids, Tune's state, a trial checkpoint.
+
+    ``state`` replaces the bytes of the trial's latest checkpoint (the one Tune would resume).
+    """
+    folder.create(path, load_config(None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]"]))
+    uri = tracking_uri or f"sqlite:///{path / 'mlflow.db'}"
+    folder.write_meta(path, folder.StudyMeta(uri, "1", "0" * 32))
+    tune = path / "tune"
+    tune.mkdir()
+    (tune / "tuner.pkl").write_bytes(b"Tune's pickled Tuner")
+    trial = json.dumps({"trial_id": "abc_00000", "status": "RUNNING"})
+    (tune / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": [[trial, "{}"]]})
+    )
+    older, latest = tune / "abc_00000/checkpoint_000001", tune / "abc_00000/checkpoint_000002"
+    for checkpoint in (older, latest):
+        checkpoint.mkdir(parents=True)
+        torch.save(
+            {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 2, "history": []},
+            checkpoint / "state.pt",
+        )
+    if state is not None:
+        (latest / "state.pt").write_bytes(state)
+    return path
+
+
+def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``path`` with its size and modification time."""
+    if not path.exists():
+        return {}
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in [path, *path.rglob("*")]
+    }
+
+
+# (argv, words the message must contain); {tmp}: a temporary folder, {port}: a closed port,
+# {out}: the study folder a `run` would make, {study}: a stopped study (see _setup).
+CASES = {
+    "unknown key": (["run", "--set", "train.epoch=3"], "train.epoch: unknown key"),
+    "wrong type": (["run", "--set", "train.batch_size=many"], "train.batch_size"),
+    "explore fraction above 1": (
+        ["run", "--set", "sweep.explore_fraction=[0.5, 1.5]"],
+        "sweep.explore_fraction[1]",
+    ),
+    "explore fraction below 0": (
+        ["run", "--set", "sweep.explore_fraction=[-0.1]"],
+        "sweep.explore_fraction[0]",
+    ),
+    "warmup + explore > 1": (
+        ["run", "--set", "train.warmup_fraction=0.3", "--set", "sweep.explore_fraction=[0.8]"],
+        "train.warmup_fraction + explore_fraction must be <= 1",
+    ),
+    "peak LR 0": (["run", "--set", "sweep.peak_lr=[0.1, 0]"], "sweep.peak_lr[1]"),
+    "peak LR negative": (["run", "--set", "sweep.peak_lr=[-0.1]"], "sweep.peak_lr[0]"),
+    "empty sweep": (["run", "--set", "sweep.seed=[]"], "sweep.seed"),
+    "repeated sweep value": (["run", "--set", "sweep.seed=[1, 1]"], "sweep.seed: values must"),
+    "epochs 0": (["run", "--set", "train.epochs=0"], "train.epochs"),
+    "unknown model": (["run", "--set", "model.name=vgg"], "model.name"),
+    "unknown dataset": (["run", "--set", "data.dataset=mnist"], "data.dataset"),
+    "unknown schedule": (["run", "--set", "sweep.schedule=[knee, warmup]"], "sweep.schedule[1]"),
+    "CIFAR root missing": (
+        ["run", "--set", "data.dataset=cifar10", "--set", "data.root={tmp}/no-such-folder"],
+        "no-such-folder is not a directory",
+    ),
+    "CIFAR root not CIFAR": (
+        ["run", "--set", "data.dataset=cifar10", "--set", "data.root={tmp}"],
+        "has no cifar-10-batches-py/ inside",
+    ),
+    "CIFAR without a root": (["run", "--set", "data.dataset=cifar100"], "data.root"),
+    "unreadable YAML": (["run", "{tmp}/broken.yaml"], "not valid YAML"),
+    "missing config file": (["validate", "{tmp}/no-such-study.yaml"], "no-such-study.yaml"),
+    "override without a value": (["run", "--set", "train.epochs"], "expected key=value"),
+    "unreachable --tracking-uri": (
+        ["run", "--tracking-uri", "http://127.0.0.1:{port}"],
+        "--tracking-uri: no MLflow server answers",
+    ),
+    "run into an existing study": (["run", "--output", "{study}"], "already holds a study"),
+    "resume a folder that is not a study": (["resume", "{tmp}"], "is not a study folder"),
+    "resume with a damaged study.json": (["resume", "{study}"], "study.json is damaged"),
+    "resume a study that never started": (["resume", "{study}"], "no Ray Tune state"),
+    "resume from a corrupt checkpoint": (
+        ["resume", "{study}"],
+        "checkpoint_000002/state.pt: damaged checkpoint",
+    ),
+    "resume from a checkpoint of something else": (
+        ["resume", "{study}"],
+        "checkpoint_000002/state.pt: not a knee-study trial state",
+    ),
+    "resume with its MLflow server gone": (
+        ["resume", "{study}"],
+        "--tracking-uri: no MLflow server answers",
+    ),
+}
+
+
+def _setup(case: str, tmp: Path, port: int) -> Path:
+    """The stopped study a case resumes (or runs into), damaged as the case says."""
+    study = tmp / "stopped"
+    if case == "resume with a damaged study.json":
+        _stopped_study(study)
+        (study / folder.META_FILE).write_text('{"tracking_uri": ')
+    elif case == "resume a study that never started":
+        _stopped_study(study)
+        (study / "tune" / "tuner.pkl").unlink()
+    elif case == "resume from a corrupt checkpoint":
+        _stopped_study(study, state=b"\x00garbage, not a torch.save file" * 100)
+    elif case == "resume from a checkpoint of something else":
+        _stopped_study(study)
+        torch.save({"weights": torch.zeros(3)}, study / "tune/abc_00000/checkpoint_000002/state.pt")
+    elif case == "resume with its MLflow server gone":
+        _stopped_study(study, tracking_uri=f"http://127.0.0.1:{port}")
+    elif case == "run into an existing study":
+        _stopped_study(study)
+    return study
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Bad input must stop the command before Ray starts: make starting it fail the test."""
+
+    def refuse(address):
+        raise AssertionError(f"Ray was started (address={address}) for bad input")
+
+    monkeypatch.setattr(cli, "_start_ray", refuse)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_with_one_line_and_starts_nothing(case, tmp_path, capsys, no_ray):
+    argv, words = CASES[case]
+    port = _free_port()
+    (tmp_path / "broken.yaml").write_text(BAD_YAML)
+    study = _setup(case, tmp_path, port)
+    out = tmp_path / "new-study"
+    argv = [a.format(tmp=tmp_path, port=port, study=study, out=out) for a in argv]
+    if argv[0] == "run" and "--output" not in argv:
+        argv += ["--output", str(out)]
+    before = _snapshot(tmp_path)
 
     assert main(argv) == EXIT_BAD_INPUT
 
     err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("knee-study: error: ")
-    assert names in err
+    assert err.startswith("knee-study: error: "), err
+    assert err.count("\n") == 1, err  # one line
+    assert words in err
     assert "Traceback" not in err
-    assert not output.exists()  # nothing launched, no half-made study folder
+    assert _snapshot(tmp_path) == before  # nothing made, nothing touched
+
+
+def test_a_study_resumes_past_a_checkpoint_of_a_finished_trial(tmp_path, monkeypatch):
+    """Only checkpoints Tune will restore are read: a finished trial's are never used."""
+    study = _stopped_study(tmp_path / "stopped", state=b"garbage")
+    state_file = next((study / "tune").glob("experiment_state-*.json"))
+    trial = json.dumps({"trial_id": "abc_00000", "status": "TERMINATED"})
+    state_file.write_text(json.dumps({"trial_data": [[trial, "{}"]]}))
+
+    class Started(Exception):
+        pass
+
+    def start_ray(address):
+        raise Started
+
+    monkeypatch.setattr(cli, "_start_ray", start_ray)
+    with pytest.raises(Started):  # got past every check, as far as starting Ray
+        main(["resume", str(study)])
 
 
 def test_validate_accepts_the_default_study(capsys):
