@@ -328,7 +328,7 @@ def _cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) ->
         if not row["n"]:
             return "no usable seeds"
         text = f"{row['mean'] * scale:.{digits}f}"
-        if np.isfinite(row["ci_high"]):
+        if pd.notna(row["ci_high"]) and np.isfinite(row["ci_high"]):
             text += f" ± {(row['ci_high'] - row['mean']) * scale:.{digits}f}"
         text += f" (n={int(row['n'])}"
         if row["diverged"]:
