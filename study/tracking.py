@@ -111,6 +111,7 @@ class TrialTracker(tune.Callback):
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}  # trial_id -> run_id
         self._last_step: dict[str, int] = {}  # trial_id -> last epoch the run has
+        self._final_logged: set[str] = set()  # trial_ids whose run has its final metrics
 
     @property
     def client(self) -> MlflowClient:
@@ -132,7 +133,7 @@ class TrialTracker(tune.Callback):
             epochs.append(result)
         self._log_epochs(trial.trial_id, run_id, epochs)
         if "diverged" in result:
-            self._log_final(run_id, result)
+            self._log_final(trial.trial_id, run_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self._run_id(trial), status="FINISHED")
@@ -155,7 +156,12 @@ class TrialTracker(tune.Callback):
             self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
         self._last_step[trial_id] = last
 
-    def _log_final(self, run_id: str, result: Mapping[str, Any]) -> None:
+    def _log_final(self, trial_id: str, run_id: str, result: Mapping[str, Any]) -> None:
+        # A trial whose final result was logged but not yet in Tune's snapshot when the driver
+        # died runs its last step again after resume: its run keeps the first final metrics.
+        if trial_id in self._final_logged:
+            return
+        self._final_logged.add(trial_id)
         now = int(time.time() * 1000)
         step = int(result.get("epoch", 0))
         metrics = [Metric(k, float(result[k]), now, step) for k in FINAL_METRICS if k in result]
@@ -177,6 +183,8 @@ class TrialTracker(tune.Callback):
             run_id = found[0].info.run_id
             history = self.client.get_metric_history(run_id, "test_acc")
             self._last_step[trial_id] = max((m.step for m in history), default=0)
+            if "diverged" in found[0].data.tags:
+                self._final_logged.add(trial_id)
         else:
             run_id = self._create_run(trial)
             self._last_step[trial_id] = 0
