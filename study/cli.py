@@ -201,6 +201,10 @@ def _plan(launch, cfg: StudyConfig):
 def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> int:
     from study.tracking import close_open_runs, set_study_status
 
+    # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
+    # once per trial when it builds its result grid; nothing is missing.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
     status = "FAILED"
     try:
         results = tuner.fit()

@@ -6,6 +6,7 @@ environment when it is imported.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
@@ -25,6 +26,10 @@ from trainables.train import train
 
 if TYPE_CHECKING:
     from study.tracking import TrialTracker
+
+# Trial workers import this module: keep Ray Train's line per saved checkpoint out of the
+# driver's terminal (the trial table already shows progress).
+logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
 STATE_FILE = "state.pt"
 TUNE_FOLDER = "tune"  # Ray's experiment folder inside the study's output folder
@@ -154,7 +159,6 @@ def build_tuner(
             search_alg=search_alg,
             num_samples=num_samples,
             scheduler=_trial_scheduler(cfg),
-            max_concurrent_trials=plan.concurrent_trials,
             # One actor trains trial after trial: no process start-up per trial.
             reuse_actors=True,
             trial_name_creator=lambda trial: trial_label(trial.config),

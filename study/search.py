@@ -58,10 +58,16 @@ def search_space(cfg: StudyConfig) -> dict[str, Any]:
 
 
 def search_algorithm(cfg: StudyConfig, concurrent_trials: int) -> tuple[Searcher, int]:
-    """Tune's search algorithm for the study and the number of trials (``num_samples``)."""
+    """Tune's search algorithm for the study and the number of trials (``num_samples``).
+
+    The algorithm holds the concurrency limit: Tune ignores ``max_concurrent_trials`` when it
+    is given a search algorithm that is not a plain ``Searcher`` (the grid's generator)."""
     if cfg.tune.search == "grid":
         points = cfg.grid()
-        return BasicVariantGenerator(points_to_evaluate=points), len(points)
+        generator = BasicVariantGenerator(
+            points_to_evaluate=points, max_concurrent=concurrent_trials
+        )
+        return generator, len(points)
     from ray.tune.search.optuna import OptunaSearch  # imports optuna: drivers only, not workers
 
     optuna = OptunaSearch(metric="test_acc", mode="max", seed=OPTUNA_SEED)

@@ -1,6 +1,8 @@
 """Studies beyond the explore grid, through the real CLI on digits: baselines, budgets and decay
 shapes swept together, and an Optuna search; the MLflow store and the report checked after."""
 
+import re
+
 import pytest
 from mlflow import MlflowClient
 
@@ -113,3 +115,24 @@ def test_optuna_report_shows_the_search(optuna_study):
     assert "4 points, each run over every seed" in report
     assert (output / "report" / "search_landscape.png").read_bytes().startswith(b"\x89PNG")
     assert "in this search" in proc.stdout
+
+
+def test_max_concurrent_holds_for_a_grid(tmp_path, knee_study):
+    """resources.max_concurrent=1 on a 2-CPU machine: Tune's own table never shows more than one
+    trial's CPU in use (Tune ignores its max_concurrent_trials for a grid's generator; the
+    generator must hold the limit)."""
+    args = settings(
+        name="serial",
+        resources__max_concurrent=1,
+        sweep__explore_fraction="[0.0, 0.5, 1.0]",
+        sweep__peak_lr="[0.05]",
+        sweep__seed="[0]",
+        train__epochs=2,
+        sharpness__steps=2,
+    )
+    proc = knee_study("run", *args, "--output", str(tmp_path / "study"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    usage = re.findall(r"Logical resource usage: ([\d.]+)/([\d.]+) CPUs", proc.stdout)
+    assert usage, proc.stdout[-2000:]
+    assert {float(used) for used, _ in usage} <= {0.0, 1.0}, usage
