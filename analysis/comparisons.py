@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.robustness import Verdict, conditions, difference_interval, equivalence, usable
+from analysis.robustness import (
+    Verdict,
+    conditions,
+    difference_interval,
+    equivalence,
+    percent,
+    resolution,
+    usable,
+)
 
 KNEE_ONLY = ("explore_fraction", "decay")  # meaningless for a baseline schedule
 
@@ -26,17 +34,19 @@ def schedule_table(runs: pd.DataFrame, metric: str = "test_acc", fraction: float
     """
     arms = _arms(runs, metric, fraction)
     keys = _keys(arms, exclude=("decay",))
+    floor = resolution(arms[metric])
     if arms["schedule"].nunique() < 2:
         return pd.DataFrame()
     rows = []
-    for key, cell in arms.groupby(keys, sort=True):
+    for key, cell in arms.groupby(keys, sort=True, dropna=False):
         knees = [arm for arm in cell["arm"].unique() if arm.startswith("knee")]
         for arm, group in cell.groupby("arm", sort=False):
             row = {**dict(zip(keys, key, strict=True)), "schedule": arm, **_stats(group, metric)}
             if not arm.startswith("knee"):
                 for knee in knees:  # one difference per Knee arm: usually just one
                     seeds = cell[cell["arm"] == knee].set_index("seed")[metric]
-                    diff = difference_interval(seeds, group.set_index("seed")[metric])
+                    theirs = group.set_index("seed")[metric]
+                    diff = difference_interval(seeds, theirs, 0.90, floor)
                     suffix = "" if len(knees) == 1 else f" ({knee})"
                     row.update(_diff_columns(f"knee_minus{suffix}", diff))
             rows.append(row)
@@ -54,15 +64,16 @@ def budget_table(
         return pd.DataFrame()
     arms = _arms(runs, metric, fraction)
     keys = _keys(arms, exclude=("decay", "epochs"))
+    floor = resolution(arms[metric])
     rows = []
-    for key, cell in arms.groupby(keys, sort=True):
+    for key, cell in arms.groupby(keys, sort=True, dropna=False):
         full = cell["epochs"].max()
         baselines = cell[~cell["arm"].str.startswith("knee") & (cell["epochs"] == full)]
         knees = cell[cell["arm"].str.startswith("knee")]
         for (knee, epochs), ours in knees.groupby(["arm", "epochs"], sort=True):
             for baseline, theirs in baselines.groupby("arm", sort=True):
                 diff = difference_interval(
-                    ours.set_index("seed")[metric], theirs.set_index("seed")[metric]
+                    ours.set_index("seed")[metric], theirs.set_index("seed")[metric], 0.90, floor
                 )
                 rows.append(
                     {
@@ -90,24 +101,23 @@ def decay_table(
     if "decay" not in knee or knee["decay"].nunique() < 2:
         return pd.DataFrame()
     keys = _keys(knee, exclude=("decay",))
+    floor = resolution(knee[metric])
     rows = []
-    for key, cell in knee.groupby(keys, sort=True):
+    for key, cell in knee.groupby(keys, sort=True, dropna=False):
         base = cell[cell["decay"] == reference].set_index("seed")[metric]
         for decay, group in cell.groupby("decay", sort=True):
             row = {**dict(zip(keys, key, strict=True)), "decay": decay, **_stats(group, metric)}
             if decay != reference and len(base):
-                diff = difference_interval(group.set_index("seed")[metric], base)
+                diff = difference_interval(group.set_index("seed")[metric], base, 0.90, floor)
                 row.update(_diff_columns(f"minus_{reference}", diff))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def is_search(runs: pd.DataFrame) -> bool:
-    """Whether the Knee trials come from a search (every peak LR has its own explore fraction)
-    rather than a grid (each peak LR crossed with the same explore fractions)."""
-    knee = runs[runs["schedule"] == "knee"] if "schedule" in runs else runs
-    points = knee.groupby("peak_lr")["explore_fraction"].nunique()
-    return len(points) > 3 and points.max() == 1
+    """Whether the runs come from a search (``knee-study`` tags each trial ``search=optuna``)
+    rather than a grid."""
+    return "search" in runs and bool((runs["search"] == "optuna").any())
 
 
 def search_summary(
@@ -119,9 +129,10 @@ def search_summary(
 ) -> tuple[pd.DataFrame, dict]:
     """The points a search tried, best first (explore fraction, peak LR, seeds, mean, std), and
     a summary: the best point, the best region (the ranges spanned by the top quarter of the
-    points), and how flat accuracy is around ``fraction``: the best point within ``window`` of it
-    against the best point overall, their difference's interval and the decision against
-    ``margin`` as in the verdict (robust / not robust / inconclusive)."""
+    points) and how accuracy near ``fraction`` compares with elsewhere: the best point within
+    ``window`` of it against the best point outside, the gap ``outside - near`` with its 90%
+    interval and a decision against ``margin`` as in the verdict. Both points are the best of
+    their group, so the comparison is a guide, not a test at a known level."""
     good = runs[usable(runs, metric)]
     good = good[good["schedule"] == "knee"] if "schedule" in good else good
     points = (
@@ -142,11 +153,13 @@ def search_summary(
         "region_explore": (top["explore_fraction"].min(), top["explore_fraction"].max()),
         "region_peak_lr": (top["peak_lr"].min(), top["peak_lr"].max()),
         "region_points": len(top),
+        "decision": "inconclusive",
     }
-    near = points[(points["explore_fraction"] - fraction).abs() <= window + 1e-12]
-    if near.empty:
-        return points, {**summary, "decision": "inconclusive", "reason": "no point near"}
-    close = near.iloc[0]
+    inside = (points["explore_fraction"] - fraction).abs() <= window + 1e-12
+    if not inside.any() or inside.all():
+        where = "no point within" if not inside.any() else "every point within"
+        return points, {**summary, "reason": f"{where} {window:.0%} of {fraction:.0%} explore"}
+    near, outside = points[inside].iloc[0], points[~inside].iloc[0]
 
     def seeds(point: pd.Series) -> pd.Series:
         at = (good["explore_fraction"] == point["explore_fraction"]) & (
@@ -154,21 +167,23 @@ def search_summary(
         )
         return good[at].set_index("seed")[metric]
 
-    gap, low, high, test = difference_interval(seeds(best), seeds(close))
-    if np.isnan(high) or min(best["n"], close["n"]) < 3:
-        decision = "inconclusive"
-    else:
-        decision = equivalence(low, high, margin)
+    floor = resolution(good[metric])
+    gap, low, high, test = difference_interval(seeds(outside), seeds(near), 0.90, floor)
+    enough = min(near["n"], outside["n"]) >= 3
     return points, {
         **summary,
-        "near_explore": close["explore_fraction"],
-        "near_peak_lr": close["peak_lr"],
-        "near_mean": close["mean"],
+        "near_explore": near["explore_fraction"],
+        "near_peak_lr": near["peak_lr"],
+        "near_mean": near["mean"],
+        "outside_explore": outside["explore_fraction"],
+        "outside_peak_lr": outside["peak_lr"],
+        "outside_mean": outside["mean"],
         "gap": gap,
         "gap_low": low,
         "gap_high": high,
         "test": test,
-        "decision": decision,
+        "decision": equivalence(low, high, margin) if enough else "inconclusive",
+        "reason": "" if enough else "fewer than 3 seeds a point",
     }
 
 
@@ -219,33 +234,28 @@ def search_verdict(
     metric: str = "test_acc",
     window: float = 0.1,
 ) -> Verdict:
-    """The verdict for a search study, where no two points share an explore fraction: is the
-    best point within ``window`` of ``fraction`` within ``margin`` of the best point found?"""
+    """The verdict for a search study, where points do not share explore fractions: does the
+    best point within ``window`` of ``fraction`` come within ``margin`` of the best point
+    outside it? ``verdict.table`` holds the search's points, best first."""
     points, found = search_summary(runs, metric, fraction, window, margin)
-    name = f"{fraction:.0%} explore"
-    if not found or "gap" not in found:
-        why = "no usable trials" if not found else f"no point within {window:.0%} of it"
+    name = f"{percent(fraction)} explore"
+    if "gap" not in found:
+        why = found.get("reason", "no usable trials")
         return Verdict(
             "inconclusive", points, f"{name}: inconclusive, {why}.", fraction, margin, metric
         )
     status = found["decision"]
-    near = f"explore {found['near_explore']:.0%}, peak LR {found['near_peak_lr']:.3g}"
-    best_lr = found["best_peak_lr"]
-    best = f"explore {found['best_explore']:.0%}, peak LR {best_lr:.3g}"
-    gap = (
-        f"by {found['gap'] * 100:.2f} points (90% interval {found['gap_low'] * 100:.2f} to "
-        f"{found['gap_high'] * 100:.2f})"
-    )
+    near = f"explore {percent(found['near_explore'])}, peak LR {found['near_peak_lr']:.3g}"
+    outside = f"explore {percent(found['outside_explore'])}, peak LR {found['outside_peak_lr']:.3g}"
     lead = {
         "robust": f"{name} is robust in this search",
         "not robust": f"{name} is not robust in this search",
         "inconclusive": f"{name}: inconclusive in this search",
     }[status]
-    if (found["near_explore"], found["near_peak_lr"]) == (found["best_explore"], best_lr):
-        explanation = f"{lead}: the best point found ({best}) lies within {window:.0%} of it."
-    else:
-        explanation = (
-            f"{lead}: the best point near it ({near}) trails the best point found ({best}) "
-            f"{gap}, against a {margin * 100:.2f}-point margin."
-        )
+    explanation = (
+        f"{lead}: the best point beyond {window:.0%} of it ({outside}) minus the best point "
+        f"within ({near}) is {found['gap'] * 100:.2f} points (90% interval "
+        f"{found['gap_low'] * 100:.2f} to {found['gap_high'] * 100:.2f}), against a "
+        f"{margin * 100:.2f}-point margin{'; ' + found['reason'] if found['reason'] else ''}."
+    )
     return Verdict(status, points, explanation, fraction, margin, metric)

@@ -6,19 +6,23 @@ silently averaged in. The explore-fraction views use the Knee trials (baselines 
 phase); a study that also sweeps other axes (epochs, decay, ...) is summarised per combination
 of them, so no mean ever mixes two conditions.
 
-The verdict's test, at each condition (peak LR): take the explore fraction with the best mean,
-and the gap ``best - fraction`` of the metric. Its 90% confidence interval is a t interval,
-paired by seed when both fractions ran the same seeds (same initialisation and batch order, so
-the pairing removes most of the seed noise) and Welch's otherwise. That is the two one-sided
-tests (TOST) equivalence procedure at the 5% level:
+The verdict's test, at each condition (peak LR): compare the fraction with every other explore
+fraction that has enough seeds. For each, the gap ``other - fraction`` of the metric gets a t
+interval, paired by seed when both ran the same seeds (same initialisation and batch order, so
+the pairing removes most of the seed noise) and Welch's otherwise. The standard deviation is
+never taken below the metric's resolution (one test image, read off the data): with accuracies
+in steps of one image, three identical differences are luck, not certainty.
 
-* upper end below ``margin``  -> robust: the fraction is within ``margin`` of the best;
-* lower end above ``margin``  -> not robust: it is worse than the best by more than ``margin``;
-* otherwise                   -> inconclusive: more seeds would decide it.
+* robust: every gap's 90% upper bound is below ``margin``. An intersection-union test: each
+  one-sided test at 5%, so no fraction beats ``fraction`` by more than the margin (5% level).
+* not robust: some gap's lower bound is above ``margin`` at a Bonferroni-corrected level (one-
+  sided 5% / number of comparisons), so picking the largest of several noisy gaps does not
+  make a flat curve look not robust.
+* otherwise inconclusive: more seeds would decide it.
 
-Fewer than ``min_seeds`` seeds, the fraction not swept, a single fraction with enough seeds, or
-no usable trials give "inconclusive", never a false "robust"; any diverged seed at the fraction
-(while the best ran clean) gives "not robust". Overall: robust only when robust at every
+Fewer than ``min_seeds`` seeds, the fraction not swept, no other fraction to compare with, or no
+usable trials give "inconclusive", never a false "robust"; a higher rate of diverged seeds at the
+fraction than at another fraction gives "not robust". Overall: robust only when robust at every
 condition, not robust when not robust at any.
 """
 
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.runs import REQUIRED_PARAMS
+from analysis.runs import REQUIRED_PARAMS, AnalysisError
 
 STATUSES = ("robust", "not robust", "inconclusive")
 SUMMARY_COLUMNS = (
@@ -38,6 +42,12 @@ SUMMARY_COLUMNS = (
     *("best", "best_seed", "worst", "worst_seed", "diverged", "failed"),
 )
 _NOT_CONDITIONS = {*REQUIRED_PARAMS, "schedule"} - {"peak_lr"}
+# The train() keys a study may sweep or vary, for frames that lost load_runs' param list.
+KNOWN_CONDITIONS = [
+    *("peak_lr", "epochs", "decay", "batch_size", "model", "dataset", "optimizer"),
+    *("momentum", "weight_decay", "warmup_fraction"),
+]
+ALPHA = 0.05  # one-sided level of each test: a 90% two-sided interval
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ class Verdict:
 def conditions(runs: pd.DataFrame) -> list[str]:
     """The columns that split trials into separate experiments: peak LR first, then every other
     param that varies (epochs, decay, ...), never seed, explore fraction or schedule."""
-    params = runs.attrs.get("params", ["peak_lr"])
+    params = runs.attrs.get("params", KNOWN_CONDITIONS)  # a frame read back from runs.csv
     varying = [
         p
         for p in params
@@ -87,7 +97,7 @@ def explore_summary(
     keys = [*conditions(trials), "explore_fraction"]
     ok = usable(trials, metric)
     rows = []
-    for key, cell in trials.groupby(keys, sort=True):
+    for key, cell in trials.groupby(keys, sort=True, dropna=False):
         good = cell[ok.loc[cell.index]]
         values = good[metric]
         n = len(values)
@@ -127,12 +137,14 @@ def robustness_verdict(
     trials = knee_trials(runs).reset_index(drop=True)  # unique labels for the masks
     keys = conditions(trials)
     ok = usable(trials, metric)
+    _refuse_repeated_seeds(trials[ok], [*keys, "explore_fraction"])
+    floor = resolution(trials.loc[ok, metric])
     rows = [
         {
             **dict(zip(keys, key, strict=True)),
-            **_decide(cell, ok, fraction, margin, metric, min_seeds),
+            **_decide(cell, ok, fraction, margin, metric, min_seeds, floor),
         }
-        for key, cell in trials.groupby(keys, sort=True)
+        for key, cell in trials.groupby(keys, sort=True, dropna=False)
     ]
     table = pd.DataFrame(rows)
     if table.empty:
@@ -148,22 +160,31 @@ def robustness_verdict(
 
 
 def _decide(
-    cell: pd.DataFrame, ok: pd.Series, fraction: float, margin: float, metric: str, min_seeds: int
+    cell: pd.DataFrame,
+    ok: pd.Series,
+    fraction: float,
+    margin: float,
+    metric: str,
+    min_seeds: int,
+    floor: float,
 ) -> dict:
-    """The decision at one condition and the numbers behind it."""
+    """The decision at one condition and the numbers behind it (see the module docstring)."""
     good = cell[ok.loc[cell.index]]
-    by_fraction = good.groupby("explore_fraction")[metric]
-    counts, means = by_fraction.size(), by_fraction.mean()
+    means = good.groupby("explore_fraction")[metric].mean()
+    counts = good.groupby("explore_fraction")[metric].size()
     at = np.isclose(cell["explore_fraction"], fraction)
+    mine = good[np.isclose(good["explore_fraction"], fraction)].set_index("seed")[metric]
     row = {
-        "best_fraction": np.nan,
-        "best_mean": np.nan,
-        "fraction_mean": np.nan,
-        "gap": np.nan,
+        "best_fraction": float(means.idxmax()) if len(means) else np.nan,
+        "fraction_mean": mine.mean() if len(mine) else np.nan,
+        "versus": np.nan,  # the other fraction behind the decision
+        "versus_mean": np.nan,
+        "gap": np.nan,  # versus - fraction
         "gap_low": np.nan,
         "gap_high": np.nan,
-        "n_best": 0,
-        "n_fraction": int(np.isclose(good["explore_fraction"], fraction).sum()),
+        "confidence": np.nan,
+        "comparisons": 0,
+        "n_fraction": len(mine),
         "diverged": int(cell.loc[at, "diverged"].sum()),
         "test": "",
         "decision": "inconclusive",
@@ -171,26 +192,57 @@ def _decide(
     }
     if not at.any():
         return {**row, "reason": "not swept"}
-    enough = means[counts >= min_seeds]
-    if enough.empty:
-        return {**row, "reason": f"fewer than {min_seeds} usable seeds per fraction"}
-    if len(enough) < 2:  # 50% against itself proves nothing
-        return {**row, "reason": "one explore fraction only, nothing to compare"}
-    best_fraction = float(enough.idxmax())
-    best = good[good["explore_fraction"] == best_fraction].set_index("seed")[metric]
-    mine = good[np.isclose(good["explore_fraction"], fraction)].set_index("seed")[metric]
-    row.update(best_fraction=best_fraction, best_mean=best.mean(), n_best=len(best))
-    row["fraction_mean"] = mine.mean() if len(mine) else np.nan
-    best_diverged = int(cell.loc[cell["explore_fraction"] == best_fraction, "diverged"].sum())
-    if row["diverged"] > best_diverged:
-        n_at = int(at.sum())
-        return {**row, "decision": "not robust", "reason": f"{row['diverged']} of {n_at} diverged"}
+    others = [f for f in counts.index[counts >= min_seeds] if not np.isclose(f, fraction)]
+    worse_rate = _diverged_more(cell, fraction)
+    if worse_rate:
+        return {**row, "decision": "not robust", "reason": worse_rate}
     if len(mine) < min_seeds:
         return {**row, "reason": f"{len(mine)} usable seed(s) at the fraction, need {min_seeds}"}
-    gap, low, high, test = difference_interval(best, mine)
-    row.update(gap=gap, gap_low=low, gap_high=high, test=test)
-    decision = equivalence(low, high, margin)
+    if not others:
+        return {**row, "reason": f"no other fraction with {min_seeds}+ usable seeds to compare"}
+
+    def gaps(confidence: float) -> pd.DataFrame:
+        found = {
+            other: difference_interval(
+                good[good["explore_fraction"] == other].set_index("seed")[metric],
+                mine,
+                confidence,
+                floor,
+            )
+            for other in others
+        }
+        return pd.DataFrame(found, index=["gap", "gap_low", "gap_high", "test"]).T
+
+    plain = gaps(1 - 2 * ALPHA)
+    strict = gaps(1 - 2 * ALPHA / len(others))  # Bonferroni over the comparisons
+    row["comparisons"] = len(others)
+    if (strict["gap_low"] > margin).any():
+        versus, decision, table = strict["gap_low"].astype(float).idxmax(), "not robust", strict
+        confidence = 1 - 2 * ALPHA / len(others)
+    else:
+        versus, table, confidence = plain["gap_high"].astype(float).idxmax(), plain, 1 - 2 * ALPHA
+        decision = "robust" if (plain["gap_high"] < margin).all() else "inconclusive"
+    row.update(table.loc[versus].to_dict(), versus=versus, confidence=confidence)
+    row["versus_mean"] = means[versus]
     return {**row, "decision": decision, "reason": _REASONS[decision]}
+
+
+def _diverged_more(cell: pd.DataFrame, fraction: float) -> str:
+    """Why the fraction is not robust on divergence alone: its seeds diverged more often than
+    another fraction's. Empty when not."""
+    rates = cell.groupby("explore_fraction")["diverged"].agg(["sum", "size"])
+    rates["rate"] = rates["sum"] / rates["size"]
+    at = np.isclose(rates.index, fraction)
+    if not at.any() or rates.loc[at, "sum"].iloc[0] == 0:
+        return ""
+    mine, others = rates[at].iloc[0], rates[~at]
+    if others.empty or others["rate"].min() >= mine["rate"]:
+        return ""
+    calm = others["rate"].idxmin()
+    return (
+        f"{int(mine['sum'])} of {int(mine['size'])} seeds diverged, "
+        f"{int(others.loc[calm, 'sum'])} of {int(others.loc[calm, 'size'])} at {calm:.4g}"
+    )
 
 
 _REASONS = {
@@ -211,49 +263,77 @@ def equivalence(low: float, high: float, margin: float) -> str:
 
 
 def difference_interval(
-    a: pd.Series, b: pd.Series, confidence: float = 0.90
+    a: pd.Series, b: pd.Series, confidence: float = 0.90, sd_floor: float = 0.0
 ) -> tuple[float, float, float, str]:
     """Mean of ``a - b`` and its ``confidence`` t interval, for two samples indexed by seed:
-    paired by seed when both ran the same seeds, Welch's otherwise. Returns (difference, low,
-    high, "paired t" or "Welch t"); NaN bounds when there are too few values."""
+    paired by seed when both ran the same seeds, Welch's otherwise. Standard deviations are
+    taken as at least ``sd_floor`` (the metric's resolution). Returns (difference, low, high,
+    "paired t" or "Welch t"); NaN bounds with fewer than two values a side."""
+    quantile = 0.5 + confidence / 2
     if set(a.index) == set(b.index):
         diff = a - b.reindex(a.index)
-        if len(diff) and np.ptp(diff) == 0:  # identical differences: the interval is the point
-            return float(diff.mean()), float(diff.mean()), float(diff.mean()), "paired t"
-        if len(diff) < 2:
-            return float(diff.mean()) if len(diff) else np.nan, np.nan, np.nan, "paired t"
-        interval = stats.ttest_rel(a, b.reindex(a.index)).confidence_interval(confidence)
-        return float(diff.mean()), float(interval.low), float(interval.high), "paired t"
+        n = len(diff)
+        if n < 2:
+            return (float(diff.mean()) if n else np.nan), np.nan, np.nan, "paired t"
+        sd = max(float(diff.std(ddof=1)), sd_floor)
+        half = stats.t.ppf(quantile, n - 1) * sd / np.sqrt(n)
+        return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half), "paired t"
     gap = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
         return gap, np.nan, np.nan, "Welch t"
-    if a.std() == 0 and b.std() == 0:
+    va = max(float(a.std(ddof=1)), sd_floor) ** 2 / len(a)
+    vb = max(float(b.std(ddof=1)), sd_floor) ** 2 / len(b)
+    if va + vb == 0:
         return gap, gap, gap, "Welch t"
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
-    return gap, float(interval.low), float(interval.high), "Welch t"
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+    half = stats.t.ppf(quantile, df) * np.sqrt(va + vb)
+    return gap, gap - half, gap + half, "Welch t"
+
+
+def resolution(values: pd.Series) -> float:
+    """The smallest step between distinct values of a metric (one test image for an accuracy:
+    1/540 on digits), 0 when fewer than two distinct values."""
+    distinct = np.unique(np.round(values.dropna().to_numpy(dtype=float), 9))
+    steps = np.diff(distinct)
+    steps = steps[steps > 1e-7]
+    return float(steps.min()) if len(steps) else 0.0
+
+
+def _refuse_repeated_seeds(good: pd.DataFrame, keys: list[str]) -> None:
+    """Two usable runs of one seed at one point (two studies in one experiment, most likely)
+    would be counted as two seeds: refuse them rather than report a false precision."""
+    repeated = good[good.duplicated([*keys, "seed"], keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        at = ", ".join(f"{k}={first[k]}" for k in [*keys, "seed"])
+        raise AnalysisError(
+            f"{len(repeated)} runs repeat a seed (e.g. {at}): the experiment holds more than one "
+            "study; analyse one (parent_run_id, or knee-study report STUDY_DIR)"
+        )
 
 
 def _explain(
     status: str, table: pd.DataFrame, keys: list[str], fraction: float, margin: float, metric: str
 ) -> str:
-    name, limit = f"{fraction:.0%} explore", f"the {_amount(margin, metric, '-point')} margin"
+    name, limit = f"{percent(fraction)} explore", f"the {_amount(margin, metric, '-point')} margin"
     if table.empty:
         return f"{name}: inconclusive, no usable trials."
     if status == "robust":
         return (
-            f"{name} is robust: at every {_plural(keys, 1)} ({len(table)}) its mean {metric} is "
-            f"within {_amount(margin, metric)} of the best explore fraction (90% interval of "
-            f"the gap below the margin; {_seeds(table)})."
+            f"{name} is robust: at every {_plural(keys, 1)} ({len(table)}) no other explore "
+            f"fraction beats it by more than {_amount(margin, metric)} (90% upper bounds below "
+            f"the margin against each of {_span(table['comparisons'])} fractions; "
+            f"{_span(table['n_fraction'])} seeds each)."
         )
     rows = table[table["decision"] == status]
     where = " and ".join(_where(row, keys, metric) for _, row in rows.iterrows())
     if status == "not robust":
-        worse = f": worse than the best fraction by more than {limit}"
+        worse = f": another fraction beats it by more than {limit}"
         return f"{name} is not robust {where}{worse if rows['gap'].notna().all() else ''}."
     hint = (
         f"an interval that straddles {limit} needs more seeds to decide"
         if rows["gap"].notna().any()
-        else f"robust means within {_amount(margin, metric)} of the best fraction"
+        else f"robust means no other fraction beats it by more than {_amount(margin, metric)}"
     )
     return f"{name}: inconclusive {where}; {hint}."
 
@@ -263,9 +343,20 @@ def _where(row: pd.Series, keys: list[str], metric: str) -> str:
     if np.isnan(row["gap"]):
         return f"{at} ({row['reason']})"
     return (
-        f"{at} (trails {row['best_fraction']:.0%} by {_amount(row['gap'], metric)}, 90% "
-        f"interval {_amount(row['gap_low'], metric, '')} to {_amount(row['gap_high'], metric, '')})"
+        f"{at} ({percent(row['versus'])} minus it: {_amount(row['gap'], metric)}, "
+        f"{percent(row['confidence'])} interval {_amount(row['gap_low'], metric, '')} to "
+        f"{_amount(row['gap_high'], metric, '')})"
     )
+
+
+def percent(fraction: float) -> str:
+    """0.5 -> 50%, 0.002 -> 0.2%, 0.975 -> 97.5%: as many digits as tell fractions apart."""
+    return f"{fraction * 100:.4g}%" if np.isfinite(fraction) else ""
+
+
+def _span(values: pd.Series) -> str:
+    low, high = int(values.min()), int(values.max())
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def describe(keys: list[str], values) -> str:
@@ -280,7 +371,7 @@ def describe(keys: list[str], values) -> str:
 def _amount(value: float, metric: str, unit: str = " points") -> str:
     """Accuracies are fractions: say gaps in points (0.002 -> 0.20 points)."""
     if metric.endswith("acc"):
-        return f"{value * 100:.2f}{unit}"
+        return f"{round(value * 100, 2) or 0.0:.2f}{unit}"  # never "-0.00"
     return f"{value:.4g}"
 
 
@@ -289,24 +380,22 @@ def _plural(keys: list[str], count: int = 2) -> str:
     return label if count == 1 else f"{label}s"
 
 
-def _seeds(table: pd.DataFrame) -> str:
-    low, high = int(table["n_fraction"].min()), int(table["n_fraction"].max())
-    return f"{low} seeds each" if low == high else f"{low}-{high} seeds each"
-
-
 def sharpness_correlation(
-    runs: pd.DataFrame, x: str = "sharpness", y: str = "test_acc"
+    runs: pd.DataFrame, x: str = "sharpness", y: str = "test_acc", min_trials: int = 8
 ) -> pd.DataFrame:
-    """Spearman correlation of ``x`` with ``y`` over all usable trials and within each
-    condition: columns ``scope``, ``n``, ``rho``, ``p_value`` (NaN with fewer than 3 trials)."""
+    """Spearman correlation of ``x`` with ``y`` over all usable trials, and within each condition
+    that has at least ``min_trials`` of them (below that, the p-value's approximation is off and
+    one row per search point says nothing): columns ``scope``, ``n``, ``rho``, ``p_value``."""
     good = runs[usable(runs, x) & usable(runs, y)]
     scopes = [("all trials", good)]
     keys = conditions(good) if len(good) else ["peak_lr"]
-    for key, cell in good.groupby(keys, sort=True):
-        scopes.append((describe(keys, key), cell))
+    for key, cell in good.groupby(keys, sort=True, dropna=False):
+        if len(cell) >= min_trials:
+            scopes.append((describe(keys, key), cell))
     rows = []
     for scope, cell in scopes:
-        rho, p = stats.spearmanr(cell[x], cell[y]) if len(cell) >= 3 else (np.nan, np.nan)
+        enough = len(cell) >= min_trials
+        rho, p = stats.spearmanr(cell[x], cell[y]) if enough else (np.nan, np.nan)
         rows.append({"scope": scope, "n": len(cell), "rho": rho, "p_value": p})
     return pd.DataFrame(rows)
 
@@ -317,7 +406,7 @@ def explore_sensitivity(runs: pd.DataFrame, metric: str = "test_acc") -> pd.Data
     summary = explore_summary(runs, metric).dropna(subset=["mean"])
     keys = conditions(knee_trials(runs))
     rows = []
-    for key, cell in summary.groupby(keys, sort=True):
+    for key, cell in summary.groupby(keys, sort=True, dropna=False):
         best, worst = cell.loc[cell["mean"].idxmax()], cell.loc[cell["mean"].idxmin()]
         rows.append(
             {

@@ -32,13 +32,16 @@ def load_runs(
 ) -> pd.DataFrame:
     """One row per trial run of ``experiment`` (a name or an id).
 
-    Columns: ``run_id``, ``status`` (FINISHED, FAILED, KILLED, RUNNING), ``diverged`` (bool),
-    every param under its own name with a proper dtype (``explore_fraction`` and ``peak_lr``
-    float, ``seed`` int, ``schedule`` str, numbers as numbers, ``True``/``False`` as bool), and
-    every final metric value under its own name (``test_acc``, ``sharpness``, ...; a metric
-    that shares a param's name gets a ``metric.`` prefix). ``parent_run_id`` keeps one study's
-    trials when several studies share the experiment. ``df.attrs["params"]`` lists the param
-    columns. Raises :class:`AnalysisError` naming what was found when nothing can be used.
+    Columns: ``run_id``; ``status`` (FINISHED, FAILED, KILLED, RUNNING); ``diverged`` (bool);
+    ``search`` (``grid``, or ``optuna`` from the trial's tag); every param under its own name
+    with a proper dtype (``explore_fraction`` and ``peak_lr`` float, ``seed`` int, ``schedule``
+    str, numbers as numbers, ``True``/``False`` as bool); every final metric value under its own
+    name (``test_acc``, ``sharpness``, ...; one that shares the name of a param or of a column
+    above gets a ``metric.`` prefix). ``df.attrs["params"]`` lists the param columns.
+
+    ``parent_run_id`` picks one study when several share the experiment; without it such an
+    experiment is refused (each seed would count twice). Raises :class:`AnalysisError` naming
+    what was found when nothing can be used.
     """
     client = MlflowClient(tracking_uri)
     experiment_id = _experiment_id(client, experiment)
@@ -51,6 +54,13 @@ def load_runs(
     ]
     if not trials:
         raise AnalysisError(_nothing_usable(experiment, runs))
+    studies = {run.data.tags.get(PARENT_TAG) for run in trials} - {None}
+    if parent_run_id is None and len(studies) > 1:
+        raise AnalysisError(
+            f"experiment {experiment!r} holds {len(studies)} studies (parent runs "
+            f"{', '.join(sorted(studies))}): analyse one, with its study folder or its parent "
+            "run id"
+        )
 
     params = sorted({key for run in trials for key in run.data.params})
     rows = [_row(run, params) for run in trials]
@@ -63,13 +73,13 @@ def load_runs(
     if "schedule" not in frame:
         frame["schedule"] = "knee"  # a plain Knee sweep need not log it
         params.append("schedule")
-    frame["schedule"] = frame["schedule"].astype(str)
+    frame["schedule"] = frame["schedule"].fillna("knee").astype(str)
     frame.attrs["params"] = params
     return frame.sort_values(["schedule", "peak_lr", "explore_fraction", "seed"], kind="stable")
 
 
 def load_history(
-    experiment: str,
+    experiment: str | None,
     tracking_uri: str | None = None,
     parent_run_id: str | None = None,
     metrics: Sequence[str] = EPOCH_METRICS,
@@ -77,11 +87,14 @@ def load_history(
 ) -> pd.DataFrame:
     """One row per trial and epoch: ``run_id``, the sweep's params, ``epoch`` and ``metrics``.
 
-    Costs one request per run and metric: pass ``runs`` (from :func:`load_runs`, perhaps
-    filtered) to fetch the history of just those trials.
+    Costs one request per run and metric (minutes for thousands of runs on a remote server):
+    pass ``runs`` (from :func:`load_runs`, perhaps filtered; ``experiment`` may then be None)
+    to fetch the history of just those trials.
     """
     client = MlflowClient(tracking_uri)
     if runs is None:
+        if experiment is None:
+            raise ValueError("load_history needs an experiment or the runs to fetch")
         runs = load_runs(experiment, tracking_uri, parent_run_id)
     keys = ["run_id", *REQUIRED_PARAMS, "schedule"]
     frames = []
@@ -136,11 +149,15 @@ def _search(client: MlflowClient, experiment_id: str, parent_run_id: str | None)
 
 
 def _row(run: Run, params: list[str]) -> dict:
+    tags, metrics = run.data.tags, run.data.metrics
     row = {"run_id": run.info.run_id, "status": run.info.status}
-    row["diverged"] = run.data.tags.get("diverged", "false").lower() == "true"
+    # knee-study tags divergence; Ray's MLflowLoggerCallback logs it as a 0/1 metric instead.
+    diverged = tags.get("diverged", str(bool(metrics.get("diverged", 0.0))))
+    row["diverged"] = diverged.lower() == "true"
+    row["search"] = tags.get("search", "grid")  # knee-study tags an Optuna study's trials
     row.update({key: run.data.params.get(key) for key in params})
-    for key, value in run.data.metrics.items():
-        row[f"metric.{key}" if key in params else key] = value
+    for key, value in metrics.items():
+        row[f"metric.{key}" if key in row else key] = value
     return row
 
 

@@ -93,10 +93,17 @@ def set_study_status(tracking_uri: str, run_id: str, status: str) -> None:
 class TrialTracker(tune.Callback):
     """Logs each trial of a Tune experiment to its own child run of the study's parent run."""
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        run_tags: Mapping[str, str] | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
+        self.run_tags = dict(run_tags or {})  # on every trial's run, e.g. {"search": "optuna"}
         self._forget()
 
     # Tune pickles callbacks with its experiment state; clients and caches are rebuilt after.
@@ -196,7 +203,7 @@ class TrialTracker(tune.Callback):
         run = self.client.create_run(
             self.experiment_id,
             run_name=trial_label(config),
-            tags={PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id},
+            tags={**self.run_tags, PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id},
         )
         params = [Param(k, str(v)) for k, v in sorted(config.items())]
         self.client.log_batch(run.info.run_id, params=params)

@@ -39,8 +39,11 @@ def test_schedule_table_gives_knee_minus_each_baseline():
     assert table.loc["knee 50%", "mean"] == pytest.approx(0.980 + sum(SEED_EFFECT) / 4)
     assert table.loc["cosine", "knee_minus"] == pytest.approx(0.005)
     assert table.loc["linear", "knee_minus"] == pytest.approx(-0.001)
-    # Same seeds, the same effect per seed: paired differences have no spread.
-    assert table.loc["cosine", "knee_minus_low"] == pytest.approx(0.005)
+    # Same seeds, the same effect per seed: the paired differences have no spread of their own,
+    # so the sd is the data's resolution, 0.001: 0.005 +- t(0.95, df=3) 2.353363 * 0.001 / 2.
+    half = 2.353363 * 0.001 / 2
+    assert table.loc["cosine", "knee_minus_low"] == pytest.approx(0.005 - half, rel=1e-5)
+    assert table.loc["cosine", "knee_minus_high"] == pytest.approx(0.005 + half, rel=1e-5)
     assert table.loc["cosine", "knee_minus_test"] == "paired t"
     assert (table["n"] == 4).all()
 
@@ -61,7 +64,7 @@ def test_one_schedule_gives_no_schedule_table():
 
 
 def test_budget_table_compares_short_knee_with_full_baselines():
-    rows = [trial("knee", 0.979, s, epochs=10) for s in SEEDS]
+    rows = [trial("knee", 0.9795, s, epochs=10) for s in SEEDS]
     rows += [trial("knee", 0.981, s, epochs=20) for s in SEEDS]
     rows += [trial("cosine", 0.980, s, epochs=e) for s in SEEDS for e in (10, 20)]
     rows += [trial("linear", 0.985, s, epochs=20) for s in SEEDS]
@@ -70,9 +73,11 @@ def test_budget_table_compares_short_knee_with_full_baselines():
     short = table[table["knee_epochs"] == 10].set_index("baseline")
 
     assert set(table["baseline_epochs"]) == {20}  # baselines at the full budget only
-    assert short.loc["cosine", "knee_minus"] == pytest.approx(-0.001)
-    assert short.loc["cosine", "decision"] == "matches"  # -0.1 points, within the margin
-    assert short.loc["linear", "knee_minus"] == pytest.approx(-0.006)
+    # Resolution 0.0005: each interval is the difference +- 2.353363 * 0.0005 / 2.
+    assert short.loc["cosine", "knee_minus"] == pytest.approx(-0.0005)
+    assert short.loc["cosine", "knee_minus_low"] == pytest.approx(-0.0005 - 0.000588, abs=1e-6)
+    assert short.loc["cosine", "decision"] == "matches"  # above -0.2 points, the margin
+    assert short.loc["linear", "knee_minus"] == pytest.approx(-0.0055)
     assert short.loc["linear", "decision"] == "falls short"
     assert len(table) == 4  # knee at 10 and 20 epochs x cosine and linear
 
@@ -103,7 +108,7 @@ def test_search_summary_finds_the_best_region_and_judges_the_point_near_half():
         for f, lr in points
         for seed in SEEDS
     ]
-    runs = frame(rows, [])
+    runs = frame(rows, []).assign(search="optuna")
 
     table, summary = search_summary(runs, window=0.1, margin=0.002)
 
@@ -114,7 +119,8 @@ def test_search_summary_finds_the_best_region_and_judges_the_point_near_half():
     assert summary["region_explore"] == (0.57, 0.62)
     assert summary["region_peak_lr"] == (0.12, 0.2)
     assert summary["near_explore"] == 0.57  # the best point within 0.1 of 50%
-    assert summary["gap"] == pytest.approx(0.05 * (0.03**2 - 0.02**2))
+    assert summary["outside_explore"] == 0.62  # the best point beyond it
+    assert summary["gap"] == pytest.approx(0.05 * (0.03**2 - 0.02**2))  # outside - near
     assert summary["decision"] == "robust"
     assert table["mean"].is_monotonic_decreasing
 
@@ -139,11 +145,11 @@ def test_report_has_a_section_per_swept_axis(tmp_path):
 
     markdown = (tmp_path / "report.md").read_text()
     assert "## Knee against baseline schedules" in markdown
-    assert "+0.50 (+0.50 to +0.50)" in markdown  # knee 50% linear minus cosine, paired
+    assert "+0.50 (+0.38 to +0.62)" in markdown  # knee 50% linear minus cosine, +-2.35*0.1/2
     assert "## Training budget" in markdown
     assert "cosine 20 epochs" in markdown
     assert "## Decay shape of the exploit phase" in markdown
-    assert "+0.10 (+0.10 to +0.10)" in markdown  # cosine decay minus linear decay
+    assert "+0.10 (-0.02 to +0.22)" in markdown  # cosine decay minus linear decay
 
 
 def test_a_search_report_judges_the_point_near_half(tmp_path):
@@ -154,11 +160,22 @@ def test_a_search_report_judges_the_point_near_half(tmp_path):
         for seed in SEEDS
     ]
 
-    verdict = write_report(frame(rows, []), tmp_path, "search")
+    verdict = write_report(frame(rows, []).assign(search="optuna"), tmp_path, "search")
 
     assert verdict.status == "robust"
     assert verdict.explanation.startswith("50% explore is robust in this search")
-    assert "explore 57%, peak LR 0.12" in verdict.explanation
+    assert "within (explore 57%, peak LR 0.12)" in verdict.explanation
+    assert "(explore 62%, peak LR 0.2)" in verdict.explanation
     assert (tmp_path / "search_landscape.png").read_bytes().startswith(b"\x89PNG")
     assert not (tmp_path / "accuracy_vs_explore.png").exists()  # no grid, no explore curve
     assert "## Search" in (tmp_path / "report.md").read_text()
+
+
+def test_one_fraction_at_many_peak_lrs_is_still_a_grid():
+    """Only the trials' search tag makes a search: this grid looks like one by shape."""
+    rows = [
+        trial("knee", 0.98, s, explore_fraction=0.5, peak_lr=lr)
+        for lr in (0.05, 0.1, 0.2, 0.4)
+        for s in SEEDS
+    ]
+    assert not is_search(frame(rows, []).assign(search="grid"))

@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 from scipy.stats import t
 
 from analysis.robustness import (
+    conditions,
+    difference_interval,
     explore_sensitivity,
     explore_summary,
     robustness_verdict,
     sharpness_correlation,
 )
+from analysis.runs import AnalysisError
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SEED_EFFECT = (0.000, 0.004, -0.002, 0.002, -0.004)  # the same seed shifts every fraction
@@ -92,21 +95,24 @@ def test_fifty_percent_clearly_worse_at_one_peak_lr_is_not_robust():
     assert table.loc[0.1, "decision"] == "not robust"
     assert table.loc[0.1, "gap"] == pytest.approx(0.01, abs=0.0005)
     assert "peak LR 0.1" in verdict.explanation
-    assert "trails 25% by 1.00 points" in verdict.explanation
+    # Against every other fraction, Bonferroni over 4 comparisons: a 97.5% interval.
+    assert table.loc[0.1, "confidence"] == pytest.approx(0.975)
+    assert table.loc[0.1, "comparisons"] == 4
+    assert "another fraction beats it by more than the 0.20-point margin" in verdict.explanation
 
 
 def test_a_single_seed_is_inconclusive_never_robust():
     verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s), seeds=[0]))
 
     assert verdict.status == "inconclusive"
-    assert "fewer than 3 usable seeds" in verdict.explanation
+    assert "1 usable seed(s) at the fraction, need 3" in verdict.explanation
 
 
 def test_a_single_swept_fraction_is_inconclusive():
     verdict = robustness_verdict(sweep(lambda f, lr, s: plateau(f, s), fractions=(0.5,)))
 
     assert verdict.status == "inconclusive"
-    assert set(verdict.table["reason"]) == {"one explore fraction only, nothing to compare"}
+    assert set(verdict.table["reason"]) == {"no other fraction with 3+ usable seeds to compare"}
 
 
 def test_a_fraction_that_was_not_swept_is_inconclusive():
@@ -134,7 +140,7 @@ def test_paired_gap_interval_is_the_t_interval_of_seed_differences(margin, decis
 
     row = robustness_verdict(frame(rows), margin=margin).table.iloc[0]
 
-    assert row["best_fraction"] == 0.25
+    assert row["versus"] == 0.25
     assert row["gap"] == pytest.approx(0.002)
     assert row["gap_low"] == pytest.approx(0.000314, abs=1e-6)
     assert row["gap_high"] == pytest.approx(0.003686, abs=1e-6)
@@ -180,7 +186,7 @@ def test_diverged_and_failed_trials_are_counted_not_averaged():
     assert summary.loc[(0.1, 0.5), "diverged"] == 1
     assert summary.loc[(0.1, 0.5), "failed"] == 1
     assert verdict.status == "not robust"
-    assert "1 of 5 diverged" in verdict.explanation
+    assert "1 of 5 seeds diverged, 0 of 5 at 0" in verdict.explanation
 
 
 def test_other_swept_axes_are_never_averaged_together():
@@ -229,18 +235,93 @@ def test_spearman_and_sensitivity_known_answers():
 @given(
     offsets=st.lists(st.floats(-0.05, 0.05), min_size=4, max_size=4),
     noise=st.lists(st.floats(0.0, 0.004), min_size=8, max_size=8),
+    floor=st.sampled_from([0.0, 1 / 540]),
 )
-def test_paired_gap_ignores_what_a_seed_does_to_every_fraction(offsets, noise):
-    """Pairing: adding a per-seed constant to both fractions leaves the gap and its interval."""
+def test_paired_gap_ignores_what_a_seed_does_to_every_fraction(offsets, noise, floor):
+    """Pairing: adding a per-seed constant to both sides leaves the gap and its interval."""
+    a = pd.Series([0.9 + x for x in noise[:4]])
+    b = pd.Series([0.9 + x for x in noise[4:]])
+    shift = pd.Series(offsets)
+
+    plain = difference_interval(a, b, 0.9, floor)
+    moved = difference_interval(a + shift, b + shift, 0.9, floor)
+
+    assert moved[3] == plain[3] == "paired t"
+    assert moved[:3] == pytest.approx(plain[:3], abs=1e-9)
+
+
+def test_identical_differences_are_not_certainty():
+    """Three seeds, 50% one image behind 25% on each: the sd is floored at one image."""
+    step = 1 / 540
     rows = [
-        {"explore_fraction": f, "peak_lr": 0.1, "seed": s, "test_acc": 0.9 + noise[2 * s + i]}
-        for i, f in enumerate((0.25, 0.5))
-        for s in range(4)
+        {
+            "explore_fraction": f,
+            "peak_lr": 0.1,
+            "seed": s,
+            "test_acc": (530 + s - (f == 0.5)) * step,
+        }
+        for f in (0.25, 0.5)
+        for s in range(3)
     ]
-    shifted = [{**row, "test_acc": row["test_acc"] + offsets[row["seed"]]} for row in rows]
 
-    plain = robustness_verdict(frame(rows)).table.iloc[0]
-    moved = robustness_verdict(frame(shifted)).table.iloc[0]
+    row = robustness_verdict(frame(rows), margin=0.004).table.iloc[0]
 
-    for key in ("gap", "gap_low", "gap_high"):
-        assert moved[key] == pytest.approx(plain[key], abs=1e-9) or np.isnan(plain[key])
+    half = 2.919986 * step / 3**0.5  # t(0.95, df=2) x floor / sqrt(3)
+    assert row["gap"] == pytest.approx(step)
+    assert row["gap_low"] == pytest.approx(step - half, rel=1e-5)
+    assert row["gap_high"] == pytest.approx(step + half, rel=1e-5)
+    assert row["decision"] == "inconclusive"  # upper end 0.50 points > 0.40
+
+
+def test_noisy_best_at_the_fraction_is_not_robust():
+    """50% has the highest mean by luck: comparing it with itself used to say robust."""
+    noisy = {0.25: [0.970, 0.990, 0.960], 0.5: [0.981, 0.950, 0.990]}
+    rows = [
+        {"explore_fraction": f, "peak_lr": 0.1, "seed": s, "test_acc": acc}
+        for f, values in noisy.items()
+        for s, acc in enumerate(values)
+    ]
+
+    verdict = robustness_verdict(frame(rows))
+
+    assert verdict.status == "inconclusive"
+    assert verdict.table.iloc[0]["versus"] == 0.25
+
+
+def test_a_flat_curve_of_pure_noise_is_rarely_not_robust():
+    """No fraction matters, 5 fractions x 5 seeds x 40 conditions: a 'not robust' is a false
+    alarm, which the Bonferroni correction keeps at or below the 5% level."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {"explore_fraction": f, "peak_lr": lr, "seed": s, "test_acc": 0.97 + rng.normal(0, 0.01)}
+        for lr in np.linspace(0.01, 0.4, 40)
+        for f in FRACTIONS
+        for s in range(5)
+    ]
+
+    table = robustness_verdict(frame(rows)).table
+
+    assert (table["decision"] == "not robust").mean() <= 0.05
+
+
+def test_a_seed_logged_twice_is_refused():
+    runs = sweep(lambda f, lr, s: plateau(f, s))
+    twice = pd.concat([runs, runs.iloc[:1]], ignore_index=True)
+    twice.attrs = runs.attrs
+
+    with pytest.raises(AnalysisError, match="repeat a seed"):
+        robustness_verdict(twice)
+
+
+def test_conditions_without_load_runs_param_list():
+    """A frame read back from runs.csv has no attrs: budgets are still kept apart."""
+    runs = pd.concat(
+        [
+            sweep(lambda f, lr, s: plateau(f, s), peak_lrs=[0.1]).assign(epochs=10),
+            sweep(lambda f, lr, s: plateau(f, s), peak_lrs=[0.1]).assign(epochs=20),
+        ],
+        ignore_index=True,
+    )
+    runs.attrs = {}
+
+    assert conditions(runs) == ["peak_lr", "epochs"]

@@ -3,7 +3,7 @@
 import pytest
 from fake_studies import grid, log_study
 from mlflow import MlflowClient
-from mlflow.entities import Param
+from mlflow.entities import Metric, Param
 
 from analysis import runs as runs_module
 from analysis.runs import AnalysisError, load_history, load_runs
@@ -64,7 +64,8 @@ def test_parent_run_id_keeps_one_study_of_a_shared_experiment(tracking_uri):
         params = {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": seed}
         client.log_batch(child.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
-    assert sorted(load_runs("shared", tracking_uri)["seed"]) == [0, 1, 2]
+    with pytest.raises(AnalysisError, match="holds 2 studies"):
+        load_runs("shared", tracking_uri)  # each seed would count twice
     assert load_runs("shared", tracking_uri, parent_run_id=first)["seed"].tolist() == [0]
     assert sorted(load_runs("shared", tracking_uri, second.info.run_id)["seed"]) == [1, 2]
 
@@ -116,3 +117,27 @@ def test_analysis_never_imports_ray():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_runs_logged_by_rays_mlflow_callback(tracking_uri):
+    """Ray's MLflowLoggerCallback: no parent run, config keys as params, Ray's bookkeeping and
+    a 0/1 diverged as metrics. The metric must not clobber the diverged column."""
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("ray-callback")
+    for seed, diverged in ((0, 0.0), (1, 1.0)):
+        run = client.create_run(experiment_id)
+        params = {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": seed}
+        metrics = {"test_acc": 0.9, "diverged": diverged, "done": 1.0, "training_iteration": 3}
+        client.log_batch(
+            run.info.run_id,
+            params=[Param(k, str(v)) for k, v in params.items()],
+            metrics=[Metric(k, v, 0, 3) for k, v in metrics.items()],
+        )
+        client.set_terminated(run.info.run_id)
+
+    runs = load_runs("ray-callback", tracking_uri).set_index("seed")
+
+    assert runs["diverged"].tolist() == [False, True]
+    assert runs["diverged"].dtype == bool
+    assert set(runs["schedule"]) == {"knee"}
+    assert set(runs["search"]) == {"grid"}
