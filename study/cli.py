@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     )
     folder.write_meta(output, meta)
     print(f"knee-study: {cfg.num_trials} trials, {plan.concurrent_trials} at a time -> {output}")
-    tracker = tracking.TrialTracker(tracking_uri, experiment_id, parent_run_id)
+    tracker = tracking.TrialTracker(
+        tracking_uri, experiment_id, parent_run_id, run_tags={"search": cfg.tune.search}
+    )
     tuner = launch.build_tuner(cfg, plan, output, tracker, storage_path, tune_name)
     return _fit(tuner, cfg, output, meta, ray)
 
