@@ -101,6 +101,9 @@ def main() -> None:
         f"{concurrent} concurrent"
     )
     _profile(runs, study, compute, concurrent)
+    for _, line in study.lines:
+        if line.startswith("verdict:"):
+            print(f"  the study's own {line}")
     verdict("sweep efficiency", efficiency, TARGET, unit="")
 
 

@@ -10,7 +10,9 @@ Both train the same freshly seeded model with SGD (momentum 0.9, weight decay 5e
 Knee schedule on the same CIFAR-shaped uint8 images; rounds are interleaved and the figure is the
 median ratio of epoch times.
 
-- CPU (always): the ``cnn`` model, target >= 1.5x.
+- CPU (always): the ``cnn`` model, torch on ``--threads`` threads (default 1, as a trial with
+  ``cpus_per_trial: 1`` runs; the DataLoader's two workers come on top), target >= 1.5x;
+  ``--cpu-bf16`` also times ours under bf16 autocast (trials train fp32 on CPUs).
 - GPU (when CUDA is available): ResNet-18 on 50,000 images, target >= 3x, with images/s and model
   FLOP utilisation (FLOPs of one training step counted by ``torch.utils.flop_counter``, over the
   device's dense bf16 peak); ``--compile`` also times ``torch.compile`` of our model.
@@ -93,6 +95,16 @@ def compare(args, device: torch.device, model_name: str, target: float) -> None:
         seed_style_epoch(*seed_state, loader, device)
 
     contenders = [("seed-style", seed), ("ours", ours)]
+    if device.type == "cpu" and args.cpu_bf16:
+        bf16_state = setup(fast_format)
+
+        def ours_bf16() -> None:
+            # Not what a trial does on a CPU (fp32 there): what bf16 autocast would buy.
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                batches = train_batches(data, args.batch_size, generator, True)
+                _train_epoch(*bf16_state, batches, device)
+
+        contenders.append(("ours+bf16", ours_bf16))
     if args.compile:
         compiled_state = setup(fast_format)
         compiled_state = (torch.compile(compiled_state[0]), *compiled_state[1:])
@@ -150,9 +162,16 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (GPU)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's peak, for the MFU")
     parser.add_argument("--skip-cpu", action="store_true", help="only the GPU comparison")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads on the CPU (a trial's: 1)"
+    )
+    parser.add_argument(
+        "--cpu-bf16", action="store_true", help="also time ours under CPU bf16 autocast"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds = 2
+    torch.set_num_threads(args.threads)
     print(machine())
     images = args.images
     if not args.skip_cpu:
