@@ -59,7 +59,7 @@ def load_runs(
         raise AnalysisError(
             f"experiment {experiment!r} holds {len(studies)} studies (parent runs "
             f"{', '.join(sorted(studies))}): analyse one, with its study folder or its parent "
-            "run id"
+            "run id (report --parent-run)"
         )
 
     params = sorted({key for run in trials for key in run.data.params})
