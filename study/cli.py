@@ -143,6 +143,7 @@ def report(args: argparse.Namespace) -> int:
             raise _BadInput("report: name a study folder, or --experiment and --tracking-uri")
         experiment = args.experiment
         out = Path(args.out or f"report-{experiment}")
+    parent_run_id = args.parent_run or parent_run_id
     from study.tracking import check_tracking_uri
 
     check_tracking_uri(tracking_uri)
@@ -297,6 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     report_cmd.add_argument(
         "--out", help="report folder (default: STUDY/report, or ./report-EXPERIMENT)"
+    )
+    report_cmd.add_argument(
+        "--parent-run",
+        metavar="RUN_ID",
+        help="the study's parent run, when several studies share the experiment",
     )
     report_cmd.add_argument(
         "--margin",
