@@ -189,6 +189,24 @@ def test_a_study_resumes_past_a_checkpoint_of_a_finished_trial(tmp_path, monkeyp
         main(["resume", str(study)])
 
 
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        (None, True),
+        ("127.0.0.1:6379", True),
+        ("localhost:6379", True),
+        ("[::1]:6379", True),
+        ("ray://127.0.0.1:10001", True),
+        ("auto", False),
+        ("10.1.2.3:6379", False),
+        ("head.example.org:6379", False),
+    ],
+)
+def test_a_driver_joining_a_loopback_head_keeps_ray_on_loopback(address, local):
+    """Without it, Ray swaps 127.0.0.1 for the machine's outward address and never connects."""
+    assert cli._is_local(address) is local
+
+
 def test_validate_accepts_the_default_study(capsys):
     assert main(["validate"]) == 0
     assert "digits-quick: valid, 100 trials" in capsys.readouterr().out

@@ -1,0 +1,115 @@
+"""Real servers for the integration tests, each on 127.0.0.1 in a session of its own and stopped
+with every process it started: an MLflow tracking server, a Ray head node started with
+``ray start --head`` (token auth on), and a two-node Ray cluster."""
+
+import contextlib
+import secrets
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from harness import BIN, environment, free_port, stop_session, wait_for
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str  # host:port of its GCS, for --address
+    env: dict[str, str]  # what a driver needs to join it: loopback-only Ray and the token
+    session: int  # the session id of all its processes
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """``mlflow server`` on a free 127.0.0.1 port with a sqlite store; yields its URI."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    command += ["--artifacts-destination", str(root / "artifacts")]
+    with open(root / "server.log", "w") as log:
+        server = subprocess.Popen(
+            command, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_for(
+            lambda: server.poll() is not None or _healthy(f"{uri}/health"), 120, "mlflow server"
+        )
+        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+        yield uri
+    finally:
+        stop_session(server.pid, grace=15)
+        server.wait()
+
+
+def _cluster_env(folder: Path) -> dict[str, str]:
+    """Token auth with a token of the test's own: ~/.ray/auth_token is left alone."""
+    token = folder / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    return environment(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """``ray start --head`` bound to 127.0.0.1 (2 CPUs, no dashboard, token auth, its own temp
+    dir); stopped by its session, never with ``ray stop`` (which ends every Ray on the machine)."""
+    # Short: Ray's unix socket paths under it must fit in 107 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="knee-ray-", dir="/tmp"))
+    env = _cluster_env(folder)
+    port = free_port()
+    command = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}"]
+    command += ["--num-cpus=2", "--include-dashboard=false", f"--temp-dir={folder / 'ray'}"]
+    command += ["--disable-usage-stats"]
+    with open(folder / "start.log", "w") as log:
+        start = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        assert start.wait(120) == 0, (folder / "start.log").read_text()[-3000:]
+        yield RayCluster(f"127.0.0.1:{port}", env, start.pid)
+    finally:
+        stop_session(start.pid, grace=2)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """Two Ray nodes of one CPU each on 127.0.0.1 (``ray.cluster_utils.Cluster``)."""
+    folder = Path(tempfile.mkdtemp(prefix="knee-ray-", dir="/tmp"))
+    env = _cluster_env(folder)
+    script = Path(__file__).with_name("two_node_cluster.py")
+    with open(folder / "cluster.log", "w") as log:
+        harness = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        ready, _, _ = select.select([harness.stdout], [], [], 180)
+        line = harness.stdout.readline() if ready else ""  # both nodes up, or the script died
+        assert line.startswith("ADDRESS "), (folder / "cluster.log").read_text()[-3000:]
+        yield RayCluster(line.split()[1], env, harness.pid)
+    finally:
+        harness.stdin.close()  # the script shuts the cluster down ...
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            harness.wait(60)
+        stop_session(harness.pid, grace=2)  # ... and whatever is left goes with its session
+        shutil.rmtree(folder, ignore_errors=True)

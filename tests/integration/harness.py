@@ -1,0 +1,265 @@
+"""Real studies for the fault tests: the installed ``knee-study`` in a session of its own, watched
+through the files Ray writes, every process of that session reaped afterwards, and the MLflow
+picture it left read back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+from mlflow import MlflowClient
+
+from trainables.train import EPOCH_METRICS
+
+BIN = Path(sys.executable).parent
+KNEE_STUDY = str(BIN / "knee-study")  # the installed command
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """The test process's environment (loopback-only Ray, see tests/conftest.py) plus ``extra``."""
+    return {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **extra}
+
+
+def study_args(
+    output: Path, name: str, epochs: int, sweep: Mapping[str, list], *sets: str
+) -> list[str]:
+    """``run`` arguments for a tiny study: every setting a fault test relies on is pinned here
+    (the shipped default may change), ``sets`` add or override ``key=value`` items."""
+    items = [f"sweep.{key}={values}" for key, values in sweep.items()]
+    items += [
+        f"name={name}",
+        f"train.epochs={epochs}",
+        "sharpness.steps=3",
+        "sharpness.batches=2",
+        "tune.checkpoint_every=1",
+        "tune.max_failures=2",
+        "resources.cpus_per_trial=1",
+        "resources.max_concurrent=2",
+        *sets,
+    ]
+    return ["run", *(arg for item in items for arg in ("--set", item)), "--output", str(output)]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2):
+    """Poll ``condition`` until it returns something true; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def session_processes(sid: int) -> list[psutil.Process]:
+    """Live processes of session ``sid``: a command started in a new session and all it spawned
+    (Ray's daemons and workers keep their driver's session even in process groups of their own)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (OSError, psutil.Error):
+            pass  # gone meanwhile
+    return found
+
+
+def stop_session(sid: int, grace: float = 30.0, term: bool = True) -> list[str]:
+    """End every process of session ``sid``: wait up to ``grace`` seconds for them to exit (after
+    SIGTERM when ``term``), then SIGKILL what is left. Returns the names of the processes that had
+    to be killed or signalled."""
+    processes = session_processes(sid)
+    if term:
+        for process in processes:
+            _signal(process, signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    names = [_name(p) for p in alive]
+    for process in alive:
+        _signal(process, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=10)
+    left = session_processes(sid)
+    assert not left, f"processes outlived SIGKILL: {[_name(p) for p in left]}"
+    return [_name(p) for p in processes] if term else names
+
+
+def _signal(process: psutil.Process, sig: int) -> None:
+    with contextlib.suppress(psutil.Error):  # gone meanwhile
+        process.send_signal(sig)
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline())[:80]}"
+    except psutil.Error:
+        return str(process.pid)
+
+
+def listening_sockets(processes: list[psutil.Process]) -> list[tuple[str, str, int]]:
+    """(process, address, port) of every listening TCP socket or bound UDP socket."""
+    found = []
+    for process in processes:
+        try:
+            for conn in process.net_connections(kind="inet"):
+                udp = conn.type == socket.SOCK_DGRAM and not conn.raddr
+                if conn.status == psutil.CONN_LISTEN or udp:
+                    found.append((_name(process), conn.laddr.ip, conn.laddr.port))
+        except psutil.Error:
+            pass  # gone meanwhile
+    return found
+
+
+class Study:
+    """``knee-study ARGS`` running in a session of its own, output to ``log``."""
+
+    def __init__(self, args: list[str], log: Path, env: Mapping[str, str] | None = None) -> None:
+        self.log = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                [KNEE_STUDY, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env or environment()),
+                start_new_session=True,
+            )
+        self.sid = self.proc.pid
+
+    def wait(self, timeout: float = 300) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(
+                f"knee-study ran past {timeout} s:\n{self.output()[-3000:]}"
+            ) from None
+
+    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str):
+        """:func:`wait_for` that fails at once, with the study's output, if the study ends first."""
+
+        def check():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"knee-study exited ({self.proc.returncode}) before {what}:\n"
+                    f"{self.output()[-3000:]}"
+                )
+            return condition()
+
+        return wait_for(check, timeout, what)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def processes(self) -> list[psutil.Process]:
+        return session_processes(self.sid)
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the driver's process group, as a terminal does for Ctrl-C."""
+        os.killpg(self.proc.pid, sig)
+
+    def stop(self, grace: float = 30.0) -> list[str]:
+        """Wait up to ``grace`` seconds for every process of the study to exit by itself, then
+        kill the rest; returns the ones that had to be killed (none after a clean stop)."""
+        if self.proc.poll() is None:
+            self.proc.wait(grace)
+        return stop_session(self.sid, grace=grace, term=False)
+
+    def trial_worker(self, trial_id: str) -> psutil.Process | None:
+        """The Ray worker training ``trial_id`` (Tune runs each trial in its own working dir)."""
+        for process in self.processes():
+            try:
+                command = process.cmdline()
+                actor = command and command[0].startswith("ray::ImplicitFunc")
+                if actor and Path(process.cwd()).name == trial_id:
+                    return process
+            except psutil.Error:
+                pass
+        return None
+
+    def listening_sockets(self) -> list[tuple[str, str, int]]:
+        return listening_sockets(self.processes())
+
+
+# What Ray Tune leaves in <output>/tune: read-only views for watching a study.
+
+
+def trial_states(output: Path) -> dict[str, dict[str, Any]]:
+    """trial_id -> {"status", "num_failures", "start_time"} from Tune's newest experiment
+    snapshot ({} while there is none or it is being rewritten)."""
+    snapshots = sorted((output / "tune").glob("experiment_state-*.json"))
+    if not snapshots:
+        return {}
+    try:
+        trial_data = json.loads(snapshots[-1].read_text())["trial_data"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    states = {}
+    for trial_json, runtime_json in trial_data:
+        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+        states[trial["trial_id"]] = {
+            "status": trial["status"],
+            "num_failures": int(runtime.get("num_failures", 0)),
+            "start_time": runtime.get("start_time"),
+        }
+    return states
+
+
+def checkpoints(output: Path, trial_id: str) -> list[str]:
+    return sorted(p.name for p in (output / "tune" / trial_id).glob("checkpoint_*"))
+
+
+def checkpoint_files(output: Path, trial_id: str) -> dict[str, int]:
+    """Every file of a trial's checkpoints with its modification time."""
+    folder = output / "tune" / trial_id
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("checkpoint_*/*")}
+
+
+# The MLflow picture a study leaves.
+
+
+def mlflow_picture(output: Path) -> tuple[MlflowClient, Any, list[Any]]:
+    """The study's client, parent run and child runs, found through its study.json."""
+    meta = json.loads((output / "study.json").read_text())
+    client = MlflowClient(meta["tracking_uri"])
+    parent = client.get_run(meta["parent_run_id"])
+    children = client.search_runs(
+        [meta["experiment_id"]],
+        filter_string=f"tags.`{PARENT_TAG}` = '{meta['parent_run_id']}'",
+        max_results=1000,
+    )
+    return client, parent, children
+
+
+def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def assert_complete_picture(output: Path, trials: int, epochs: int) -> None:
+    """One FINISHED parent, one FINISHED child per trial, each epoch logged exactly once."""
+    client, parent, children = mlflow_picture(output)
+    assert parent.info.status == "FINISHED"
+    assert len(children) == trials
+    assert len({run.data.tags["trial_id"] for run in children}) == trials
+    for run in children:
+        assert run.info.status == "FINISHED", run.info.run_name
+        assert run.data.tags["diverged"] == "false"
+        for key in EPOCH_METRICS:
+            assert steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
+        for key in ("sharpness", "trial_seconds"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == 1, key

@@ -1,0 +1,103 @@
+"""Studies against real servers: a Ray head started with ``ray start --head`` (token auth on), a
+two-node Ray cluster, and an ``mlflow server``. The MLflow picture is the one the embedded
+default leaves; two studies at once on one server keep their runs apart; a driver without the
+cluster's token is turned away."""
+
+import json
+
+import pytest
+from harness import (
+    LOOPBACK,
+    Study,
+    assert_complete_picture,
+    environment,
+    listening_sockets,
+    mlflow_picture,
+    session_processes,
+    study_args,
+)
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+SWEEP = {"explore_fraction": [0.5, 1.0], "peak_lr": [0.05], "seed": [0]}
+
+
+def _run(tmp, name, cluster, *extra, sweep=SWEEP, env=None, experiment=None):
+    output = tmp / name
+    args = study_args(output, experiment or name, EPOCHS, sweep, "resources.max_concurrent=1")
+    study = Study(
+        [*args, "--address", cluster.address, *extra], tmp / f"{name}.log", env or cluster.env
+    )
+    return output, study
+
+
+def _finish(study, timeout=300):
+    try:
+        return study.wait(timeout)
+    finally:
+        assert study.stop() == []  # the driver left nothing running
+
+
+def test_a_study_on_a_two_node_cluster(tmp_path, two_node_cluster):
+    output, study = _run(tmp_path, "two-nodes", two_node_cluster, sweep=SWEEP)
+    assert _finish(study) == 0, study.output()[-3000:]
+    assert_complete_picture(output, trials=2, epochs=EPOCHS)
+
+
+def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_head, mlflow_server):
+    """Each gives the embedded default's picture, in the server. Same name, so same experiment:
+    each study's trials are children of its own parent only."""
+    seeds = {"first": [1, 2], "second": [3, 4]}
+    studies = {}
+    for name, seed in seeds.items():
+        sweep = {"explore_fraction": [0.5], "peak_lr": [0.05], "seed": seed}
+        output, study = _run(
+            tmp_path,
+            name,
+            ray_head,
+            "--tracking-uri",
+            mlflow_server,
+            sweep=sweep,
+            experiment="together",
+        )
+        studies[name] = (output, study)
+    for _, study in studies.values():
+        assert _finish(study) == 0, study.output()[-3000:]
+
+    parents = set()
+    for name, (output, _) in studies.items():
+        assert_complete_picture(output, trials=2, epochs=EPOCHS)
+        _, parent, children = mlflow_picture(output)
+        parents.add(parent.info.run_id)
+        assert sorted(int(run.data.params["seed"]) for run in children) == seeds[name]
+        meta = json.loads((output / "study.json").read_text())
+        assert (meta["tracking_uri"], meta["address"]) == (mlflow_server, ray_head.address)
+        assert not (output / "mlflow.db").exists()  # everything went to the server
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("together")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 + 4  # two parents, four trials: nothing doubled, nothing lost
+    assert {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags} == parents
+
+
+def test_a_driver_without_the_clusters_token_is_turned_away(tmp_path, ray_head):
+    """Token auth is on: without RAY_AUTH_MODE=token and the token, no driver joins."""
+    # Ray retries a refused connection for ~20 s (one try a second): two tries tell the same.
+    env = environment(RAY_NUM_REDIS_GET_RETRIES="2")
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(key, None)
+    output, study = _run(tmp_path, "no-token", ray_head, env=env)
+    assert _finish(study, timeout=180) == 2
+    lines = study.output().strip().splitlines()
+    assert lines[-1].startswith("knee-study: error: Failed to connect to Ray cluster at"), lines
+    assert "RAY_AUTH_MODE=token" in lines[-1]
+    assert not output.exists()
+
+
+def test_the_ray_head_listens_on_loopback_only(ray_head):
+    listening = listening_sockets(session_processes(ray_head.session))
+    assert listening
+    for process, address, port in listening:
+        assert address in LOOPBACK, f"{process} listens on {address}:{port}"
