@@ -22,6 +22,15 @@ LABELS = {
     "sharpness": "Keskar sharpness (% loss rise in the ε-box)",
 }
 _PERCENT = {"test_acc", "train_acc"}  # fractions shown in percent
+MARKERS = "osD^v<>p*h"  # one per condition when there are at most this many
+LEGEND_INSIDE = 8  # more lines than this: the legend goes beside the axes
+LEGEND_MAX = 30  # more than this: no legend, a note instead
+DODGE_SHARE = 0.4  # the conditions side by side span at most this share of the closest spacing
+
+
+def percent(fraction: float) -> str:
+    """An explore fraction as a label precise enough to tell swept values apart: 0.2%, 50%."""
+    return f"{fraction * 100:.4g}%" if np.isfinite(fraction) else ""
 
 
 def _scale(metric: str) -> float:
@@ -38,9 +47,10 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     groups = list(summary.groupby(keys, sort=True))
+    step = _dodge_step(summary["explore_fraction"], len(groups))
     for i, (key, cell) in enumerate(groups):
-        colour = f"C{i}"
-        dodge = (i - (len(groups) - 1) / 2) * 1.0  # side by side, so error bars do not overlap
+        colour = f"C{i % 10}"
+        dodge = (i - (len(groups) - 1) / 2) * step  # side by side, so error bars do not overlap
         x = cell["explore_fraction"] * 100 + dodge
         low = (cell["mean"] - cell["ci_low"]).fillna(0) * scale
         high = (cell["ci_high"] - cell["mean"]).fillna(0) * scale
@@ -55,7 +65,7 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
         )
         seeds = trials[usable(trials, metric)].merge(cell[keys].drop_duplicates(), on=keys)
         ax.scatter(
-            seeds["explore_fraction"] * 100 + dodge + 1.2,  # beside the bar, not under it
+            seeds["explore_fraction"] * 100 + dodge + 0.6 * step,  # beside the bar, not under
             seeds[metric] * scale,
             color=colour,
             s=8,
@@ -74,7 +84,7 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
             )
     ax.axvline(fraction * 100, color="grey", linestyle="--", linewidth=1)
     ax.annotate(
-        f"{fraction:.0%} explore",
+        f"{percent(fraction)} explore",
         (fraction * 100, 0.02),
         xycoords=("data", "axes fraction"),
         rotation=90,
@@ -87,20 +97,63 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
     ax.set_title(f"{_name(metric)} vs explore fraction (mean ± 95% CI over up to {seeds} seeds)")
     ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
     ax.set_ylabel(LABELS.get(metric, metric))
-    ax.legend(title="condition" if len(keys) > 1 else None)
+    _legend(fig, ax, len(groups), title="condition" if len(keys) > 1 else None)
     ax.grid(alpha=0.3)
     return fig
 
 
+def _dodge_step(fractions: pd.Series, groups: int) -> float:
+    """How far apart (in percentage points) to draw the conditions at one explore fraction: one
+    point each, but all of them together within DODGE_SHARE of the closest two fractions, so a
+    condition's points stay nearer their own fraction than any other."""
+    if groups < 2:
+        return 1.0
+    swept = np.unique(fractions.dropna().to_numpy() * 100)
+    spacing = np.diff(swept).min() if len(swept) > 1 else 100.0
+    return min(1.0, DODGE_SHARE * spacing / (groups - 1))
+
+
+def _legend(fig: Figure, ax, lines: int, title: str | None = None) -> None:
+    """A legend inside the axes for a few lines, beside them for more, and for very many a note
+    instead (the tables below the figure name every condition)."""
+    if lines <= LEGEND_INSIDE:
+        ax.legend(title=title)
+    elif lines <= LEGEND_MAX:
+        columns = -(-lines // 15)
+        fig.set_figwidth(fig.get_figwidth() + 2.2 * columns)
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            loc="outside right upper",
+            title=title,
+            fontsize="small",
+            ncols=columns,
+        )
+    else:
+        ax.annotate(
+            f"{lines} conditions: too many to label (colours repeat); the tables give each",
+            (0.01, 0.99),
+            xycoords="axes fraction",
+            ha="left",
+            va="top",
+            fontsize=8,
+            color="grey",
+        )
+
+
 def sharpness_accuracy_scatter(runs: pd.DataFrame) -> Figure:
-    """One dot per trial: sharpness against test accuracy, coloured by explore fraction, one
-    marker per peak LR; the title gives the Spearman correlation over all trials."""
+    """One dot per usable trial: sharpness against test accuracy, coloured by explore fraction,
+    one marker per condition (peak LR) when there are at most ten, one marker for all otherwise;
+    the title gives the Spearman correlation over all trials and the number of dots."""
     good = runs[usable(runs, "sharpness") & usable(runs, "test_acc")]
     keys = conditions(good) if len(good) else ["peak_lr"]
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    points = None
-    for marker, (key, cell) in zip("osD^v<>p*h", good.groupby(keys, sort=True), strict=False):
+    groups = list(good.groupby(keys, sort=True)) if len(good) else []
+    if len(groups) > len(MARKERS):  # markers would run out: every trial one marker, none dropped
+        groups = [(None, good)]
+    points, drawn = None, 0
+    for i, (key, cell) in enumerate(groups):
+        marker = MARKERS[i] if key is not None else "o"
         points = ax.scatter(
             cell["sharpness"],
             cell["test_acc"] * 100,
@@ -111,13 +164,15 @@ def sharpness_accuracy_scatter(runs: pd.DataFrame) -> Figure:
             marker=marker,
             s=28,
             alpha=0.8,
-            label=describe(keys, key),
+            label=None if key is None else describe(keys, key),
         )
+        drawn += len(cell)
     if points is not None:
         fig.colorbar(points, ax=ax, label="explore fraction (%)")
-        ax.legend()
-    rho = sharpness_correlation(runs).iloc[0]
-    ax.set_title(f"Sharpness vs test accuracy (Spearman ρ = {rho['rho']:.2f}, n = {rho['n']})")
+        if groups[0][0] is not None:
+            ax.legend()
+    rho = sharpness_correlation(runs).iloc[0]["rho"]
+    ax.set_title(f"Sharpness vs test accuracy (Spearman ρ = {rho:.2f}, n = {drawn})")
     ax.set_xlabel(LABELS["sharpness"])
     ax.set_ylabel(LABELS["test_acc"])
     ax.grid(alpha=0.3)
@@ -151,7 +206,7 @@ def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc") -> Figure:
                 fontsize=9,
                 color="white" if image.norm(value) < 0.5 else "black",
             )
-    ax.set_xticks(range(grid.shape[1]), [f"{f:.0%}" for f in grid.columns])
+    ax.set_xticks(range(grid.shape[1]), [percent(f) for f in grid.columns])
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
     ax.set_title(f"Mean {_name(metric).lower()} by explore fraction and peak LR")
@@ -196,7 +251,9 @@ def search_landscape(
     ax.set_xlim(-3, 103)
     ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
     ax.set_ylabel("peak LR (log scale)")
-    ax.set_title(f"Search: {len(points)} points, shaded: {fraction:.0%} ± {window:.0%} explore")
+    ax.set_title(
+        f"Search: {len(points)} points, shaded: {percent(fraction)} ± {percent(window)} explore"
+    )
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return fig

@@ -32,16 +32,34 @@ from analysis.robustness import (
     knee_trials,
     robustness_verdict,
     sharpness_correlation,
+    usable,
 )
+from analysis.runs import AnalysisError
 
+METRIC = "test_acc"  # the metric every verdict is about
 METHOD = (
-    "Method: at each peak LR, the gap between the best explore fraction's mean and the "
-    "fraction's mean gets a 90% t interval, paired by seed when both ran the same seeds "
-    "(Welch's otherwise): the two one-sided tests (TOST) at the 5% level. Robust there when "
-    "the whole interval lies below the margin, not robust when it lies above, inconclusive "
-    "when it straddles the margin or fewer than 3 seeds finished. Diverged and failed trials "
-    "are counted, never averaged in; a diverged seed at the fraction makes it not robust."
+    "Method: at each peak LR, the fraction is compared with every other explore fraction that "
+    "has 3 or more usable seeds: each gap (the other's mean minus the fraction's) gets a t "
+    "interval, paired by seed when both ran the same seeds (Welch's otherwise), its standard "
+    "deviation never taken below the accuracy's resolution (one test image). Robust there when "
+    "every gap's 90% upper bound lies below the margin (an intersection-union test at the 5% "
+    "level); not robust when some gap's lower bound lies above the margin at a Bonferroni-"
+    "corrected level, or when seeds diverged more often at the fraction than at another one; "
+    "inconclusive otherwise, or when fewer than 3 seeds finished. Diverged and failed trials are "
+    "counted, never averaged in."
 )
+SEARCH_METHOD = (
+    "Method: the search ran each suggested point (explore fraction, peak LR) over the seeds. The "
+    "best point within the shaded window around the fraction is compared with the best point "
+    "outside it: their gap (outside minus within) gets a 90% t interval, paired by seed when "
+    "both ran the same seeds (Welch's otherwise). Robust when the whole interval lies below the "
+    "margin, not robust when it lies above, inconclusive when it straddles the margin, when "
+    "either point has fewer than 3 usable seeds or when no point (or every point) lies in the "
+    "window. Both points are the best of their group, so this is a guide, not a test at a known "
+    "level. Diverged and failed trials are counted, never averaged in."
+)
+CI_CELLS = "mean ± 95% CI half-width (n)"  # the explore tables' cells
+STD_CELLS = "mean ± std (n)"  # the schedule and decay tables' cells
 
 
 @dataclass(frozen=True)
@@ -64,11 +82,17 @@ def write_report(
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
     (created if needed); returns the verdict.
 
-    A grid over explore fractions gets the explore-fraction verdict; a search (every point its
-    own explore fraction) gets the search verdict: is the best point near ``fraction`` within
-    ``margin`` of the best point found. Sections on schedules, budgets and decay shapes appear
-    when the study swept them.
+    A grid over explore fractions gets the explore-fraction verdict; a search (trials tagged
+    ``search=optuna``) gets the search verdict: is the best point near ``fraction`` within
+    ``margin`` of the best point away from it. Sections on schedules, budgets and decay shapes
+    appear when the study swept them. A study where no trial can be used (all diverged or
+    failed) gets a short inconclusive report; runs without a ``test_acc`` metric raise
+    :class:`~analysis.runs.AnalysisError` before anything is written.
     """
+    if METRIC not in runs:
+        raise AnalysisError(f"the runs have no {METRIC} metric; metrics found: {_metrics(runs)}")
+    if not usable(runs, METRIC).any():
+        return _write_inconclusive(runs, out, title, fraction, margin)
     out.mkdir(parents=True, exist_ok=True)
     search = comparisons.is_search(runs)
     if search:
@@ -80,7 +104,8 @@ def write_report(
     blocks = [
         f"# {title}",
         f"**Verdict: {verdict.status}.** {verdict.explanation}",
-        f"Margin: {verdict.margin * 100:.2f} accuracy points. {METHOD}",
+        f"Margin: {verdict.margin * 100:.2f} accuracy points. "
+        + (SEARCH_METHOD if search else METHOD),
         _trial_counts(runs) + " " + _resolution(runs),
         *(_search_section(runs, verdict) if search else _explore_sections(runs, verdict)),
         *_comparison_sections(runs, fraction, margin),
@@ -89,12 +114,43 @@ def write_report(
         "Files: summary.csv (per condition and explore fraction), runs.csv (one row per "
         "trial), the PNG figures.",
     ]
+    _write(blocks, out, title)
+    return verdict
+
+
+def _write(blocks: list[Block], out: Path, title: str) -> None:
     for block in blocks:
         if isinstance(block, _Figure):
             block.figure.savefig(out / block.file, dpi=120)
     (out / "report.md").write_text(_markdown(blocks))
     (out / "report.html").write_text(_html(blocks, title, out))
+
+
+def _write_inconclusive(
+    runs: pd.DataFrame, out: Path, title: str, fraction: float, margin: float
+) -> Verdict:
+    """The report of a study with no usable trial: the counts and the trials, no figures."""
+    explanation = f"{_percent(fraction)} explore: inconclusive, no usable trials."
+    verdict = Verdict("inconclusive", pd.DataFrame(), explanation, fraction, margin, METRIC)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    blocks: list[Block] = [
+        f"# {title}",
+        f"**Verdict: {verdict.status}.** {verdict.explanation}",
+        _trial_counts(runs) + " Every trial diverged or failed: there is nothing to average.",
+        *_left_out_section(runs),
+        "Files: runs.csv (one row per trial).",
+    ]
+    _write(blocks, out, title)
     return verdict
+
+
+def _metrics(runs: pd.DataFrame) -> str:
+    """The metric columns of ``runs`` (everything but the params and the run's own columns)."""
+    params = set(runs.attrs.get("params", ()))
+    own = ("run_id", "status", "diverged", "search")
+    found = [c for c in runs if c not in params and c not in own]
+    return ", ".join(sorted(found)) or "none"
 
 
 def verdict_line(verdict: Verdict) -> str:
@@ -121,7 +177,7 @@ def _explore_sections(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
             plots.explore_curve(runs, "test_acc", verdict.fraction),
         ),
         "Test accuracy in percent: mean ± 95% CI half-width over seeds (n usable seeds).",
-        _cells(explore_summary(runs, "test_acc"), keys, 100, 2),
+        _cells(explore_summary(runs, METRIC), keys, 100, 2),
         "## How much the explore fraction matters",
         "Range: best minus worst explore fraction's mean test accuracy, in points.",
         _sensitivity_view(explore_sensitivity(runs), keys),
@@ -134,30 +190,46 @@ def _explore_sections(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
 
 
 def _search_section(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
-    points, found = comparisons.search_summary(runs, fraction=verdict.fraction)
-    if not found:
+    points, found = comparisons.search_summary(
+        runs, METRIC, fraction=verdict.fraction, margin=verdict.margin
+    )
+    if not found or points.empty:
         return []
     low, high = found["region_explore"]
     lr_low, lr_high = found["region_peak_lr"]
-    top = points.head(10).assign(
-        explore=points["explore_fraction"].map(_percent),
-        mean=(points["mean"] * 100).round(2),
-        std=(points["std"] * 100).round(2),
+    top = points.head(10)
+    top = pd.DataFrame(
+        {
+            "explore": top["explore_fraction"].map(_percent),
+            "peak LR": top["peak_lr"],
+            "seeds (n)": top["n"],
+            "mean (%)": (top["mean"] * 100).round(2),
+            "std (%)": [f"{v * 100:.2f}" if pd.notna(v) else "" for v in top["std"]],
+        }
     )
     return [
         "## Search",
-        f"{found['points']} points, each run over every seed. The best quarter "
-        f"({found['region_points']} points) spans explore {low:.0%} to {high:.0%} and peak LR "
-        f"{lr_low:.3g} to {lr_high:.3g}; the best point: explore {found['best_explore']:.0%}, "
-        f"peak LR {found['best_peak_lr']:.3g}, {found['best_mean'] * 100:.2f}%.",
+        f"{found['points']} points, {_seeds_per_point(points['n'])}. The best quarter "
+        f"({found['region_points']} points) spans explore {_percent(low)} to {_percent(high)} "
+        f"and peak LR {lr_low:.3g} to {lr_high:.3g}; the best point: explore "
+        f"{_percent(found['best_explore'])}, peak LR {found['best_peak_lr']:.3g}, "
+        f"{found['best_mean'] * 100:.2f}%.",
         _Figure(
             "search_landscape.png",
             "search points: explore fraction vs peak LR",
             plots.search_landscape(points, fraction=verdict.fraction),
         ),
-        "The ten best points (mean and std of test accuracy over seeds, in percent):",
-        top[["explore", "peak_lr", "n", "mean", "std"]],
+        "The ten best points: mean and std of test accuracy over their usable seeds, in percent.",
+        top,
     ]
+
+
+def _seeds_per_point(n: pd.Series) -> str:
+    """How many usable seeds each search point has, as the data say."""
+    low, high = int(n.min()), int(n.max())
+    if low == high:
+        return f"each over {low} usable seed{'s' * (low != 1)}"
+    return f"each over {low} to {high} usable seeds"
 
 
 def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> list[Block]:
@@ -166,7 +238,7 @@ def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> 
     if len(schedules):
         blocks += [
             "## Knee against baseline schedules",
-            f"Test accuracy per schedule (Knee at {fraction:.0%} explore), mean ± std over "
+            f"Test accuracy per schedule (Knee at {_percent(fraction)} explore), mean ± std over "
             "seeds in percent, and Knee minus each baseline in points with its 90% interval "
             "(positive: Knee is better).",
             _difference_view(schedules, "knee_minus"),
@@ -184,7 +256,7 @@ def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> 
     if len(decays):
         blocks += [
             "## Decay shape of the exploit phase",
-            f"Knee at {fraction:.0%} explore per decay shape; each shape minus linear (the "
+            f"Knee at {_percent(fraction)} explore per decay shape; each shape minus linear (the "
             "paper's) in points with its 90% interval.",
             _difference_view(decays, "minus_linear"),
         ]
@@ -255,18 +327,29 @@ def _resolution(runs: pd.DataFrame) -> str:
 
 
 def _verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The verdict's table, one row per condition: what the fraction was compared with, the gap
+    and its interval, the decision. Reads the columns the verdict has: the fraction against the
+    best one (``best_mean``, ``n_best``) or against each other fraction (``versus``...)."""
     view = table[keys].copy()
     view["best fraction"] = table["best_fraction"].map(_percent)
-    view["best mean (%)"] = (table["best_mean"] * 100).round(2)
+    if "versus" in table:
+        view["compared with"] = table["versus"].map(_percent)
+        view["its mean (%)"] = (table["versus_mean"] * 100).round(2)
+    elif "best_mean" in table:
+        view["best mean (%)"] = (table["best_mean"] * 100).round(2)
     view["fraction mean (%)"] = (table["fraction_mean"] * 100).round(2)
     view["gap (points)"] = (table["gap"] * 100).round(3)
-    view["90% interval"] = [
-        f"{low * 100:.3f} to {high * 100:.3f}" if np.isfinite(low) else ""
-        for low, high in zip(table["gap_low"], table["gap_high"], strict=True)
+    levels = table["confidence"] if "confidence" in table else pd.Series(0.9, index=table.index)
+    view["interval"] = [
+        f"{_percent(level)}: {low * 100:.3f} to {high * 100:.3f}" if np.isfinite(low) else ""
+        for low, high, level in zip(table["gap_low"], table["gap_high"], levels, strict=True)
     ]
-    view["seeds (best, fraction)"] = [
-        f"{a}, {b}" for a, b in zip(table["n_best"], table["n_fraction"], strict=True)
-    ]
+    if "n_best" in table:
+        view["seeds (best, fraction)"] = [
+            f"{a}, {b}" for a, b in zip(table["n_best"], table["n_fraction"], strict=True)
+        ]
+    else:
+        view["seeds at the fraction"] = table["n_fraction"]
     view["test"] = table["test"]
     view["decision"] = [
         f"{decision} ({reason})" if reason else decision
@@ -279,7 +362,7 @@ def _difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """Means as ``mean ± std (n)`` in percent and a difference column with its interval."""
     label = {"knee_minus": "Knee minus (points)", "minus_linear": "minus linear (points)"}[name]
     view = table.drop(columns=[c for c in table if c.startswith(name)] + ["n", "mean", "std"])
-    view["test accuracy (%)"] = [
+    view[f"test accuracy (%): {STD_CELLS}"] = [
         f"{m * 100:.2f} ± {s * 100:.2f} (n={n})" if n > 1 else f"{m * 100:.2f} (n={n})"
         for m, s, n in zip(table["mean"], table["std"], table["n"], strict=True)
     ]
@@ -322,7 +405,10 @@ _BUDGET_COLUMNS = {
 
 
 def _cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) -> pd.DataFrame:
-    """One row per explore fraction, one column per condition: ``mean ± CI half-width (n)``."""
+    """One row per explore fraction, one column per condition: ``mean ± CI half-width (n)``.
+
+    Pivoted on the fractions themselves, labelled afterwards: two fractions may share a label
+    at low precision (0% and 0.2%), never a row."""
 
     def cell(row: pd.Series) -> str:
         if not row["n"]:
@@ -335,14 +421,14 @@ def _cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) ->
             text += f", {int(row['diverged'])} diverged"
         return text + ")"
 
-    labelled = summary.assign(
-        condition=summary.apply(lambda r: describe(keys, [r[k] for k in keys]), axis=1),
-        text=summary.apply(cell, axis=1),
-        explore=summary["explore_fraction"].map(_percent),
+    table = summary.assign(text=summary.apply(cell, axis=1)).pivot(
+        index="explore_fraction", columns=keys, values="text"
     )
-    table = labelled.pivot(index="explore", columns="condition", values="text")
-    table = table.reindex(labelled.drop_duplicates("explore")["explore"])
-    return table.rename_axis(columns=None).reset_index()
+    table = table.sort_index()
+    columns = [c if isinstance(c, tuple) else (c,) for c in table.columns]
+    table.columns = [describe(keys, list(c)) for c in columns]
+    table.index = table.index.map(_percent)
+    return table.rename_axis(f"explore (cells: {CI_CELLS})").reset_index()
 
 
 def _sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -360,7 +446,7 @@ def _sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFram
 
 
 def _percent(fraction: float) -> str:
-    return f"{fraction:.0%}" if np.isfinite(fraction) else ""
+    return plots.percent(fraction)
 
 
 def _markdown(blocks: list[Block]) -> str:

@@ -241,13 +241,19 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
 
 
 def _report_after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
-    """The finished study's own report; a study without usable trials just says so."""
+    """The finished study's own report. Whatever goes wrong there, the study is done and its
+    exit status stands: say so in one line, and how to retry."""
     from analysis.runs import AnalysisError
 
     try:
         _write_report(cfg.name, meta.tracking_uri, meta.parent_run_id, output / "report")
-    except AnalysisError as error:
-        print(f"knee-study: no report: {error}")
+    except Exception as error:  # a report bug must not hide the study's outcome
+        text = (
+            str(error) if isinstance(error, AnalysisError) else f"{type(error).__name__}: {error}"
+        )
+        first = (text.splitlines() or [""])[0]
+        retry = f"retry: knee-study report {output}"
+        print(f"knee-study: no report: {first} ({retry})", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:

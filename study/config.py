@@ -35,13 +35,9 @@ from pydantic import (
 from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
 from trainables.models import MODEL_NAMES
 from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
-from trainables.train import OPTIMIZER_NAMES
+from trainables.train import KNEE_ONLY_KEYS, OPTIMIZER_NAMES
 
-DEFAULT_CONFIG = "digits_quick.yaml"
-KNEE_ONLY = (
-    "explore_fraction",
-    "decay",
-)  # sweep axes a baseline schedule does not use  # in the packaged configs/ folder
+DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +174,11 @@ class StudyConfig(_Section):
         # Errors raised here have no location of their own: each message names its keys.
         if self.tune.search == "optuna":
             self._check_search()
+        elif self.tune.num_samples is not None:
+            raise ValueError(
+                "tune.num_samples: counts tune.search optuna's suggestions; a grid runs every "
+                f"point once, remove it (got {self.tune.num_samples})"
+            )
         warmup, longest = self.train.warmup_fraction, max(self.sweep.explore_fraction)
         if warmup + longest > 1 + 1e-9:  # the schedule's own tolerance for float sums
             raise ValueError(
@@ -209,7 +210,17 @@ class StudyConfig(_Section):
                 raise ValueError(
                     f"sweep.{key}: tune.search optuna searches a [low, high] range, got {values}"
                 )
-        for key in ("schedule", "epochs", "decay"):
+        if sweep.schedule != ["knee"]:
+            raise ValueError(
+                "sweep.schedule: tune.search optuna searches the Knee schedule's explore "
+                f"fraction; give [knee], got {sweep.schedule}"
+            )
+        if self.tune.scheduler != "fifo":
+            raise ValueError(
+                f"tune.scheduler: tune.search optuna averages each point over all its seeds; "
+                f"early stopping ({self.tune.scheduler}) would cut seed groups short, use fifo"
+            )
+        for key in ("epochs", "decay"):
             values = getattr(sweep, key)
             if values is not None and len(values) > 1:
                 raise ValueError(
@@ -262,7 +273,7 @@ class StudyConfig(_Section):
         for values in itertools.product(*axes.values()):
             point = dict(zip(axes, values, strict=True))
             if point["schedule"] != "knee":
-                point.update({k: None for k in KNEE_ONLY if k in point})
+                point.update({k: None for k in KNEE_ONLY_KEYS if k in point})
             points.setdefault(tuple(point.items()), point)
         return list(points.values())
 

@@ -15,6 +15,7 @@ Import this module only after :func:`study.ray_env.prepare_ray_env` ran.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray import tune
@@ -24,10 +25,15 @@ from ray.tune.search.repeater import TRIAL_INDEX
 from study.config import StudyConfig
 
 OPTUNA_SEED = 0  # the same study suggests the same points
+DIVERGED_SCORE = 0.0  # test_acc a searcher sees for a seed that diverged or reported none
 
 
 class SeedRepeater(Repeater):
-    """Runs each suggestion once per seed, putting the seed itself in the trial's config."""
+    """Runs each suggestion once per seed, putting the seed itself in the trial's config.
+
+    A seed that diverged, failed or reported no metric scores 0: a diverged trial's result
+    carries its last finite epoch's accuracy, which would make a divergent region look good to
+    the searcher (and Ray's Repeater would leave a missing score out of the mean)."""
 
     def __init__(self, searcher: Searcher, seeds: list[int]) -> None:
         super().__init__(searcher, repeat=len(seeds), set_index=True)
@@ -38,6 +44,13 @@ class SeedRepeater(Repeater):
         if isinstance(config, dict):
             config["seed"] = self.seeds[config.pop(TRIAL_INDEX)]
         return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs) -> None:
+        metric = self.searcher.metric
+        score = (result or {}).get(metric)
+        if not result or result.get("diverged") or score is None or not math.isfinite(score):
+            result = {**(result or {}), metric: DIVERGED_SCORE}
+        super().on_trial_complete(trial_id, result, **kwargs)
 
 
 def search_space(cfg: StudyConfig) -> dict[str, Any]:

@@ -31,6 +31,11 @@ EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
 MEMORY_FORMAT = torch.channels_last
 
 
+# The keys only the Knee schedule uses: a baseline schedule has no explore phase and no decay
+# shape of Knee's, so a baseline trial sets them to None.
+KNEE_ONLY_KEYS = ("explore_fraction", "decay")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one run needs; any key left out of the dict given to :func:`train` defaults."""

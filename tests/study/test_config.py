@@ -367,10 +367,19 @@ def test_optuna_search_reads_ranges_and_counts_every_seed():
         (["sweep.explore_fraction=[0, 0.5, 1]"], "sweep.explore_fraction: tune.search optuna"),
         (["sweep.peak_lr=[0.3, 0.01]"], "sweep.peak_lr: tune.search optuna searches a [low, high]"),
         (["sweep.schedule=[knee, cosine]"], "sweep.schedule: tune.search optuna searches"),
+        (["sweep.schedule=[cosine]"], "sweep.schedule: tune.search optuna searches the Knee"),
+        (["tune.scheduler=asha", "tune.grace_period=20"], "tune.scheduler: tune.search optuna"),
+        (["sweep.epochs=[10, 20]"], "sweep.epochs: tune.search optuna searches"),
         (["tune.num_samples=null"], "tune.num_samples"),
     ],
 )
 def test_optuna_search_refuses_what_it_cannot_search(overrides, message):
     ranges = ["sweep.explore_fraction=[0, 1]", "sweep.peak_lr=[0.01, 0.3]"]
-    with pytest.raises(ConfigError, match=re.escape(message)):
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
         load_config(None, [*OPTUNA, *ranges, *overrides])
+    assert "\n" not in str(refused.value)
+
+
+def test_a_grid_refuses_num_samples_it_would_ignore():
+    with pytest.raises(ConfigError, match=re.escape("tune.num_samples: counts tune.search optuna")):
+        load_config(None, ["tune.search=grid", "tune.num_samples=6"])

@@ -1,0 +1,123 @@
+"""The report's figures on frames built by hand: every usable trial drawn, conditions kept near
+their own explore fraction, legends that leave the data visible, labels that tell fractions
+apart."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+
+from analysis import plots
+
+PARAMS = ["explore_fraction", "peak_lr", "seed", "schedule", "epochs"]
+
+
+def runs(fractions, peak_lrs, epochs=(20,), seeds=(0, 1, 2)) -> pd.DataFrame:
+    """One finished Knee trial per combination; accuracy and sharpness vary with every axis."""
+    rows = [
+        {
+            "explore_fraction": f,
+            "peak_lr": lr,
+            "epochs": e,
+            "seed": s,
+            "test_acc": 0.9 + 0.01 * f + 0.001 * s + 0.0001 * i,
+            "sharpness": 1.0 + f + 0.1 * s,
+        }
+        for i, (f, lr, e, s) in enumerate(itertools.product(fractions, peak_lrs, epochs, seeds))
+    ]
+    frame = pd.DataFrame(rows).assign(status="FINISHED", diverged=False, schedule="knee")
+    frame.attrs["params"] = PARAMS
+    return frame
+
+
+def drawn(fig) -> int:
+    """Dots in the figure's first axes (its scatter collections)."""
+    return sum(len(c.get_offsets()) for c in dots(fig.axes[0]))
+
+
+def dots(ax) -> list[PathCollection]:
+    """The scatter plots of ``ax`` (not the error bars' line collections)."""
+    return [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+FRACTIONS = [0.0, 0.25, 0.5, 0.75, 1.0]  # 25 points apart
+MANY = {
+    "peak_lrs": [0.01, 0.02, 0.05, 0.1, 0.2],
+    "epochs": [10, 20, 40, 80, 160, 200, 300, 400, 500],
+}
+
+
+def test_explore_curve_keeps_45_conditions_near_their_own_fraction():
+    fig = plots.explore_curve(runs(FRACTIONS, **MANY), "test_acc")
+
+    ax = fig.axes[0]
+    means = np.concatenate([c.lines[0].get_xdata() for c in ax.containers])
+    seeds = np.concatenate([c.get_offsets()[:, 0] for c in dots(ax)])
+    assert len(ax.containers) == 45
+    assert len(means) == 45 * 5
+    assert len(seeds) == 45 * 5 * 3
+    # Fractions are 25 points apart: whatever the dodge, every mean and every seed's dot must be
+    # drawn within a quarter of that (6.25 points) of the fraction it belongs to.
+    for x in (means, seeds):
+        off = np.abs(x[:, None] - np.array(FRACTIONS) * 100).min(axis=1)
+        assert off.max() < 6.25
+        assert x.min() > -6.25
+        assert x.max() < 106.25
+
+
+@pytest.mark.parametrize("lines", [3, 12, 45])
+def test_explore_curve_legend_never_covers_the_data(lines):
+    lrs = [0.01 * (i + 1) for i in range(lines)]
+    fig = plots.explore_curve(runs([0.0, 0.5, 1.0], lrs, seeds=(0, 1)), "test_acc")
+    FigureCanvasAgg(fig).draw()
+
+    ax = fig.axes[0]
+    if lines <= 8:  # a few lines: the usual legend in the axes, one entry each
+        assert len(ax.get_legend().get_texts()) == lines
+    elif lines <= 30:  # beside the axes, every line named
+        assert ax.get_legend() is None
+        (legend,) = fig.legends
+        assert len(legend.get_texts()) == lines
+        assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+    else:  # too many to name: a note instead
+        assert ax.get_legend() is None
+        assert not fig.legends
+        assert any(f"{lines} conditions" in t.get_text() for t in ax.texts)
+
+
+@pytest.mark.parametrize("conditions", [4, 12])
+def test_sharpness_scatter_draws_every_usable_trial(conditions):
+    lrs = [0.01 * (i + 1) for i in range(conditions)]
+    frame = runs([0.25, 0.5], lrs)  # 2 fractions x 3 seeds per condition
+    frame.loc[0, "diverged"] = True  # not usable: left out of the dots and of n
+    usable = conditions * 2 * 3 - 1
+
+    fig = plots.sharpness_accuracy_scatter(frame)
+
+    ax = fig.axes[0]
+    assert drawn(fig) == usable
+    assert ax.get_title().endswith(f"n = {usable})")
+    markers = {tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in dots(ax)}
+    if conditions <= 10:  # one marker and one legend entry per peak LR
+        assert len(markers) == conditions
+        assert len(ax.get_legend().get_texts()) == conditions
+    else:  # one marker for all: colour says the explore fraction
+        assert len(markers) == 1
+
+
+def test_heatmap_labels_fractions_that_round_alike_apart():
+    fig = plots.explore_heatmap(runs([0.0, 0.002, 0.5, 0.75], [0.05, 0.1]), "test_acc")
+
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["0%", "0.2%", "50%", "75%"]
+
+
+@pytest.mark.parametrize(
+    ("fraction", "label"),
+    [(0.0, "0%"), (0.002, "0.2%"), (0.5, "50%"), (0.975, "97.5%"), (1 / 3, "33.33%")],
+)
+def test_percent_keeps_the_digits_that_matter(fraction, label):
+    assert plots.percent(fraction) == label
