@@ -21,8 +21,7 @@ from analysis.robustness import (
     resolution,
     usable,
 )
-
-KNEE_ONLY = ("explore_fraction", "decay")  # meaningless for a baseline schedule
+from trainables.train import KNEE_ONLY_KEYS
 
 
 def schedule_table(runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5):
@@ -194,7 +193,7 @@ def _arms(runs: pd.DataFrame, metric: str, fraction: float) -> pd.DataFrame:
     good = runs[usable(runs, metric)]
     knee = good[(good["schedule"] == "knee") & np.isclose(good["explore_fraction"], fraction)]
     baselines = good[good["schedule"] != "knee"]
-    keys = [k for k in conditions(good) if k not in KNEE_ONLY] if len(good) else []
+    keys = [k for k in conditions(good) if k not in KNEE_ONLY_KEYS] if len(good) else []
     baselines = baselines.drop_duplicates([*keys, "schedule", "seed"])
     label = f"knee {fraction:.0%}"
     decays = knee["decay"].nunique() > 1 if "decay" in knee else False
@@ -207,7 +206,7 @@ def _arms(runs: pd.DataFrame, metric: str, fraction: float) -> pd.DataFrame:
 def _keys(arms: pd.DataFrame, exclude: tuple[str, ...]) -> list[str]:
     if arms.empty:
         return ["peak_lr"]
-    return [k for k in conditions(arms) if k not in exclude and k not in KNEE_ONLY]
+    return [k for k in conditions(arms) if k not in exclude and k not in KNEE_ONLY_KEYS]
 
 
 def _stats(group: pd.DataFrame, metric: str) -> dict:

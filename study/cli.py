@@ -179,7 +179,13 @@ def _start_ray(address: str | None):
     from study import launch
 
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        # "local": a study without --address gets its own Ray, never one that happens to run
+        # on this machine (a plain ray.init() joins the last `ray start` head it finds here).
+        ray.init(
+            address=address or "local",
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
     except ConnectionError as error:
         # A head that is down, or one with token auth (Ray's default) asked without the token.
         raise _BadInput(

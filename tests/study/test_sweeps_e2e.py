@@ -112,7 +112,7 @@ def test_optuna_report_shows_the_search(optuna_study):
     report = (output / "report" / "report.md").read_text()
 
     assert "## Search" in report
-    assert "4 points, each run over every seed" in report
+    assert "4 points, each over 2 usable seeds" in report
     assert (output / "report" / "search_landscape.png").read_bytes().startswith(b"\x89PNG")
     assert "in this search" in proc.stdout
 
