@@ -22,6 +22,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.config import StudyConfig
 from study.search import search_algorithm, search_space
+from study.snapshot_backup import SnapshotBackup
 from trainables.train import train
 
 if TYPE_CHECKING:
@@ -169,7 +170,8 @@ def build_tuner(
             storage_path=storage or str(output.resolve()),
             failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[tracker],
+            # The tracker logs to MLflow; the backup keeps Tune's own state resumable.
+            callbacks=[tracker, SnapshotBackup()],
             progress_reporter=tune.CLIReporter(
                 parameter_columns=list(cfg.swept()),
                 metric_columns=["epoch", "test_acc", "sharpness"],

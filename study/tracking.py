@@ -24,6 +24,7 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from ray import tune
 
 from trainables.train import EPOCH_METRICS
@@ -68,17 +69,30 @@ def start_study_run(
     tables, which concurrent first users would race on.
     """
     client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        location = artifact_root.resolve().as_uri() if artifact_root else None
-        experiment_id = client.create_experiment(experiment_name, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = _experiment_id(client, experiment_name, artifact_root)
     run = client.create_run(
         experiment_id, run_name=experiment_name, tags={"study": experiment_name, **_provenance()}
     )
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return experiment_id, run.info.run_id
+
+
+def _experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment ``name``, created if there is none yet.
+
+    Two studies of one name starting together against one server may both find none: the
+    second one's create fails, and the first one's experiment is the study's.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_root.resolve().as_uri() if artifact_root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def set_study_status(tracking_uri: str, run_id: str, status: str) -> None:

@@ -201,13 +201,17 @@ class Study:
 
 def trial_states(output: Path) -> dict[str, dict[str, Any]]:
     """trial_id -> {"status", "num_failures", "start_time"} from Tune's newest experiment
-    snapshot ({} while there is none or it is being rewritten)."""
+    snapshot or its last good copy ({} while there is none or it is being rewritten)."""
     snapshots = sorted((output / "tune").glob("experiment_state-*.json"))
     if not snapshots:
         return {}
-    try:
-        trial_data = json.loads(snapshots[-1].read_text())["trial_data"]
-    except (OSError, ValueError, KeyError):
+    for snapshot in (snapshots[-1], snapshots[-1].with_name(snapshots[-1].name + ".last-good")):
+        try:  # a damaged snapshot: its last good copy, as resume uses it
+            trial_data = json.loads(snapshot.read_text())["trial_data"]
+            break
+        except (OSError, ValueError, KeyError):
+            pass
+    else:
         return {}
     states = {}
     for trial_json, runtime_json in trial_data:
@@ -221,7 +225,14 @@ def trial_states(output: Path) -> dict[str, dict[str, Any]]:
 
 
 def checkpoints(output: Path, trial_id: str) -> list[str]:
+    """The trial's checkpoint folders on disk (Tune keeps the newest two)."""
     return sorted(p.name for p in (output / "tune" / trial_id).glob("checkpoint_*"))
+
+
+def latest_checkpoint(output: Path, trial_id: str) -> int:
+    """The index of the trial's newest checkpoint (epoch - 1 with one per epoch), or -1."""
+    names = checkpoints(output, trial_id)
+    return int(names[-1].rpartition("_")[2]) if names else -1
 
 
 def checkpoint_files(output: Path, trial_id: str) -> dict[str, int]:

@@ -11,6 +11,7 @@ from harness import (
     Study,
     assert_complete_picture,
     checkpoints,
+    latest_checkpoint,
     mlflow_picture,
     steps,
     study_args,
@@ -39,7 +40,7 @@ def killed_worker(tmp_path_factory):
         def running_worker():
             if trial_states(output).get(trial_id, {}).get("status") != "RUNNING":
                 return None
-            return len(checkpoints(output, trial_id)) >= 3 and study.trial_worker(trial_id)
+            return latest_checkpoint(output, trial_id) >= 2 and study.trial_worker(trial_id)
 
         worker = study.wait_for(running_worker, 120, f"trial {trial_id} mid-training")
         killed_at = checkpoints(output, trial_id)

@@ -111,6 +111,10 @@ CASES = {
         ["resume", "{study}"],
         "checkpoint_000002/state.pt: not a knee-study trial state",
     ),
+    "resume with Tune's state damaged and no good copy": (
+        ["resume", "{study}"],
+        "experiment state is damaged",
+    ),
     "resume with its MLflow server gone": (
         ["resume", "{study}"],
         "--tracking-uri: no MLflow server answers",
@@ -132,6 +136,9 @@ def _setup(case: str, tmp: Path, port: int) -> Path:
     elif case == "resume from a checkpoint of something else":
         _stopped_study(study)
         torch.save({"weights": torch.zeros(3)}, study / "tune/abc_00000/checkpoint_000002/state.pt")
+    elif case == "resume with Tune's state damaged and no good copy":
+        _stopped_study(study)
+        next((study / "tune").glob("experiment_state-*.json")).write_text('{"trial_data": [[')
     elif case == "resume with its MLflow server gone":
         _stopped_study(study, tracking_uri=f"http://127.0.0.1:{port}")
     elif case == "run into an existing study":
@@ -147,6 +154,18 @@ def no_ray(monkeypatch):
         raise AssertionError(f"Ray was started (address={address}) for bad input")
 
     monkeypatch.setattr(cli, "_start_ray", refuse)
+
+
+class RayStarted(Exception):
+    """Good input got as far as starting Ray."""
+
+
+@pytest.fixture
+def ray_start_fails(monkeypatch):
+    def start_ray(address):
+        raise RayStarted
+
+    monkeypatch.setattr(cli, "_start_ray", start_ray)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -171,22 +190,27 @@ def test_bad_input_exits_2_with_one_line_and_starts_nothing(case, tmp_path, caps
     assert _snapshot(tmp_path) == before  # nothing made, nothing touched
 
 
-def test_a_study_resumes_past_a_checkpoint_of_a_finished_trial(tmp_path, monkeypatch):
+def test_a_study_resumes_past_a_checkpoint_of_a_finished_trial(tmp_path, ray_start_fails):
     """Only checkpoints Tune will restore are read: a finished trial's are never used."""
     study = _stopped_study(tmp_path / "stopped", state=b"garbage")
     state_file = next((study / "tune").glob("experiment_state-*.json"))
     trial = json.dumps({"trial_id": "abc_00000", "status": "TERMINATED"})
     state_file.write_text(json.dumps({"trial_data": [[trial, "{}"]]}))
 
-    class Started(Exception):
-        pass
-
-    def start_ray(address):
-        raise Started
-
-    monkeypatch.setattr(cli, "_start_ray", start_ray)
-    with pytest.raises(Started):  # got past every check, as far as starting Ray
+    with pytest.raises(RayStarted):  # got past every check, as far as starting Ray
         main(["resume", str(study)])
+
+
+def test_resume_puts_back_the_last_good_copy_of_a_damaged_tune_state(tmp_path, ray_start_fails):
+    study = _stopped_study(tmp_path / "stopped")
+    snapshot = next((study / "tune").glob("experiment_state-*.json"))
+    good = snapshot.read_bytes()
+    snapshot.with_name(snapshot.name + ".last-good").write_bytes(good)
+    snapshot.write_bytes(b"")  # the driver died while Tune rewrote it
+
+    with pytest.raises(RayStarted):
+        main(["resume", str(study)])
+    assert snapshot.read_bytes() == good
 
 
 @pytest.mark.parametrize(

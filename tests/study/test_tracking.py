@@ -46,3 +46,23 @@ def test_a_resumed_trial_that_reports_its_last_epochs_again_logs_each_once(tmp_p
         assert sorted(steps) == list(range(1, EPOCHS + 1)), key
     for key in ("sharpness", "trial_seconds"):
         assert len(client.get_metric_history(runs[0].info.run_id, key)) == 1, key
+
+
+def test_two_studies_of_one_name_starting_together_share_the_experiment(tmp_path, monkeypatch):
+    """The second study looked before the first one created the experiment, then lost the race
+    to create it: it uses the first one's experiment, with a parent run of its own."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first_experiment, first_parent = start_study_run(uri, "together", {})
+    real_lookup, lookups = MlflowClient.get_experiment_by_name, []
+
+    def lookup(self, name):  # the first look comes before the other study's create
+        lookups.append(name)
+        return None if len(lookups) == 1 else real_lookup(self, name)
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", lookup)
+
+    experiment, parent = start_study_run(uri, "together", {})
+
+    assert experiment == first_experiment
+    assert parent != first_parent
+    assert len(lookups) == 2  # it lost the race and looked again
