@@ -28,28 +28,17 @@ from pathlib import Path
 import numpy as np
 from measure import machine, verdict
 
+from study.config import load_config
+
 TARGET_S = 60.0
 EXPERIMENT = "analysis-scale"
 PARENT_TAG = "mlflow.parentRunId"
 KNEE_STUDY = str(Path(sys.executable).parent / "knee-study")
 EXPLORE = [0.0, 0.25, 0.5, 0.75, 1.0]
 PEAK_LRS = [0.025, 0.05, 0.1, 0.2]
-FIXED_PARAMS = {  # the rest of a digits trial's config, as the tracker logs it
-    "dataset": "digits",
-    "model": "mlp",
-    "epochs": 100,
-    "batch_size": 32,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "nesterov": False,
-    "weight_decay": 5e-4,
-    "warmup_fraction": 0.0,
-    "decay": "linear",
-    "device": "auto",
-    "sharpness_epsilon": 1e-3,
-    "sharpness_steps": 20,
-    "sharpness_batches": 4,
-    "hessian": False,
+# The rest of a digits trial's config, as the tracker logs it: the default study's.
+FIXED_PARAMS = {
+    k: v for k, v in load_config(None).trial_base().items() if k not in ("schedule", "seed")
 }
 
 
