@@ -13,6 +13,7 @@ from analysis.robustness import (
     describe,
     explore_summary,
     knee_trials,
+    percent,
     sharpness_correlation,
     usable,
 )
@@ -26,11 +27,6 @@ MARKERS = "osD^v<>p*h"  # one per condition when there are at most this many
 LEGEND_INSIDE = 8  # more lines than this: the legend goes beside the axes
 LEGEND_MAX = 30  # more than this: no legend, a note instead
 DODGE_SHARE = 0.4  # the conditions side by side span at most this share of the closest spacing
-
-
-def percent(fraction: float) -> str:
-    """An explore fraction as a label precise enough to tell swept values apart: 0.2%, 50%."""
-    return f"{fraction * 100:.4g}%" if np.isfinite(fraction) else ""
 
 
 def _scale(metric: str) -> float:

@@ -30,6 +30,8 @@ from analysis.robustness import (
     explore_sensitivity,
     explore_summary,
     knee_trials,
+    percent,
+    resolution,
     robustness_verdict,
     sharpness_correlation,
     usable,
@@ -130,7 +132,7 @@ def _write_inconclusive(
     runs: pd.DataFrame, out: Path, title: str, fraction: float, margin: float
 ) -> Verdict:
     """The report of a study with no usable trial: the counts and the trials, no figures."""
-    explanation = f"{_percent(fraction)} explore: inconclusive, no usable trials."
+    explanation = f"{percent(fraction)} explore: inconclusive, no usable trials."
     verdict = Verdict("inconclusive", pd.DataFrame(), explanation, fraction, margin, METRIC)
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
@@ -200,7 +202,7 @@ def _search_section(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
     top = points.head(10)
     top = pd.DataFrame(
         {
-            "explore": top["explore_fraction"].map(_percent),
+            "explore": top["explore_fraction"].map(percent),
             "peak LR": top["peak_lr"],
             "seeds (n)": top["n"],
             "mean (%)": (top["mean"] * 100).round(2),
@@ -210,9 +212,9 @@ def _search_section(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
     return [
         "## Search",
         f"{found['points']} points, {_seeds_per_point(points['n'])}. The best quarter "
-        f"({found['region_points']} points) spans explore {_percent(low)} to {_percent(high)} "
+        f"({found['region_points']} points) spans explore {percent(low)} to {percent(high)} "
         f"and peak LR {lr_low:.3g} to {lr_high:.3g}; the best point: explore "
-        f"{_percent(found['best_explore'])}, peak LR {found['best_peak_lr']:.3g}, "
+        f"{percent(found['best_explore'])}, peak LR {found['best_peak_lr']:.3g}, "
         f"{found['best_mean'] * 100:.2f}%.",
         _Figure(
             "search_landscape.png",
@@ -238,7 +240,7 @@ def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> 
     if len(schedules):
         blocks += [
             "## Knee against baseline schedules",
-            f"Test accuracy per schedule (Knee at {_percent(fraction)} explore), mean ± std over "
+            f"Test accuracy per schedule (Knee at {percent(fraction)} explore), mean ± std over "
             "seeds in percent, and Knee minus each baseline in points with its 90% interval "
             "(positive: Knee is better).",
             _difference_view(schedules, "knee_minus"),
@@ -256,7 +258,7 @@ def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> 
     if len(decays):
         blocks += [
             "## Decay shape of the exploit phase",
-            f"Knee at {_percent(fraction)} explore per decay shape; each shape minus linear (the "
+            f"Knee at {percent(fraction)} explore per decay shape; each shape minus linear (the "
             "paper's) in points with its 90% interval.",
             _difference_view(decays, "minus_linear"),
         ]
@@ -314,12 +316,9 @@ def _trial_counts(runs: pd.DataFrame) -> str:
 
 def _resolution(runs: pd.DataFrame) -> str:
     """How finely accuracy can move: a one-image step on a small test set matters for a margin."""
-    values = np.unique(runs["test_acc"].dropna().round(6)) if "test_acc" in runs else []
-    steps = np.diff(values)
-    steps = steps[steps > 5e-6]
-    if not len(steps):
+    step = resolution(runs["test_acc"])
+    if not step:
         return ""
-    step = steps.min()
     images = round(1 / step)
     if abs(images * step - 1) < 0.01:
         return f"Accuracy moves in steps of {step * 100:.3f} points (one of {images} test images)."
@@ -327,29 +326,21 @@ def _resolution(runs: pd.DataFrame) -> str:
 
 
 def _verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The verdict's table, one row per condition: what the fraction was compared with, the gap
-    and its interval, the decision. Reads the columns the verdict has: the fraction against the
-    best one (``best_mean``, ``n_best``) or against each other fraction (``versus``...)."""
+    """The verdict's table, one row per condition: the other fraction that decided, the gap
+    (that fraction's mean minus the judged one's) and its interval, the decision."""
     view = table[keys].copy()
-    view["best fraction"] = table["best_fraction"].map(_percent)
-    if "versus" in table:
-        view["compared with"] = table["versus"].map(_percent)
-        view["its mean (%)"] = (table["versus_mean"] * 100).round(2)
-    elif "best_mean" in table:
-        view["best mean (%)"] = (table["best_mean"] * 100).round(2)
+    view["best fraction"] = table["best_fraction"].map(percent)
+    view["compared with"] = table["versus"].map(percent)
+    view["its mean (%)"] = (table["versus_mean"] * 100).round(2)
     view["fraction mean (%)"] = (table["fraction_mean"] * 100).round(2)
     view["gap (points)"] = (table["gap"] * 100).round(3)
-    levels = table["confidence"] if "confidence" in table else pd.Series(0.9, index=table.index)
     view["interval"] = [
-        f"{_percent(level)}: {low * 100:.3f} to {high * 100:.3f}" if np.isfinite(low) else ""
-        for low, high, level in zip(table["gap_low"], table["gap_high"], levels, strict=True)
+        f"{percent(level)}: {low * 100:.3f} to {high * 100:.3f}" if np.isfinite(low) else ""
+        for low, high, level in zip(
+            table["gap_low"], table["gap_high"], table["confidence"], strict=True
+        )
     ]
-    if "n_best" in table:
-        view["seeds (best, fraction)"] = [
-            f"{a}, {b}" for a, b in zip(table["n_best"], table["n_fraction"], strict=True)
-        ]
-    else:
-        view["seeds at the fraction"] = table["n_fraction"]
+    view["seeds at the fraction"] = table["n_fraction"]
     view["test"] = table["test"]
     view["decision"] = [
         f"{decision} ({reason})" if reason else decision
@@ -427,26 +418,22 @@ def _cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) ->
     table = table.sort_index()
     columns = [c if isinstance(c, tuple) else (c,) for c in table.columns]
     table.columns = [describe(keys, list(c)) for c in columns]
-    table.index = table.index.map(_percent)
+    table.index = table.index.map(percent)
     return table.rename_axis(f"explore (cells: {CI_CELLS})").reset_index()
 
 
 def _sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     view = sensitivity[keys].copy()
     view["best"] = [
-        f"{_percent(f)} ({m * 100:.2f}%)"
+        f"{percent(f)} ({m * 100:.2f}%)"
         for f, m in zip(sensitivity["best_fraction"], sensitivity["best_mean"], strict=True)
     ]
     view["worst"] = [
-        f"{_percent(f)} ({m * 100:.2f}%)"
+        f"{percent(f)} ({m * 100:.2f}%)"
         for f, m in zip(sensitivity["worst_fraction"], sensitivity["worst_mean"], strict=True)
     ]
     view["range (points)"] = (sensitivity["range"] * 100).round(2)
     return view
-
-
-def _percent(fraction: float) -> str:
-    return plots.percent(fraction)
 
 
 def _markdown(blocks: list[Block]) -> str:

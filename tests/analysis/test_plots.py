@@ -11,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 
 from analysis import plots
+from analysis.robustness import percent
 
 PARAMS = ["explore_fraction", "peak_lr", "seed", "schedule", "epochs"]
 
@@ -120,4 +121,4 @@ def test_heatmap_labels_fractions_that_round_alike_apart():
     [(0.0, "0%"), (0.002, "0.2%"), (0.5, "50%"), (0.975, "97.5%"), (1 / 3, "33.33%")],
 )
 def test_percent_keeps_the_digits_that_matter(fraction, label):
-    assert plots.percent(fraction) == label
+    assert percent(fraction) == label
