@@ -170,8 +170,8 @@ def _decide(
 ) -> dict:
     """The decision at one condition and the numbers behind it (see the module docstring)."""
     good = cell[ok.loc[cell.index]]
-    means = good.groupby("explore_fraction")[metric].mean()
-    counts = good.groupby("explore_fraction")[metric].size()
+    by_fraction = good.groupby("explore_fraction")[metric]
+    means, counts = by_fraction.mean(), by_fraction.size()
     at = np.isclose(cell["explore_fraction"], fraction)
     mine = good[np.isclose(good["explore_fraction"], fraction)].set_index("seed")[metric]
     row = {
@@ -213,17 +213,17 @@ def _decide(
         }
         return pd.DataFrame(found, index=["gap", "gap_low", "gap_high", "test"]).T
 
-    plain = gaps(1 - 2 * ALPHA)
-    strict = gaps(1 - 2 * ALPHA / len(others))  # Bonferroni over the comparisons
-    row["comparisons"] = len(others)
+    plain_level, strict_level = 1 - 2 * ALPHA, 1 - 2 * ALPHA / len(others)  # Bonferroni
+    plain, strict = gaps(plain_level), gaps(strict_level)
     if (strict["gap_low"] > margin).any():
-        versus, decision, table = strict["gap_low"].astype(float).idxmax(), "not robust", strict
-        confidence = 1 - 2 * ALPHA / len(others)
+        decision, level, table = "not robust", strict_level, strict
+        versus = strict["gap_low"].astype(float).idxmax()  # the clearest win over the fraction
     else:
-        versus, table, confidence = plain["gap_high"].astype(float).idxmax(), plain, 1 - 2 * ALPHA
         decision = "robust" if (plain["gap_high"] < margin).all() else "inconclusive"
-    row.update(table.loc[versus].to_dict(), versus=versus, confidence=confidence)
-    row["versus_mean"] = means[versus]
+        level, table = plain_level, plain
+        versus = plain["gap_high"].astype(float).idxmax()  # the closest call
+    row.update(table.loc[versus].to_dict(), versus=versus, versus_mean=means[versus])
+    row.update(confidence=level, comparisons=len(others))
     return {**row, "decision": decision, "reason": _REASONS[decision]}
 
 
