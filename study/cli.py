@@ -11,8 +11,10 @@ import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from study import checkpoints, folder, storage
 from study.config import ConfigError, StudyConfig, load_config
@@ -56,8 +58,10 @@ def _is_local(address: str | None) -> bool:
     A driver that joins ``127.0.0.1:PORT`` without that setting swaps in the machine's outward
     address and waits forever for a head that listens on loopback only.
     """
-    host = (address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
-    return address is None or host in ("127.0.0.1", "localhost", "::1")
+    if address in (None, "local"):
+        return True
+    host = urlsplit(address if "://" in address else f"ray://{address}").hostname
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
         storage_path = storage.resolve_storage(args.storage) if args.storage else None
     except storage.StorageError as error:
         raise _BadInput(f"--storage: {error}") from None
-    tune_name = storage.DEFAULT_NAME if storage_path is None else f"{cfg.name}-{stamp}"
+    # In shared storage, a study's own folder: two studies of one name started in the same
+    # second must not share Tune's state.
+    unique = f"{cfg.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    tune_name = storage.DEFAULT_NAME if storage_path is None else unique
     from study import tracking
 
     tracking_uri = args.tracking_uri or tracking.default_tracking_uri(output)

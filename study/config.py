@@ -256,7 +256,8 @@ class StudyConfig(_Section):
             "sharpness_batches": self.sharpness.batches,
             "hessian": self.sharpness.hessian,
         }
-        return {k: v for k, v in base.items() if k not in self.swept()}
+        swept = self.swept()
+        return {k: v for k, v in base.items() if k not in swept}
 
     def swept(self) -> dict[str, list]:
         """The swept ``train()`` keys and their values (for a search: the [low, high] ranges)."""
@@ -272,8 +273,10 @@ class StudyConfig(_Section):
         points: dict[tuple, dict[str, Any]] = {}
         for values in itertools.product(*axes.values()):
             point = dict(zip(axes, values, strict=True))
-            if point["schedule"] != "knee":
-                point.update({k: None for k in KNEE_ONLY_KEYS if k in point})
+            if point["schedule"] == "knee":  # every point names Knee's decay, swept or not
+                point.setdefault("decay", self.train.decay)
+            else:
+                point.update(dict.fromkeys(KNEE_ONLY_KEYS))
             points.setdefault(tuple(point.items()), point)
         return list(points.values())
 

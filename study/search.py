@@ -59,7 +59,8 @@ def search_space(cfg: StudyConfig) -> dict[str, Any]:
     Optuna the two ranges."""
     if cfg.tune.search == "grid":
         points = cfg.grid()
-        return {key: tune.choice(_unique(p[key] for p in points)) for key in points[0]}
+        keys = _unique(key for point in points for key in point)  # a baseline adds decay
+        return {key: tune.choice(_unique(p.get(key) for p in points)) for key in keys}
     sweep = cfg.sweep
     fixed = {k: v[0] for k, v in cfg.swept().items() if k not in ("explore_fraction", "peak_lr")}
     fixed.pop("seed")  # set per trial by SeedRepeater

@@ -31,7 +31,6 @@ from trainables.train import EPOCH_METRICS
 
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 PARENT_TAG = "mlflow.parentRunId"
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
 
 
 class TrackingError(ValueError):
@@ -173,8 +172,7 @@ class TrialTracker(tune.Callback):
                 continue
             metrics += [Metric(k, float(epoch[k]), now, step) for k in EPOCH_METRICS if k in epoch]
             last = step
-        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-            self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+        self.client.log_batch(run_id, metrics=metrics)  # MLflow splits it into allowed sizes
         self._last_step[trial_id] = last
 
     def _log_final(self, trial_id: str, run_id: str, result: Mapping[str, Any]) -> None:

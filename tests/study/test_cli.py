@@ -217,6 +217,8 @@ def test_resume_puts_back_the_last_good_copy_of_a_damaged_tune_state(tmp_path, r
     ("address", "local"),
     [
         (None, True),
+        ("local", True),
+        ("localhost", True),
         ("127.0.0.1:6379", True),
         ("localhost:6379", True),
         ("[::1]:6379", True),

@@ -355,6 +355,16 @@ def test_grid_runs_a_baseline_once_per_combination_of_its_own_axes():
 OPTUNA = ["tune.search=optuna", "tune.num_samples=6", "sweep.seed=[0, 1]"]
 
 
+def test_a_baseline_never_logs_knees_decay_even_when_decay_is_not_swept():
+    cfg = load_config(None, SMALL)  # train.decay: linear, sweep.decay not set
+
+    cosine = [p for p in cfg.grid() if p["schedule"] == "cosine"]
+
+    assert cosine
+    assert all(p["decay"] is None and p["explore_fraction"] is None for p in cosine)
+    assert {p["decay"] for p in cfg.grid() if p["schedule"] == "knee"} == {"linear"}
+
+
 def test_optuna_search_reads_ranges_and_counts_every_seed():
     cfg = load_config(None, [*OPTUNA, "sweep.explore_fraction=[0, 1]", "sweep.peak_lr=[0.01, 0.3]"])
 

@@ -124,7 +124,8 @@ def test_max_concurrent_holds_for_a_grid(tmp_path, knee_study):
     args = settings(
         name="serial",
         resources__max_concurrent=1,
-        sweep__explore_fraction="[0.0, 0.5, 1.0]",
+        sweep__schedule="[knee, cosine]",  # and a baseline while decay is not swept
+        sweep__explore_fraction="[0.0, 1.0]",
         sweep__peak_lr="[0.05]",
         sweep__seed="[0]",
         train__epochs=2,
