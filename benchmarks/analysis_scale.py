@@ -29,17 +29,15 @@ import numpy as np
 from measure import machine, verdict
 
 from study.config import load_config
+from study.tracking import PARENT_TAG, trial_label
 
 TARGET_S = 60.0
 EXPERIMENT = "analysis-scale"
-PARENT_TAG = "mlflow.parentRunId"
 KNEE_STUDY = str(Path(sys.executable).parent / "knee-study")
 EXPLORE = [0.0, 0.25, 0.5, 0.75, 1.0]
 PEAK_LRS = [0.025, 0.05, 0.1, 0.2]
 # The rest of a digits trial's config, as the tracker logs it: the default study's.
-FIXED_PARAMS = {
-    k: v for k, v in load_config(None).trial_base().items() if k not in ("schedule", "seed")
-}
+FIXED_PARAMS = {k: v for k, v in load_config(None).trial_base().items()}
 
 
 def build_store(path: Path, runs: int, epochs: int) -> None:
@@ -77,7 +75,7 @@ def build_store(path: Path, runs: int, epochs: int) -> None:
         metrics = history + [Metric(k, float(v), now, epochs) for k, v in final.items()]
         run = client.create_run(
             experiment_id,
-            run_name=f"knee explore={explore} lr={peak_lr} seed={seed}",
+            run_name=trial_label(params),
             tags={PARENT_TAG: parent.info.run_id, "trial_id": f"synthetic_{i:05d}"},
         )
         for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch
