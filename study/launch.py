@@ -20,6 +20,7 @@ import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from study.checkpoints import STATE_FILE
 from study.config import StudyConfig
 from study.search import search_algorithm, search_space
 from study.snapshot_backup import SnapshotBackup
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 # driver's terminal (the trial table already shows progress).
 logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
-STATE_FILE = "state.pt"
 TUNE_FOLDER = "tune"  # Ray's experiment folder inside the study's output folder
 REPORT_INTERVAL_S = 10.0  # longest a trial keeps finished epochs to itself between checkpoints
 

@@ -1,33 +1,37 @@
-"""Keep a last complete copy of Ray Tune's experiment snapshot, for ``knee-study resume``.
+"""Keep a last complete copy of Ray Tune's experiment state, for ``knee-study resume``.
 
-Tune rewrites ``experiment_state-*.json`` in place (truncate, then write) after every result; a
-driver killed in between leaves it empty or cut short, and ``Tuner.restore`` then cannot tell
-which trials exist or finished. This callback copies each complete version beside it
-(``experiment_state-*.json.last-good``, written atomically); resume puts it back when the
-snapshot is damaged (:func:`study.checkpoints.check_resumable`). Object stores need none of
-this: an object is replaced whole.
+Tune writes its state for a session (``experiment_state-<S>.json``, and the search state beside
+it: ``basic-variant-state-<S>.json``, ``searcher-state-<S>.pkl``, ...) to a staging folder on
+the driver, then copies that folder over the experiment folder in the background, rewriting
+each file in place; a driver killed during the copy leaves files there empty, cut short, or
+from different steps, and ``Tuner.restore`` then fails. After each step this callback copies
+the session's files from the staging folder, where Tune has just written them whole, into one
+file beside the snapshot (``experiment_state-<S>.json.last-good``, a zip written atomically);
+resume puts the whole set back (:func:`study.checkpoints.check_resumable`). Object stores need
+none of this: an object is replaced whole.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow.fs
 from ray import tune
 
-from study.checkpoints import BACKUP_SUFFIX, SNAPSHOT_GLOB
+from study.checkpoints import SNAPSHOT_GLOB, backup_of, session_files, session_of
 
 
 class SnapshotBackup(tune.Callback):
-    """After a complete new snapshot appears, copy it to ``<snapshot>.last-good`` atomically.
+    """After Tune saved a new version of its state, copy the session's set of files together.
 
-    Looked for after every step of Tune's loop (a ``stat`` unless the snapshot changed), so the
-    copy is normally one snapshot behind at most, and the checkpoints it names are still kept
-    (``CheckpointConfig(num_to_keep=2)`` deletes a trial's checkpoint two reports later); a
-    copy taken only every few seconds named deleted checkpoints and could not be resumed.
+    Tune saves them (``TuneController.save_to_dir``) in the same loop step, before the
+    callbacks' ``on_step_end``, so the copy is of one step's files, never a mix, and as new as
+    the experiment folder's or newer; the checkpoints it names are kept
+    (``CheckpointConfig(num_to_keep=2)`` deletes a trial's checkpoint two reports later).
+    Between saves a step costs one ``stat``.
     """
 
     def __init__(self) -> None:
@@ -41,7 +45,7 @@ class SnapshotBackup(tune.Callback):
         self._forget()
 
     def _forget(self) -> None:
-        self._copied: dict[str, tuple[int, int]] = {}  # snapshot name -> (mtime, size) copied
+        self._copied: tuple[str, int, int] | None = None  # snapshot copied: (name, mtime, size)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if not trials:
@@ -49,23 +53,27 @@ class SnapshotBackup(tune.Callback):
         storage = trials[0].storage
         if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
             return
-        for snapshot in Path(storage.experiment_fs_path).glob(SNAPSHOT_GLOB):
-            self._copy_if_complete(snapshot)
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.on_step_end(0, trials)
-
-    def _copy_if_complete(self, snapshot: Path) -> None:
+        staging = Path(storage.experiment_driver_staging_path)
+        snapshot = max(staging.glob(SNAPSHOT_GLOB), default=None)  # this session's: the newest
+        if snapshot is None:
+            return
         try:
             stat = snapshot.stat()
-            version = (stat.st_mtime_ns, stat.st_size)
-            if self._copied.get(snapshot.name) == version:
-                return
-            content = snapshot.read_bytes()
-            json.loads(content)
-        except (OSError, ValueError):
-            return  # being written: the next look gets it
-        partial = snapshot.with_name(snapshot.name + BACKUP_SUFFIX + ".partial")
-        partial.write_bytes(content)
-        os.replace(partial, snapshot.with_name(snapshot.name + BACKUP_SUFFIX))
-        self._copied[snapshot.name] = version
+        except OSError:
+            return
+        version = (snapshot.name, stat.st_mtime_ns, stat.st_size)
+        if version == self._copied:
+            return
+        backup = backup_of(Path(storage.experiment_fs_path) / snapshot.name)
+        if not backup.parent.is_dir():
+            return  # the experiment folder is made by Tune's first copy
+        partial = backup.with_name(backup.name + ".partial")
+        with zipfile.ZipFile(partial, "w") as bundle:
+            for path in session_files(staging, session_of(snapshot)):
+                bundle.write(path, path.name)
+        os.replace(partial, backup)
+        self._copied = version
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._copied = None  # the final save: copy it whatever its time stamp
+        self.on_step_end(0, trials)

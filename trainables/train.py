@@ -35,6 +35,20 @@ MEMORY_FORMAT = torch.channels_last
 # shape of Knee's, so a baseline trial sets them to None.
 KNEE_ONLY_KEYS = ("explore_fraction", "decay")
 
+# What ``train`` hands ``on_epoch`` to save, and reads back from ``state`` to resume.
+STATE_KEYS = frozenset(
+    {
+        "model",
+        "optimizer",
+        "scheduler",
+        "generator",
+        "torch_rng",
+        "epoch",
+        "history",
+        "trial_seconds",
+    }
+)
+
 
 @dataclass(frozen=True)
 class TrainConfig:

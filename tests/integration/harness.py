@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 from mlflow import MlflowClient
 
+from study.checkpoints import SNAPSHOT_GLOB, read_backup
 from trainables.train import EPOCH_METRICS
 
 BIN = Path(sys.executable).parent
@@ -176,7 +177,7 @@ class Study:
     def stop(self, grace: float = 30.0) -> list[str]:
         """Wait up to ``grace`` seconds for every process of the study to exit by itself, then
         kill the rest; returns the ones that had to be killed (none after a clean stop)."""
-        if self.proc.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # hung: killed with the rest
             self.proc.wait(grace)
         return stop_session(self.sid, grace=grace, term=False)
 
@@ -202,14 +203,15 @@ class Study:
 def trial_states(output: Path) -> dict[str, dict[str, Any]]:
     """trial_id -> {"status", "num_failures", "start_time"} from Tune's newest experiment
     snapshot or its last good copy ({} while there is none or it is being rewritten)."""
-    snapshots = sorted((output / "tune").glob("experiment_state-*.json"))
+    snapshots = sorted((output / "tune").glob(SNAPSHOT_GLOB))
     if not snapshots:
         return {}
-    for snapshot in (snapshots[-1], snapshots[-1].with_name(snapshots[-1].name + ".last-good")):
+    backup = read_backup(snapshots[-1]) or {}
+    for content in (_read(snapshots[-1]), backup.get(snapshots[-1].name)):
         try:  # a damaged snapshot: its last good copy, as resume uses it
-            trial_data = json.loads(snapshot.read_text())["trial_data"]
+            trial_data = json.loads(content or b"")["trial_data"]
             break
-        except (OSError, ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             pass
     else:
         return {}
@@ -222,6 +224,13 @@ def trial_states(output: Path) -> dict[str, dict[str, Any]]:
             "start_time": runtime.get("start_time"),
         }
     return states
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def checkpoints(output: Path, trial_id: str) -> list[str]:

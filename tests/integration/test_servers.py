@@ -3,6 +3,7 @@ two-node Ray cluster, and an ``mlflow server``. The MLflow picture is the one th
 default leaves; two studies at once on one server keep their runs apart; a driver without the
 cluster's token is turned away."""
 
+import contextlib
 import json
 
 import pytest
@@ -50,21 +51,25 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
     """Each gives the embedded default's picture, in the server. Same name, so same experiment:
     each study's trials are children of its own parent only."""
     seeds = {"first": [1, 2], "second": [3, 4]}
-    studies = {}
-    for name, seed in seeds.items():
-        sweep = {"explore_fraction": [0.5], "peak_lr": [0.05], "seed": seed}
-        output, study = _run(
-            tmp_path,
-            name,
-            ray_head,
-            "--tracking-uri",
-            mlflow_server,
-            sweep=sweep,
-            experiment="together",
-        )
-        studies[name] = (output, study)
-    for _, study in studies.values():
-        assert _finish(study) == 0, study.output()[-3000:]
+    studies, leftovers = {}, {}
+    with contextlib.ExitStack() as started:  # both stopped, whichever fails to start or finish
+        for name, seed in seeds.items():
+            sweep = {"explore_fraction": [0.5], "peak_lr": [0.05], "seed": seed}
+            output, study = _run(
+                tmp_path,
+                name,
+                ray_head,
+                "--tracking-uri",
+                mlflow_server,
+                sweep=sweep,
+                experiment="together",
+            )
+            studies[name] = (output, study)
+            started.callback(lambda name=name, study=study: leftovers.update({name: study.stop()}))
+        codes = {name: study.wait(300) for name, (_, study) in studies.items()}
+    for name, (_, study) in studies.items():
+        assert codes[name] == 0, study.output()[-3000:]
+        assert leftovers[name] == []  # the driver left nothing running
 
     parents = set()
     for name, (output, _) in studies.items():
