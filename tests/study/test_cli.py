@@ -11,6 +11,7 @@ import torch
 from study import cli, folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.config import load_config
+from trainables.train import STATE_KEYS
 
 BAD_YAML = "name: broken\nsweep: [unclosed\n"
 
@@ -40,7 +41,7 @@ def _stopped_study(path: Path, tracking_uri: str | None = None, state: bytes | N
     for checkpoint in (older, latest):
         checkpoint.mkdir(parents=True)
         torch.save(
-            {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 2, "history": []},
+            {**dict.fromkeys(STATE_KEYS, 0), "epoch": 2, "history": []},  # every key train() reads
             checkpoint / "state.pt",
         )
     if state is not None:
