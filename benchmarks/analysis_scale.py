@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from measure import machine, verdict
 
-from study.config import load_config
-from study.tracking import PARENT_TAG, trial_label
+from study.config import load_config, trial_label
+from study.tracking import PARENT_TAG
 
 TARGET_S = 60.0
 EXPERIMENT = "analysis-scale"

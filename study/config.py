@@ -291,6 +291,19 @@ class StudyConfig(_Section):
         return yaml.dump(self.model_dump(mode="json"), Dumper=_Dumper, sort_keys=False)
 
 
+def trial_label(config: Mapping[str, Any]) -> str:
+    """A short human name for a trial: ``knee explore=0.5 lr=0.2 seed=1 epochs=40``,
+    ``knee-cosine ...`` for a non-linear Knee decay, ``onecycle lr=0.2 seed=1 epochs=40``."""
+    schedule = config.get("schedule", "knee")
+    words = [schedule]
+    if schedule == "knee":
+        if config.get("decay", "linear") != "linear":
+            words[0] = f"knee-{config['decay']}"
+        words.append(f"explore={config.get('explore_fraction', 0.5):.4g}")
+    words += [f"lr={config.get('peak_lr', 0.1):.4g}", f"seed={config.get('seed', 0)}"]
+    return " ".join([*words, f"epochs={config.get('epochs')}"])
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> StudyConfig:
     """Read a study from YAML (None: the packaged default), apply ``key=value`` overrides, validate.
 

@@ -21,7 +21,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.checkpoints import STATE_FILE
-from study.config import StudyConfig
+from study.config import StudyConfig, trial_label
 from study.search import search_algorithm, search_space
 from study.snapshot_backup import SnapshotBackup
 from trainables.train import train
@@ -148,10 +148,6 @@ def build_tuner(
     ``storage`` is an absolute path or a URI (``study.storage.resolve_storage``); None: the
     study folder ``output``.
     """
-    # Imported here, not at the top: trial workers import this module for run_trial, and MLflow
-    # would add a second to every worker's start.
-    from study.tracking import trial_label
-
     search_alg, num_samples = search_algorithm(cfg, plan.concurrent_trials)
     return tune.Tuner(
         _trainable(cfg, plan),

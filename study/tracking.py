@@ -27,6 +27,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from ray import tune
 
+from study.config import trial_label
 from trainables.train import EPOCH_METRICS
 
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
@@ -220,19 +221,6 @@ class TrialTracker(tune.Callback):
         params = [Param(k, str(v)) for k, v in sorted(config.items())]
         self.client.log_batch(run.info.run_id, params=params)
         return run.info.run_id
-
-
-def trial_label(config: Mapping[str, Any]) -> str:
-    """A short human name for a trial: ``knee explore=0.5 lr=0.2 seed=1 epochs=40``,
-    ``knee-cosine ...`` for a non-linear Knee decay, ``onecycle lr=0.2 seed=1 epochs=40``."""
-    schedule = config.get("schedule", "knee")
-    words = [schedule]
-    if schedule == "knee":
-        if config.get("decay", "linear") != "linear":
-            words[0] = f"knee-{config['decay']}"
-        words.append(f"explore={config.get('explore_fraction', 0.5):.4g}")
-    words += [f"lr={config.get('peak_lr', 0.1):.4g}", f"seed={config.get('seed', 0)}"]
-    return " ".join([*words, f"epochs={config.get('epochs')}"])
 
 
 def _provenance() -> dict[str, str]:

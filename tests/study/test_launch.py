@@ -2,9 +2,8 @@
 
 import pytest
 
-from study.config import load_config
+from study.config import load_config, trial_label
 from study.launch import PlanError, plan_resources
-from study.tracking import trial_label
 
 
 def _config(*overrides: str):
