@@ -111,6 +111,10 @@ def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / STATE_FILE, weights_only=False)
+        # Said in the driver's terminal (Ray forwards a trial's stdout): where a retried or
+        # resumed trial picks up.
+        trial_id = tune.get_context().get_trial_id()
+        print(f"knee-study: trial {trial_id} continues after epoch {state['epoch']}", flush=True)
     unreported = list(state["history"]) if state else []
     epochs = config["epochs"]
     last_report = time.monotonic()

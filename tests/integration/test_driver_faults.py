@@ -134,10 +134,10 @@ def test_resume_does_not_rerun_finished_trials(killed_driver):
         assert (
             resumed["states"][trial_id]["start_time"] == stopped["states"][trial_id]["start_time"]
         )
-        assert f"{trial_id}/checkpoint_" not in resumed["log"]  # never restored
+        assert f"trial {trial_id} continues after epoch" not in resumed["log"]  # never restored
     for trial_id in unfinished:  # continued from a checkpoint, not from scratch
         if stopped["checkpoints"][trial_id]:
-            assert f"{trial_id}/checkpoint_" in resumed["log"]
+            assert f"trial {trial_id} continues after epoch" in resumed["log"]
 
 
 def test_ctrl_c_stops_the_study_cleanly_with_exit_130(interrupted):
