@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from study.config import StudyConfig, load_config
+from study.storage import DEFAULT_NAME
 
 CONFIG_FILE = "study.yaml"
 META_FILE = "study.json"
@@ -31,7 +32,7 @@ class StudyMeta:
     # Ray Tune's storage_path (absolute path or URI; None: this study folder) and the experiment's
     # folder name in it: resume restores from <storage>/<tune_name>.
     storage: str | None = None
-    tune_name: str = "tune"
+    tune_name: str = DEFAULT_NAME
 
 
 def check_new(path: Path) -> None:

@@ -24,6 +24,7 @@ from study.checkpoints import STATE_FILE
 from study.config import StudyConfig, trial_label
 from study.search import search_algorithm, search_space
 from study.snapshot_backup import SnapshotBackup
+from study.storage import DEFAULT_NAME
 from trainables.train import train
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 # driver's terminal (the trial table already shows progress).
 logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
-TUNE_FOLDER = "tune"  # Ray's experiment folder inside the study's output folder
 REPORT_INTERVAL_S = 10.0  # longest a trial keeps finished epochs to itself between checkpoints
 
 
@@ -145,7 +145,7 @@ def build_tuner(
     output: Path,
     tracker: TrialTracker,
     storage: str | None = None,
-    name: str = TUNE_FOLDER,
+    name: str = DEFAULT_NAME,
 ) -> tune.Tuner:
     """A Tuner for the whole grid, writing Ray's state under ``<storage>/<name>``.
 
