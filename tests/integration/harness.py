@@ -108,7 +108,10 @@ def _signal(process: psutil.Process, sig: int) -> None:
 
 def _name(process: psutil.Process) -> str:
     try:
-        return f"{process.pid} {' '.join(process.cmdline())[:80]}"
+        # Paths by their last part: a long checkout path must not push the program's name
+        # past the cut (CI's gcs_server binary path alone is over 80 characters).
+        words = [Path(word).name if word.startswith("/") else word for word in process.cmdline()]
+        return f"{process.pid} {' '.join(words)[:80]}"
     except psutil.Error:
         return str(process.pid)
 

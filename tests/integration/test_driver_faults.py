@@ -7,7 +7,6 @@ import signal
 
 import pytest
 from harness import (
-    KNEE_STUDY,
     LOOPBACK,
     Study,
     assert_complete_picture,
@@ -164,7 +163,7 @@ def test_a_local_study_listens_on_loopback_only(killed_driver):
     for process, address, port in listening:
         assert address in LOOPBACK, f"{process} listens on {address}:{port}"
     listeners = " ".join(process for process, _, _ in listening)
-    for part in ("gcs_server", "raylet", "ray::ImplicitFunc", KNEE_STUDY):
+    for part in ("gcs_server", "raylet", "ray::ImplicitFunc", "knee-study run"):
         assert part in listeners, f"no listening socket seen for {part}"
 
 
