@@ -1,6 +1,7 @@
 """Studies beyond the explore grid, through the real CLI on digits: baselines, budgets and decay
 shapes swept together, and an Optuna search; the MLflow store and the report checked after."""
 
+import itertools
 import re
 
 import pytest
@@ -118,9 +119,8 @@ def test_optuna_report_shows_the_search(optuna_study):
 
 
 def test_max_concurrent_holds_for_a_grid(tmp_path, knee_study):
-    """resources.max_concurrent=1 on a 2-CPU machine: Tune's own table never shows more than one
-    trial's CPU in use (Tune ignores its max_concurrent_trials for a grid's generator; the
-    generator must hold the limit)."""
+    """resources.max_concurrent=1 on a 2-CPU machine: trials run one after another (Tune ignores
+    its max_concurrent_trials for a grid's generator; the generator must hold the limit)."""
     args = settings(
         name="serial",
         resources__max_concurrent=1,
@@ -134,6 +134,13 @@ def test_max_concurrent_holds_for_a_grid(tmp_path, knee_study):
     proc = knee_study("run", *args, "--output", str(tmp_path / "study"))
     assert proc.returncode == 0, proc.stderr[-3000:]
 
+    # MLflow's record: each trial's run starts when Tune starts the trial and ends when it
+    # completes, so one at a time means no two runs overlap.
+    _, runs = child_runs(tmp_path / "study", "serial")
+    spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
+    assert len(spans) == 3
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans
+    # And Tune's own table never shows more than one trial's CPU in use.
     usage = re.findall(r"Logical resource usage: ([\d.]+)/([\d.]+) CPUs", proc.stdout)
     assert usage, proc.stdout[-2000:]
     assert {float(used) for used, _ in usage} <= {0.0, 1.0}, usage
