@@ -21,8 +21,9 @@ import torch
 from measure import machine, skipped, verdict
 from sweep_efficiency import run_study, trial_runs
 
+from trainables.data import load_data
+
 TARGET = 2.0
-SYNTHETIC_TRAIN_IMAGES = 2048  # trainables.data's synthetic default
 
 
 def throughput(output: Path, gpus_per_trial: float, trials: int, epochs: int) -> float:
@@ -48,7 +49,7 @@ def throughput(output: Path, gpus_per_trial: float, trials: int, epochs: int) ->
         sys.exit(f"knee-study run failed (exit {study.returncode})")
     runs = trial_runs(output)
     span = (max(r.info.end_time for r in runs) - min(r.info.start_time for r in runs)) / 1000
-    images = len(runs) * epochs * SYNTHETIC_TRAIN_IMAGES
+    images = len(runs) * epochs * load_data("synthetic").num_train
     compute = sum(r.data.metrics["trial_seconds"] for r in runs)
     print(
         f"  gpus_per_trial {gpus_per_trial}: {len(runs)} trials in {span:.1f} s "

@@ -22,13 +22,12 @@ times; the times are medians.
 from __future__ import annotations
 
 import argparse
-import statistics
 from itertools import cycle, islice
 
 import numpy as np
 import scipy.optimize
 import torch
-from measure import machine, seconds, verdict
+from measure import machine, side_by_side, verdict
 from torch import nn
 
 from trainables.data import eval_batches, load_data, train_batches
@@ -153,25 +152,25 @@ def main() -> None:
         "L-BFGS-B maxiter=10": lambda: lbfgsb_max_loss(model, batches, args.epsilon, 10),
         "seed 1000 steps": lambda: seed_last_loss(model, batches, args.epsilon),
     }
-    values: dict[str, float] = {}
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for r in range(args.rounds):
-        order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
-        for name in order:
-            times[name].append(
-                seconds(lambda name=name: values.__setitem__(name, contenders[name]()))
-            )
+    values: dict[str, float] = {}  # each method's max loss, kept as it is timed
+    timed = side_by_side(
+        [
+            (name, lambda name=name, find=find: values.__setitem__(name, find()))
+            for name, find in contenders.items()
+        ],
+        args.rounds,
+    )
     print(f"  {'method':22} {'max loss':>10} {'increase':>10} {'sharpness %':>12} {'time s':>8}")
     for name in contenders:
         increase = values[name] - loss
         sharpness = 100 * increase / (1 + loss)
         print(
             f"  {name:22} {values[name]:10.5f} {increase:10.5f} {sharpness:12.4f} "
-            f"{statistics.median(times[name]):8.3f}"
+            f"{timed.median(name):8.3f}"
         )
     reference = values["L-BFGS-B"] - loss
     found = (values["ours"] - loss) / reference
-    time_share = statistics.median(times["ours"]) / statistics.median(times["L-BFGS-B"])
+    time_share = timed.median("ours") / timed.median("L-BFGS-B")
     print(f"  ours finds {found:.2%} of the L-BFGS-B increase in {time_share:.2%} of its time")
     ok = verdict("sharpness, share of the L-BFGS-B increase found", found, VALUE_TARGET, unit="")
     ok &= verdict("sharpness, time vs L-BFGS-B", time_share, TIME_TARGET, unit="", higher=False)
