@@ -3,7 +3,7 @@ every Ray instance a test starts binds 127.0.0.1 only (nothing may leave loopbac
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,19 @@ KNEE_STUDY = str(Path(sys.executable).parent / "knee-study")  # the installed co
 
 @pytest.fixture(scope="session")
 def knee_study() -> Callable[..., subprocess.CompletedProcess]:
-    """Run the installed ``knee-study`` command as a user would: ``knee_study("run", ...)``."""
+    """Run the installed ``knee-study`` command as a user would: ``knee_study("run", ...)``;
+    ``sets={"train.epochs": 2}`` adds ``--set train.epochs=2``."""
 
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, sets: Mapping[str, object] = {}, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        overrides = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
         return subprocess.run(
-            [KNEE_STUDY, *args], capture_output=True, text=True, timeout=timeout, check=False
+            [KNEE_STUDY, *args, *overrides],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     return run

@@ -15,10 +15,9 @@ SWEEP = {"explore_fraction": [0.0, 1.0], "peak_lr": [0.05], "seed": [0, 1]}
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory, knee_study):
     output = tmp_path_factory.mktemp("study") / "e2e"
-    overrides = [f"sweep.{key}={values}" for key, values in SWEEP.items()]
-    overrides += [f"train.epochs={EPOCHS}", "name=e2e-study", "sharpness.steps=5"]
-    args = [arg for override in overrides for arg in ("--set", override)]
-    proc = knee_study("run", *args, "--output", str(output))
+    sets = {f"sweep.{key}": values for key, values in SWEEP.items()}
+    sets |= {"train.epochs": EPOCHS, "name": "e2e-study", "sharpness.steps": 5}
+    proc = knee_study("run", "--output", str(output), sets=sets)
     return output, proc
 
 

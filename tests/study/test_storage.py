@@ -1,9 +1,6 @@
 """--storage: where Ray Tune keeps a study's state and checkpoints, recorded for resume."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -79,31 +76,20 @@ def test_a_study_json_from_before_storage_still_opens_at_its_own_tune_folder(tmp
     assert experiment_path(tmp_path, meta.storage, meta.tune_name) == f"{tmp_path}/tune"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "knee-study"), *args],  # the installed command
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.mark.slow
-def test_study_state_goes_to_storage_and_resume_finds_it(tmp_path):
+def test_study_state_goes_to_storage_and_resume_finds_it(tmp_path, knee_study):
     output, shared = tmp_path / "study", tmp_path / "x" / "somewhere"
     shared.parent.mkdir()
-    overrides = [
-        "name=storage-e2e",
-        "train.epochs=2",
-        "sharpness.steps=5",
-        "sweep.explore_fraction=[0.5]",
-        "sweep.peak_lr=[0.05]",
-        "sweep.seed=[0,1]",
-    ]
-    sets = [arg for item in overrides for arg in ("--set", item)]
+    sets = {
+        "name": "storage-e2e",
+        "train.epochs": 2,
+        "sharpness.steps": 5,
+        "sweep.explore_fraction": "[0.5]",
+        "sweep.peak_lr": "[0.05]",
+        "sweep.seed": "[0, 1]",
+    }
 
-    proc = _cli("run", *sets, "--output", str(output), "--storage", str(shared))
+    proc = knee_study("run", "--output", str(output), "--storage", str(shared), sets=sets)
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((output / folder.META_FILE).read_text())
@@ -116,7 +102,7 @@ def test_study_state_goes_to_storage_and_resume_finds_it(tmp_path):
 
     # Resume restores from the recorded storage (the study folder has no Ray state to find):
     # both trials are already finished, so nothing runs again.
-    proc = _cli("resume", str(output))
+    proc = knee_study("resume", str(output))
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"resuming {output}" in proc.stdout

@@ -12,11 +12,6 @@ from study.tracking import default_tracking_uri
 pytestmark = pytest.mark.slow
 
 
-def settings(**keys: object) -> list[str]:
-    """--set arguments: settings(train__epochs=2) -> ["--set", "train.epochs=2"]."""
-    return [arg for k, v in keys.items() for arg in ("--set", f"{k.replace('__', '.')}={v}")]
-
-
 def child_runs(output, name):
     client = MlflowClient(default_tracking_uri(output))
     experiment = client.get_experiment_by_name(name)
@@ -27,17 +22,17 @@ def child_runs(output, name):
 @pytest.fixture(scope="module")
 def axes_study(tmp_path_factory, knee_study):
     output = tmp_path_factory.mktemp("axes") / "study"
-    args = settings(
-        name="axes",
-        sweep__schedule="[knee, cosine]",
-        sweep__epochs="[2, 3]",
-        sweep__decay="[linear, cosine]",
-        sweep__explore_fraction="[0.5]",
-        sweep__peak_lr="[0.05]",
-        sweep__seed="[0, 1]",
-        sharpness__steps=2,
-    )
-    return output, knee_study("run", *args, "--output", str(output))
+    sets = {
+        "name": "axes",
+        "sweep.schedule": "[knee, cosine]",
+        "sweep.epochs": "[2, 3]",
+        "sweep.decay": "[linear, cosine]",
+        "sweep.explore_fraction": "[0.5]",
+        "sweep.peak_lr": "[0.05]",
+        "sweep.seed": "[0, 1]",
+        "sharpness.steps": 2,
+    }
+    return output, knee_study("run", "--output", str(output), sets=sets)
 
 
 def test_baselines_run_once_per_budget_and_seed_not_per_knee_axis(axes_study):
@@ -77,17 +72,17 @@ def test_report_has_schedule_budget_and_decay_sections(axes_study):
 @pytest.fixture(scope="module")
 def optuna_study(tmp_path_factory, knee_study):
     output = tmp_path_factory.mktemp("optuna") / "study"
-    args = settings(
-        name="optuna",
-        tune__search="optuna",
-        tune__num_samples=4,
-        sweep__explore_fraction="[0, 1]",
-        sweep__peak_lr="[0.01, 0.3]",
-        sweep__seed="[0, 1]",
-        train__epochs=2,
-        sharpness__steps=2,
-    )
-    return output, knee_study("run", *args, "--output", str(output))
+    sets = {
+        "name": "optuna",
+        "tune.search": "optuna",
+        "tune.num_samples": 4,
+        "sweep.explore_fraction": "[0, 1]",
+        "sweep.peak_lr": "[0.01, 0.3]",
+        "sweep.seed": "[0, 1]",
+        "train.epochs": 2,
+        "sharpness.steps": 2,
+    }
+    return output, knee_study("run", "--output", str(output), sets=sets)
 
 
 def test_optuna_runs_every_suggestion_over_every_seed(optuna_study):
@@ -121,17 +116,17 @@ def test_optuna_report_shows_the_search(optuna_study):
 def test_max_concurrent_holds_for_a_grid(tmp_path, knee_study):
     """resources.max_concurrent=1 on a 2-CPU machine: trials run one after another (Tune ignores
     its max_concurrent_trials for a grid's generator; the generator must hold the limit)."""
-    args = settings(
-        name="serial",
-        resources__max_concurrent=1,
-        sweep__schedule="[knee, cosine]",  # and a baseline while decay is not swept
-        sweep__explore_fraction="[0.0, 1.0]",
-        sweep__peak_lr="[0.05]",
-        sweep__seed="[0]",
-        train__epochs=2,
-        sharpness__steps=2,
-    )
-    proc = knee_study("run", *args, "--output", str(tmp_path / "study"))
+    sets = {
+        "name": "serial",
+        "resources.max_concurrent": 1,
+        "sweep.schedule": "[knee, cosine]",  # and a baseline while decay is not swept
+        "sweep.explore_fraction": "[0.0, 1.0]",
+        "sweep.peak_lr": "[0.05]",
+        "sweep.seed": "[0]",
+        "train.epochs": 2,
+        "sharpness.steps": 2,
+    }
+    proc = knee_study("run", "--output", str(tmp_path / "study"), sets=sets)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     # MLflow's record: each trial's run starts when Tune starts the trial and ends when it
