@@ -72,25 +72,28 @@ def run(args: argparse.Namespace) -> int:
         storage_path = storage.resolve_storage(args.storage) if args.storage else None
     except storage.StorageError as error:
         raise _BadInput(f"--storage: {error}") from None
-    # In shared storage, a study's own folder: two studies of one name started in the same
-    # second must not share Tune's state.
-    unique = f"{cfg.name}-{stamp}-{uuid.uuid4().hex[:6]}"
-    tune_name = storage.DEFAULT_NAME if storage_path is None else unique
+    address = _ray_address(args)
+    # Tune's folder is named after the study's alone wherever it may be shared: in shared
+    # storage, and on a cluster other drivers join (Tune stages each driver's state under the
+    # Ray session's artifacts/<second>/<name>: two studies started in one second there would
+    # overwrite each other's). A local study's Ray is its own: there it is <output>/tune.
+    shared = storage_path is not None or address not in (None, "local")
+    tune_name = f"{cfg.name}-{stamp}-{uuid.uuid4().hex[:6]}" if shared else storage.DEFAULT_NAME
     from study import tracking
 
     tracking_uri = args.tracking_uri or tracking.default_tracking_uri(output)
     tracking.check_tracking_uri(tracking_uri)
     folder.check_new(output)
 
-    address = _ray_address(args)
     ray, launch = _start_ray(address)
     plan = _plan(launch, cfg)
     if plan is None:
         return EXIT_BAD_INPUT
     folder.create(output, cfg)
     params = {**cfg.trial_base(), **{f"sweep.{k}": v for k, v in cfg.swept().items()}}
+    artifact_root = None if tracking.is_server(tracking_uri) else output / "mlartifacts"
     experiment_id, parent_run_id = tracking.start_study_run(
-        tracking_uri, cfg.name, params, artifact_root=output / "mlartifacts"
+        tracking_uri, cfg.name, params, artifact_root
     )
     meta = folder.StudyMeta(
         tracking_uri, experiment_id, parent_run_id, address, storage_path, tune_name
@@ -158,6 +161,9 @@ def report(args: argparse.Namespace) -> int:
         _write_report(experiment, tracking_uri, parent_run_id, out, args.fraction, args.margin)
     except AnalysisError as error:
         raise _BadInput(error) from None
+    # The study's own report, rewritten (a retry, another margin): its MLflow copy follows.
+    if args.study and parent_run_id == meta.parent_run_id and out == Path(args.study) / "report":
+        _attach_report(tracking_uri, parent_run_id, out)
     return EXIT_OK
 
 
@@ -254,19 +260,42 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
 
 
 def _report_after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
-    """The finished study's own report. Whatever goes wrong there, the study is done and its
-    exit status stands: say so in one line, and how to retry."""
+    """The finished study's own report, written into the study folder and attached to its parent
+    run in MLflow. Whatever goes wrong there, the study is done and its exit status stands: say
+    so in one line, and how to retry."""
     from analysis.runs import AnalysisError
 
+    report_dir = output / "report"
     try:
-        _write_report(cfg.name, meta.tracking_uri, meta.parent_run_id, output / "report")
+        _write_report(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir)
     except Exception as error:  # a report bug must not hide the study's outcome
-        text = (
-            str(error) if isinstance(error, AnalysisError) else f"{type(error).__name__}: {error}"
+        first = _one_line(error, expected=isinstance(error, AnalysisError))
+        print(
+            f"knee-study: no report: {first} (retry: knee-study report {output})", file=sys.stderr
         )
-        first = (text.splitlines() or [""])[0]
-        retry = f"retry: knee-study report {output}"
-        print(f"knee-study: no report: {first} ({retry})", file=sys.stderr)
+        return
+    _attach_report(meta.tracking_uri, meta.parent_run_id, report_dir)
+
+
+def _attach_report(tracking_uri: str, parent_run_id: str, report_dir: Path) -> None:
+    """The report's files onto the study's parent run; the files in ``report_dir`` are the
+    report, so a failure here is one line on stderr, not an error."""
+    from study.tracking import attach_report
+
+    try:
+        attach_report(tracking_uri, parent_run_id, report_dir)
+    except Exception as error:  # e.g. a server that does not serve artifacts
+        print(
+            f"knee-study: report not attached to the MLflow run: {_one_line(error)} "
+            f"(it is in {report_dir})",
+            file=sys.stderr,
+        )
+
+
+def _one_line(error: BaseException, expected: bool = False) -> str:
+    """An error's first line; an unexpected one with its type, for whoever reports it."""
+    text = str(error) if expected else f"{type(error).__name__}: {error}"
+    return (text.splitlines() or [""])[0]
 
 
 def _parser() -> argparse.ArgumentParser:

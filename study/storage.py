@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 # pyarrow.fs.FileSystem.from_uri schemes that Ray's storage_path accepts (gcs is gs's alias).
 URI_SCHEMES = ("s3", "gs", "gcs", "hdfs")
-DEFAULT_NAME = "tune"  # Ray's experiment folder when the storage is the study folder
+DEFAULT_NAME = "tune"  # Tune's folder in the study folder of a study on its own local Ray
 
 
 class StorageError(ValueError):

@@ -38,9 +38,14 @@ class TrackingError(ValueError):
     """The MLflow tracking URI cannot be used."""
 
 
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names an MLflow server (rather than a store the driver opens itself)."""
+    return uri.startswith(("http://", "https://"))
+
+
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, before anything starts, when an MLflow server does not answer."""
-    if not uri.startswith(("http://", "https://")):
+    if not is_server(uri):
         return
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
@@ -65,6 +70,8 @@ def start_study_run(
 ) -> tuple[str, str]:
     """Create (or find) the study's experiment and open its parent run; returns both ids.
 
+    ``artifact_root`` is where a new experiment keeps its artifacts; None leaves it to MLflow (a
+    server's own artifact store: a driver's local path would be useless to its other clients).
     Run on the driver before any trial starts: the first use of a sqlite store creates its
     tables, which concurrent first users would race on.
     """
@@ -93,6 +100,12 @@ def _experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) 
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return client.get_experiment_by_name(name).experiment_id
+
+
+def attach_report(tracking_uri: str, run_id: str, report_dir: Path) -> None:
+    """Put the report's files on the study's parent run, under ``report/`` in its artifacts, so
+    whoever browses the experiment finds the verdict there; a second call replaces them."""
+    MlflowClient(tracking_uri).log_artifacts(run_id, str(report_dir), artifact_path="report")
 
 
 def set_study_status(tracking_uri: str, run_id: str, status: str) -> None:

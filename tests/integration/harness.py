@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -200,7 +201,8 @@ class Study:
         return listening_sockets(self.processes())
 
 
-# What Ray Tune leaves in <output>/tune: read-only views for watching a study.
+# What Ray Tune leaves in <output>/tune (a study on its own local Ray): read-only views for
+# watching a study.
 
 
 def trial_states(output: Path) -> dict[str, dict[str, Any]]:
@@ -286,3 +288,7 @@ def assert_complete_picture(output: Path, trials: int, epochs: int) -> None:
             assert steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
         for key in ("sharpness", "trial_seconds"):
             assert len(client.get_metric_history(run.info.run_id, key)) == 1, key
+    # The study's report, attached to its parent run, is the one in the study folder.
+    with tempfile.TemporaryDirectory() as elsewhere:  # not over the study's own copy
+        attached = client.download_artifacts(parent.info.run_id, "report/report.md", elsewhere)
+        assert Path(attached).read_text() == (output / "report" / "report.md").read_text()

@@ -71,7 +71,7 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
         assert codes[name] == 0, study.output()[-3000:]
         assert leftovers[name] == []  # the driver left nothing running
 
-    parents = set()
+    parents, tune_folders = set(), set()
     for name, (output, _) in studies.items():
         assert_complete_picture(output, trials=2, epochs=EPOCHS)
         _, parent, children = mlflow_picture(output)
@@ -79,12 +79,20 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
         assert sorted(int(run.data.params["seed"]) for run in children) == seeds[name]
         meta = json.loads((output / "study.json").read_text())
         assert (meta["tracking_uri"], meta["address"]) == (mlflow_server, ray_head.address)
-        assert not (output / "mlflow.db").exists()  # everything went to the server
+        # Tune stages a driver's state in the head's session under the second it started and
+        # the experiment's name: on a shared head each study's name is its own.
+        assert meta["tune_name"].startswith("together-")
+        assert list((output / meta["tune_name"]).glob("experiment_state-*.json"))
+        tune_folders.add(meta["tune_name"])
+        # Everything went to the server, the report's attached copy too.
+        assert not (output / "mlflow.db").exists()
+        assert not (output / "mlartifacts").exists()
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("together")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 2 + 4  # two parents, four trials: nothing doubled, nothing lost
     assert {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags} == parents
+    assert len(tune_folders) == 2
 
 
 def test_a_driver_without_the_clusters_token_is_turned_away(tmp_path, ray_head):

@@ -1,6 +1,10 @@
 """A small study through the real CLI: local Ray, the embedded sqlite MLflow store, then the store
 read back with mlflow.search_runs as a user would."""
 
+import json
+from pathlib import Path
+
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -66,3 +70,31 @@ def test_mlflow_has_one_finished_child_run_per_trial_with_full_histories(finishe
             assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), key
         # Ray's bookkeeping never becomes a metric.
         assert not {"pid", "timestamp", "done", "training_iteration"} & set(run.data.metrics)
+
+
+def _attached_report(output, name="report.md") -> str:
+    """The copy of a report file on the study's parent run in MLflow."""
+    meta = json.loads((output / "study.json").read_text())
+    path = mlflow.artifacts.download_artifacts(
+        run_id=meta["parent_run_id"],
+        artifact_path=f"report/{name}",
+        tracking_uri=meta["tracking_uri"],
+    )
+    assert output / "report" not in Path(path).parents  # a copy, not the study's own file
+    return Path(path).read_text()
+
+
+def test_the_report_is_attached_to_the_study_run_and_follows_a_rewrite(finished_study, knee_study):
+    output, _ = finished_study
+    written = (output / "report" / "report.md").read_text()
+    assert _attached_report(output) == written
+    assert (
+        _attached_report(output, "report.html") == (output / "report" / "report.html").read_text()
+    )
+
+    # Asked again with another margin, the study's own report changes, and so does its copy.
+    proc = knee_study("report", str(output), "--margin", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    rewritten = (output / "report" / "report.md").read_text()
+    assert rewritten != written
+    assert _attached_report(output) == rewritten
