@@ -60,6 +60,14 @@ SEARCH_METHOD = (
     "window. Both points are the best of their group, so this is a guide, not a test at a known "
     "level. Diverged and failed trials are counted, never averaged in."
 )
+FIGURES = (
+    "accuracy_vs_explore.png",
+    "accuracy_heatmap.png",
+    "search_landscape.png",
+    "sharpness_vs_explore.png",
+    "sharpness_vs_accuracy.png",
+)
+FILES = ("report.md", "report.html", "summary.csv", "runs.csv", *FIGURES)  # all a report writes
 CI_CELLS = "mean ± 95% CI half-width (n)"  # the explore tables' cells
 STD_CELLS = "mean ± std (n)"  # the schedule and decay tables' cells
 
@@ -93,9 +101,9 @@ def write_report(
     """
     if METRIC not in runs:
         raise AnalysisError(f"the runs have no {METRIC} metric; metrics found: {_metrics(runs)}")
+    _clear(out)  # a figure or table this report does not write must not survive from the last
     if not usable(runs, METRIC).any():
         return _write_inconclusive(runs, out, title, fraction, margin)
-    out.mkdir(parents=True, exist_ok=True)
     search = comparisons.is_search(runs)
     if search:
         verdict = comparisons.search_verdict(runs, fraction, margin)
@@ -120,6 +128,14 @@ def write_report(
     return verdict
 
 
+def _clear(out: Path) -> None:
+    """An empty report folder: made if missing, an earlier report's files removed (only those:
+    ``out`` may be a folder of the user's)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        (out / name).unlink(missing_ok=True)
+
+
 def _write(blocks: list[Block], out: Path, title: str) -> None:
     for block in blocks:
         if isinstance(block, _Figure):
@@ -134,7 +150,6 @@ def _write_inconclusive(
     """The report of a study with no usable trial: the counts and the trials, no figures."""
     explanation = f"{percent(fraction)} explore: inconclusive, no usable trials."
     verdict = Verdict("inconclusive", pd.DataFrame(), explanation, fraction, margin, METRIC)
-    out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     blocks: list[Block] = [
         f"# {title}",

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     folder.create(output, cfg)
     params = {**cfg.trial_base(), **{f"sweep.{k}": v for k, v in cfg.swept().items()}}
-    artifact_root = None if tracking.is_server(tracking_uri) else output / "mlartifacts"
+    artifact_root = output / "mlartifacts" if tracking.is_local_store(tracking_uri) else None
     experiment_id, parent_run_id = tracking.start_study_run(
         tracking_uri, cfg.name, params, artifact_root
     )
@@ -139,21 +139,24 @@ def report(args: argparse.Namespace) -> int:
         raise _BadInput(
             f"--margin: in accuracy units, 0 < margin < 1 (0.002 = 0.2 points), got {args.margin}"
         )
-    parent_run_id = None
+    own_report = None  # the study's own report folder, when this report is the study's
     if args.study:
         cfg, meta = folder.open_study(Path(args.study))
         tracking_uri = args.tracking_uri or meta.tracking_uri
         experiment = args.experiment or cfg.name
+        parent_run_id = args.parent_run
         if experiment == cfg.name and tracking_uri == meta.tracking_uri:
-            parent_run_id = meta.parent_run_id  # just this study, if others share its experiment
-        out = Path(args.out or Path(args.study) / "report")
+            parent_run_id = parent_run_id or meta.parent_run_id  # this study's runs only
+            if parent_run_id == meta.parent_run_id:
+                own_report = Path(args.study) / "report"
+        # A report of other runs never lands over the study's own (nor on its MLflow run).
+        out = Path(args.out or own_report or f"report-{experiment}")
     else:
         tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if not tracking_uri or not args.experiment:
             raise _BadInput("report: name a study folder, or --experiment and --tracking-uri")
-        experiment = args.experiment
+        experiment, parent_run_id = args.experiment, args.parent_run
         out = Path(args.out or f"report-{experiment}")
-    parent_run_id = args.parent_run or parent_run_id
     from study.tracking import check_tracking_uri
 
     check_tracking_uri(tracking_uri)
@@ -162,7 +165,7 @@ def report(args: argparse.Namespace) -> int:
     except AnalysisError as error:
         raise _BadInput(error) from None
     # The study's own report, rewritten (a retry, another margin): its MLflow copy follows.
-    if args.study and parent_run_id == meta.parent_run_id and out == Path(args.study) / "report":
+    if own_report is not None and out.resolve() == own_report.resolve():
         _attach_report(tracking_uri, parent_run_id, out)
     return EXIT_OK
 
@@ -345,7 +348,9 @@ def _parser() -> argparse.ArgumentParser:
         "--tracking-uri", help="MLflow tracking URI (default: the study's, or MLFLOW_TRACKING_URI)"
     )
     report_cmd.add_argument(
-        "--out", help="report folder (default: STUDY/report, or ./report-EXPERIMENT)"
+        "--out",
+        help="report folder (default: STUDY/report for the study's own runs, which also goes "
+        "onto its MLflow run; else ./report-EXPERIMENT)",
     )
     report_cmd.add_argument(
         "--parent-run",

@@ -2,8 +2,11 @@
 
 <output>/study.yaml   the exact config (after --set overrides)
 <output>/study.json   tracking URI, MLflow experiment and parent run ids, Ray address, storage
-<output>/tune/        Ray Tune's experiment state and checkpoints (or <--storage>/<tune_name>)
+<output>/tune/        Ray Tune's experiment state and checkpoints: <output>/<tune_name> for a
+                      study on a shared Ray cluster, <--storage>/<tune_name> with --storage
 <output>/mlflow.db    the embedded MLflow store (unless --tracking-uri named another)
+<output>/mlartifacts  the embedded store's artifacts (the study's report, attached to its run)
+<output>/report/      the study's report
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow import MlflowClient
@@ -38,14 +39,15 @@ class TrackingError(ValueError):
     """The MLflow tracking URI cannot be used."""
 
 
-def is_server(uri: str) -> bool:
-    """Whether ``uri`` names an MLflow server (rather than a store the driver opens itself)."""
-    return uri.startswith(("http://", "https://"))
+def is_local_store(uri: str) -> bool:
+    """Whether ``uri`` is a store in files on this machine (sqlite, a file store) rather than a
+    server or a database other machines read too."""
+    return urlsplit(uri).scheme in ("", "file", "sqlite")
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, before anything starts, when an MLflow server does not answer."""
-    if not is_server(uri):
+    if not uri.startswith(("http://", "https://")):
         return
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
@@ -70,8 +72,8 @@ def start_study_run(
 ) -> tuple[str, str]:
     """Create (or find) the study's experiment and open its parent run; returns both ids.
 
-    ``artifact_root`` is where a new experiment keeps its artifacts; None leaves it to MLflow (a
-    server's own artifact store: a driver's local path would be useless to its other clients).
+    ``artifact_root`` is where a new experiment keeps its artifacts; None leaves it to MLflow (for
+    a server or a shared database: a driver's local path would be useless to its other clients).
     Run on the driver before any trial starts: the first use of a sqlite store creates its
     tables, which concurrent first users would race on.
     """
@@ -104,7 +106,8 @@ def _experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) 
 
 def attach_report(tracking_uri: str, run_id: str, report_dir: Path) -> None:
     """Put the report's files on the study's parent run, under ``report/`` in its artifacts, so
-    whoever browses the experiment finds the verdict there; a second call replaces them."""
+    whoever browses the experiment finds the verdict there; a second call overwrites files of
+    the same name (MLflow deletes no artifact)."""
     MlflowClient(tracking_uri).log_artifacts(run_id, str(report_dir), artifact_path="report")
 
 

@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 from fake_studies import grid, log_study
 from matplotlib.image import imread
+from mlflow import MlflowClient
 
+from analysis import report as report_module
+from study import folder
 from study.cli import EXIT_BAD_INPUT, main
+from study.config import load_config
 
 FIGURES = (
     "accuracy_vs_explore.png",
@@ -54,6 +58,7 @@ def test_report_prints_the_verdict_and_writes_every_file(plateau_study, tmp_path
     assert str(tmp_path / "report.html") in out
     for name in ("report.md", "report.html", "summary.csv", "runs.csv", *FIGURES):
         assert (tmp_path / name).is_file(), name
+    assert {p.name for p in tmp_path.iterdir()} <= set(report_module.FILES)  # the list is whole
 
 
 def test_summary_csv_matches_hand_computed_values(plateau_study, tmp_path):
@@ -197,8 +202,8 @@ def test_runs_without_test_acc_exit_2_before_writing(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_study_without_a_usable_trial_gets_a_short_inconclusive_report(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def hopeless_study(uri: str) -> None:
+    """Eight trials, none usable: five diverged, three failed."""
     trials = grid(explore_fraction=[0.0, 0.5], peak_lr=[0.05, 0.1], seed=[0, 1])
     for i, t in enumerate(trials):
         t.update(schedule="knee", test_acc=0.1)
@@ -207,6 +212,11 @@ def test_study_without_a_usable_trial_gets_a_short_inconclusive_report(tmp_path,
         else:
             t["status"] = "FAILED"
     log_study(uri, "hopeless", trials)
+
+
+def test_study_without_a_usable_trial_gets_a_short_inconclusive_report(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    hopeless_study(uri)
 
     assert report_of(uri, "hopeless", tmp_path / "r") == 0
 
@@ -219,6 +229,28 @@ def test_study_without_a_usable_trial_gets_a_short_inconclusive_report(tmp_path,
     assert len(runs) == 8
     assert all(run_id in markdown for run_id in runs["run_id"])  # the left-out trials table
     assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_a_report_written_over_another_leaves_none_of_its_files(plateau_study, tmp_path, capsys):
+    """The figures and summary of a full report do not survive under a later inconclusive one;
+    files that are not a report's stay."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert report(plateau_study, out) == 0
+    assert (out / "summary.csv").is_file()
+    hopeless = f"sqlite:///{tmp_path / 'hopeless.db'}"
+    hopeless_study(hopeless)
+
+    assert report_of(hopeless, "hopeless", out) == 0
+
+    assert sorted(p.name for p in out.iterdir()) == [
+        "notes.txt",
+        "report.html",
+        "report.md",
+        "runs.csv",
+    ]
+    assert len(pd.read_csv(out / "runs.csv")) == 8  # the hopeless study's, not the plateau's
 
 
 def search_trials(seeds_at_last: int) -> list[dict]:
@@ -257,6 +289,7 @@ def test_search_report_says_its_own_method_and_the_seeds_it_had(tmp_path, last, 
 
     assert report_of(uri, "search", tmp_path / "r") == 0
 
+    assert {p.name for p in (tmp_path / "r").iterdir()} <= set(report_module.FILES)
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert "## Search" in markdown
     assert f"8 points, {seeds}" in markdown
@@ -334,3 +367,31 @@ def test_a_failing_report_after_a_study_keeps_its_exit_status(
     assert err.count("\n") == 1, err
     assert err.startswith("knee-study: no report: RuntimeError: a bug in the report")
     assert f"knee-study report {tmp_path / 'study'}" in err
+
+
+def test_a_study_folders_report_goes_onto_its_run_only_when_it_is_the_studys(tmp_path, monkeypatch):
+    """``report STUDY`` rewrites the study's report and its MLflow copy; a report of other runs
+    (here another experiment in the same store) goes to ./report-NAME and onto no run."""
+    monkeypatch.chdir(tmp_path)  # ./report-NAME, and MLflow's default artifact root, land here
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = grid(explore_fraction=[0.0, 0.5, 1.0], peak_lr=[0.05], seed=[0, 1, 2])
+    for t in trials:
+        t.update(schedule="knee", test_acc=accuracy(t["explore_fraction"], 0.05, t["seed"]))
+    own_parent = log_study(uri, "own", trials)
+    other_parent = log_study(uri, "other", trials)
+    study = tmp_path / "study"
+    folder.create(study, load_config(None, ["name=own"]))
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("own").experiment_id
+    folder.write_meta(study, folder.StudyMeta(uri, experiment_id, own_parent))
+
+    assert main(["report", str(study)]) == 0
+    written = sorted(p.name for p in (study / "report").iterdir())
+    attached = sorted(a.path for a in client.list_artifacts(own_parent, "report"))
+    assert attached == [f"report/{name}" for name in written]
+
+    before = {p.name: p.stat().st_mtime_ns for p in (study / "report").iterdir()}
+    assert main(["report", str(study), "--experiment", "other"]) == 0
+    assert (tmp_path / "report-other" / "report.md").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in (study / "report").iterdir()} == before
+    assert client.list_artifacts(other_parent) == []

@@ -2,6 +2,7 @@
 read back with mlflow.search_runs as a user would."""
 
 import json
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -73,15 +74,16 @@ def test_mlflow_has_one_finished_child_run_per_trial_with_full_histories(finishe
 
 
 def _attached_report(output, name="report.md") -> str:
-    """The copy of a report file on the study's parent run in MLflow."""
+    """The copy of a report file on the study's parent run in MLflow, as a user downloads it."""
     meta = json.loads((output / "study.json").read_text())
-    path = mlflow.artifacts.download_artifacts(
-        run_id=meta["parent_run_id"],
-        artifact_path=f"report/{name}",
-        tracking_uri=meta["tracking_uri"],
-    )
-    assert output / "report" not in Path(path).parents  # a copy, not the study's own file
-    return Path(path).read_text()
+    with tempfile.TemporaryDirectory() as elsewhere:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=meta["parent_run_id"],
+            artifact_path=f"report/{name}",
+            tracking_uri=meta["tracking_uri"],
+            dst_path=elsewhere,
+        )
+        return Path(path).read_text()
 
 
 def test_the_report_is_attached_to_the_study_run_and_follows_a_rewrite(finished_study, knee_study):
