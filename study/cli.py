@@ -224,7 +224,7 @@ def _plan(launch, cfg: StudyConfig):
 
 
 def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> int:
-    from study.tracking import close_open_runs, set_study_status
+    from study.tracking import browse_hint, close_open_runs, set_study_status
 
     # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
     # once per trial when it builds its result grid; nothing is missing.
@@ -251,7 +251,7 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
 
     print(f"knee-study: study {status.lower()}: results in {output}")
     print(f"  MLflow store: {meta.tracking_uri}")
-    print(f"  browse it:    mlflow ui --backend-store-uri {meta.tracking_uri}")
+    print(f"  browse it:    {browse_hint(meta.tracking_uri, meta.experiment_id)}")
     if code == EXIT_TRIALS_FAILED:
         tune_path = storage.experiment_path(output, meta.storage, meta.tune_name)
         print(f"  {errored} trial(s) failed; their errors are under {tune_path}")

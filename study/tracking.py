@@ -13,6 +13,7 @@ so a sqlite store is safe and trial workers never need MLflow access. The guaran
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import urllib.error
@@ -31,6 +32,10 @@ from ray import tune
 from study.config import trial_label
 from trainables.train import EPOCH_METRICS
 
+# With a server, MLflow prints two "View run" lines whenever a run ends: 200 lines through the
+# trial table of a 100-trial study. The driver prints the experiment's address once instead.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -43,6 +48,14 @@ def is_local_store(uri: str) -> bool:
     """Whether ``uri`` is a store in files on this machine (sqlite, a file store) rather than a
     server or a database other machines read too."""
     return urlsplit(uri).scheme in ("", "file", "sqlite")
+
+
+def browse_hint(uri: str, experiment_id: str) -> str:
+    """How to look at the study's runs: the server's page of the experiment, or the command that
+    serves a local store."""
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}"
+    return f"mlflow ui --backend-store-uri {uri}"
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:

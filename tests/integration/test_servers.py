@@ -72,7 +72,7 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
         assert leftovers[name] == []  # the driver left nothing running
 
     parents, tune_folders = set(), set()
-    for name, (output, _) in studies.items():
+    for name, (output, study) in studies.items():
         assert_complete_picture(output, trials=2, epochs=EPOCHS)
         _, parent, children = mlflow_picture(output)
         parents.add(parent.info.run_id)
@@ -87,6 +87,9 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
         # Everything went to the server, the report's attached copy too.
         assert not (output / "mlflow.db").exists()
         assert not (output / "mlartifacts").exists()
+        log = study.output()
+        assert f"browse it:    {mlflow_server}/#/experiments/{meta['experiment_id']}\n" in log
+        assert "View run" not in log  # MLflow's two lines per finished run, through the table
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("together")
     runs = client.search_runs([experiment.experiment_id])
