@@ -52,6 +52,14 @@ def _ray_address(args: argparse.Namespace) -> str | None:
     return address
 
 
+def _check_autoscaling(cfg: StudyConfig, address: str | None) -> None:
+    if cfg.resources.autoscaling and address in (None, "local"):
+        raise _BadInput(
+            "resources.autoscaling: a study's own local Ray never grows (trials would wait "
+            "forever); join an autoscaling cluster with --address"
+        )
+
+
 def _is_local(address: str | None) -> bool:
     """A local Ray, or a head on this machine's loopback: either way Ray must stay on 127.0.0.1.
 
@@ -73,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     except storage.StorageError as error:
         raise _BadInput(f"--storage: {error}") from None
     address = _ray_address(args)
+    _check_autoscaling(cfg, address)
     # Tune's folder is named after the study's alone wherever it may be shared: in shared
     # storage, and on a cluster other drivers join (Tune stages each driver's state under the
     # Ray session's artifacts/<second>/<name>: two studies started in one second there would
@@ -99,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri, experiment_id, parent_run_id, address, storage_path, tune_name
     )
     folder.write_meta(output, meta)
-    print(f"knee-study: {cfg.num_trials} trials, {plan.concurrent_trials} at a time -> {output}")
+    at_once = f"{plan.concurrent_trials} at a time"
+    if cfg.resources.autoscaling:
+        at_once = f"up to {at_once} as the cluster grows"
+    print(f"knee-study: {cfg.num_trials} trials, {at_once} -> {output}")
     tracker = tracking.TrialTracker(
         tracking_uri, experiment_id, parent_run_id, run_tags={"search": cfg.tune.search}
     )
@@ -115,7 +127,9 @@ def resume(args: argparse.Namespace) -> int:
     from study import tracking
 
     tracking.check_tracking_uri(meta.tracking_uri)
-    ray, launch = _start_ray(_ray_address(args))
+    address = _ray_address(args)
+    _check_autoscaling(cfg, address)
+    ray, launch = _start_ray(address)
     plan = _plan(launch, cfg)
     if plan is None:
         return EXIT_BAD_INPUT

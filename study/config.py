@@ -139,6 +139,9 @@ class Resources(_Section):
     cpus_per_trial: PositiveFloat = 1.0
     gpus_per_trial: float = Field(0.0, ge=0)
     max_concurrent: PositiveInt | None = None  # None: as many trials as the cluster fits
+    # The cluster grows for pending trials (Ray's autoscaler, KubeRay autoscaling): what is up at
+    # start neither refuses a trial nor caps how many run at once.
+    autoscaling: bool = False
 
     @field_validator("gpus_per_trial")
     @classmethod
@@ -229,6 +232,11 @@ class StudyConfig(_Section):
                 )
         if self.tune.num_samples is None:
             raise ValueError("tune.num_samples: tune.search optuna needs the number of suggestions")
+        if self.resources.autoscaling and self.resources.max_concurrent is None:
+            raise ValueError(
+                "resources.max_concurrent: tune.search optuna on an autoscaling cluster needs a "
+                "limit, else every suggestion is made before any result (a random search)"
+            )
 
     @property
     def budgets(self) -> list[int]:

@@ -58,23 +58,16 @@ def plan_resources(cfg: StudyConfig, cluster: Mapping[str, float]) -> ResourcePl
     """Check the study fits ``cluster`` (``ray.cluster_resources()``) and say how it packs.
 
     Raises :class:`PlanError` when a single trial cannot be placed at all, instead of letting
-    Tune wait forever for resources that will never appear.
+    Tune wait forever for resources that will never appear. With ``resources.autoscaling`` the
+    nodes up now say nothing: every trial may be pending at once (up to ``max_concurrent``),
+    which is what asks Ray's autoscaler for nodes.
     """
     res = cfg.resources
     cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
-    if res.cpus_per_trial > cpus:
-        raise PlanError(
-            f"resources.cpus_per_trial: a trial needs {res.cpus_per_trial} CPUs, "
-            f"the cluster has {cpus:g}"
-        )
-    if res.gpus_per_trial > gpus:
-        raise PlanError(
-            f"resources.gpus_per_trial: a trial needs {res.gpus_per_trial} GPUs, "
-            f"the cluster has {gpus:g} (set resources.gpus_per_trial=0 to train on CPUs)"
-        )
-    fit = math.floor(cpus / res.cpus_per_trial + 1e-9)
-    if res.gpus_per_trial > 0:
-        fit = min(fit, math.floor(gpus / res.gpus_per_trial + 1e-9))
+    if res.autoscaling:
+        fit = cfg.num_trials
+    else:
+        fit = _fit_now(res.cpus_per_trial, res.gpus_per_trial, cpus, gpus)
     sharing = 0 < res.gpus_per_trial < 1
     return ResourcePlan(
         cpus_per_trial=res.cpus_per_trial,
@@ -82,6 +75,25 @@ def plan_resources(cfg: StudyConfig, cluster: Mapping[str, float]) -> ResourcePl
         concurrent_trials=max(1, min(fit, res.max_concurrent or fit, cfg.num_trials)),
         gpu_memory_fraction=res.gpus_per_trial if sharing else None,
     )
+
+
+def _fit_now(cpus_per_trial: float, gpus_per_trial: float, cpus: float, gpus: float) -> int:
+    """How many trials the cluster's resources hold at once; PlanError when not even one."""
+    if cpus_per_trial > cpus:
+        raise PlanError(
+            f"resources.cpus_per_trial: a trial needs {cpus_per_trial} CPUs, the cluster has "
+            f"{cpus:g} (an autoscaling cluster: set resources.autoscaling=true)"
+        )
+    if gpus_per_trial > gpus:
+        raise PlanError(
+            f"resources.gpus_per_trial: a trial needs {gpus_per_trial} GPUs, the cluster has "
+            f"{gpus:g} (set resources.gpus_per_trial=0 to train on CPUs; an autoscaling "
+            "cluster: set resources.autoscaling=true)"
+        )
+    fit = math.floor(cpus / cpus_per_trial + 1e-9)
+    if gpus_per_trial > 0:
+        fit = min(fit, math.floor(gpus / gpus_per_trial + 1e-9))
+    return fit
 
 
 def param_space(cfg: StudyConfig, plan: ResourcePlan) -> dict[str, Any]:

@@ -96,6 +96,10 @@ CASES = {
     "unreadable YAML": (["run", "{tmp}/broken.yaml"], "not valid YAML"),
     "missing config file": (["validate", "{tmp}/no-such-study.yaml"], "no-such-study.yaml"),
     "override without a value": (["run", "--set", "train.epochs"], "expected key=value"),
+    "autoscaling on the study's own Ray": (
+        ["run", "--set", "resources.autoscaling=true"],
+        "resources.autoscaling: a study's own local Ray never grows",
+    ),
     "unreachable --tracking-uri": (
         ["run", "--tracking-uri", "http://127.0.0.1:{port}"],
         "--tracking-uri: no MLflow server answers",

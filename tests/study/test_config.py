@@ -381,6 +381,10 @@ def test_optuna_search_reads_ranges_and_counts_every_seed():
         (["tune.scheduler=asha", "tune.grace_period=20"], "tune.scheduler: tune.search optuna"),
         (["sweep.epochs=[10, 20]"], "sweep.epochs: tune.search optuna searches"),
         (["tune.num_samples=null"], "tune.num_samples"),
+        (
+            ["resources.autoscaling=true", "resources.max_concurrent=null"],
+            "resources.max_concurrent: tune.search optuna on an autoscaling cluster needs",
+        ),
     ],
 )
 def test_optuna_search_refuses_what_it_cannot_search(overrides, message):

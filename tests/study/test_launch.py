@@ -83,3 +83,27 @@ def test_a_study_the_cluster_cannot_place_is_refused(overrides, cluster, message
 )
 def test_trial_label_names_what_tells_trials_apart(config, label):
     assert trial_label(config) == label
+
+
+def test_an_autoscaling_cluster_is_not_sized_by_the_nodes_up_at_start():
+    """No GPU node yet (the autoscaler starts them for pending trials): nothing is refused, and
+    every trial may be pending at once unless max_concurrent says otherwise."""
+    cfg = _config(
+        "resources.gpus_per_trial=1", "resources.autoscaling=true", "resources.max_concurrent=null"
+    )
+    plan = plan_resources(cfg, {"CPU": 2.0})
+    assert plan.concurrent_trials == cfg.num_trials == 5 * 2 * 8
+    assert plan.as_tune_resources() == {"cpu": 1.0, "gpu": 1.0}
+    capped = _config(
+        "resources.gpus_per_trial=0.5",
+        "resources.autoscaling=true",
+        "resources.max_concurrent=6",
+    )
+    plan = plan_resources(capped, {"CPU": 0.0})
+    assert plan.concurrent_trials == 6
+    assert plan.gpu_memory_fraction == 0.5
+
+
+def test_a_fixed_cluster_that_cannot_place_a_trial_points_at_autoscaling():
+    with pytest.raises(PlanError, match=r"an autoscaling cluster: set resources\.autoscaling=true"):
+        plan_resources(_config("resources.gpus_per_trial=1"), {"CPU": 2.0})
