@@ -1,8 +1,10 @@
 """Real servers for the integration tests, each on 127.0.0.1 in a session of its own and stopped
 with every process it started: an MLflow tracking server, a Ray head node started with
-``ray start --head`` (token auth on), and a two-node Ray cluster."""
+``ray start --head`` (token auth on), the same with Ray's autoscaler, and a two-node Ray
+cluster."""
 
 import contextlib
+import json
 import secrets
 import select
 import shutil
@@ -83,6 +85,78 @@ def ray_head():
         yield RayCluster(f"127.0.0.1:{port}", env, start.pid)
     finally:
         stop_session(start.pid, grace=2)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _autoscaling_config(gcs_port: int) -> dict:
+    """Ray's fake multi-node provider: nodes it "launches" are Ray nodes on this machine. The
+    head has one CPU and no GPU; up to two GPU nodes (one CPU, one fake GPU each) are added for
+    pending work and removed after ~10 s idle."""
+    return {
+        "cluster_name": "knee-autoscaling",
+        "max_workers": 2,
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": 0.2,
+        "provider": {
+            "type": "fake_multinode",
+            "gcs_address": f"127.0.0.1:{gcs_port}",  # else it assumes port 6379
+            "use_node_id_as_ip": True,
+            "disable_node_updaters": True,
+            "disable_launch_config_check": True,
+        },
+        "head_node_type": "ray.head.default",
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": 1}, "node_config": {}, "max_workers": 0},
+            "gpu": {
+                "resources": {"CPU": 1, "GPU": 1},
+                "node_config": {},
+                "min_workers": 0,
+                "max_workers": 2,
+            },
+        },
+        "auth": {"ssh_user": "unused"},
+        "docker": {},
+        "file_mounts": {},
+        "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False,
+        "rsync_exclude": [],
+        "rsync_filter": [],
+        "initialization_commands": [],
+        "setup_commands": [],
+        "head_setup_commands": [],
+        "worker_setup_commands": [],
+        "head_start_ray_commands": [],
+        "worker_start_ray_commands": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def autoscaling_cluster():
+    """``ray start --head`` with Ray's autoscaler on its fake multi-node provider (127.0.0.1,
+    token auth): a cluster with no GPU until pending trials ask for one."""
+    folder = Path(tempfile.mkdtemp(prefix="knee-ray-", dir="/tmp"))
+    env = _cluster_env(folder)
+    port = free_port()
+    config = folder / "autoscaling.json"
+    config.write_text(json.dumps(_autoscaling_config(port)))
+    command = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}"]
+    command += ["--num-cpus=1", "--include-dashboard=false", f"--temp-dir={folder / 'ray'}"]
+    command += ["--disable-usage-stats", f"--autoscaling-config={config}"]
+    # The provider refuses to run outside a head started so; the autoscaler looks every second.
+    autoscaler_env = {**env, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
+    with open(folder / "start.log", "w") as log:
+        start = subprocess.Popen(
+            command,
+            env=autoscaler_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert start.wait(120) == 0, (folder / "start.log").read_text()[-3000:]
+        yield RayCluster(f"127.0.0.1:{port}", env, start.pid)
+    finally:
+        stop_session(start.pid, grace=2)  # the nodes it added too: they are in its session
         shutil.rmtree(folder, ignore_errors=True)
 
 
