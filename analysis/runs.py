@@ -20,6 +20,9 @@ from trainables.train import EPOCH_METRICS
 REQUIRED_PARAMS = ("explore_fraction", "peak_lr", "seed")
 PARENT_TAG = "mlflow.parentRunId"
 _PAGE = 1000  # runs per search request: thousands of runs cost a few round trips, not one each
+# History requests to a server at once: 7.5x one at a time (benchmarks/history_load.py); MLflow's
+# HTTP session pools 10 connections.
+SERVER_REQUESTS_IN_FLIGHT = 8
 
 
 class AnalysisError(ValueError):
@@ -85,15 +88,19 @@ def load_history(
     parent_run_id: str | None = None,
     metrics: Sequence[str] = EPOCH_METRICS,
     runs: pd.DataFrame | None = None,
-    requests_in_flight: int = 8,
+    requests_in_flight: int | None = None,
 ) -> pd.DataFrame:
     """One row per trial and epoch: ``run_id``, the sweep's params, ``epoch`` and ``metrics``.
 
     Costs one request per run and metric (MLflow has no bulk history call), made
-    ``requests_in_flight`` at a time: pass ``runs`` (from :func:`load_runs`, perhaps filtered;
-    ``experiment`` may then be None) to fetch the history of just those trials.
+    ``requests_in_flight`` at a time (default: 8 to a server, 1 to a local store, where threads
+    only contend): pass ``runs`` (from :func:`load_runs`, perhaps filtered; ``experiment`` may
+    then be None) to fetch the history of just those trials.
     """
     client = MlflowClient(tracking_uri)
+    if requests_in_flight is None:
+        server = client.tracking_uri.startswith(("http://", "https://"))
+        requests_in_flight = SERVER_REQUESTS_IN_FLIGHT if server else 1
     if runs is None:
         if experiment is None:
             raise ValueError("load_history needs an experiment or the runs to fetch")

@@ -29,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ray reads its environment when imported: settle local or cluster before anything
         # imports it (the tracking and launch modules do).
         prepare_ray_env(local=_is_local(_ray_address(args)))
+        # With a server, MLflow prints two "View run" lines whenever a run ends: 200 lines
+        # through the trial table of a 100-trial study. "browse it" names the experiment once.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from study.tracking import TrackingError
 
         try:
@@ -130,7 +133,7 @@ def resume(args: argparse.Namespace) -> int:
     address = _ray_address(args)
     _check_autoscaling(cfg, address)
     ray, launch = _start_ray(address)
-    plan = _plan(launch, cfg)
+    plan = _plan(launch, cfg, resumed=output)
     if plan is None:
         return EXIT_BAD_INPUT
     tracking.set_study_status(meta.tracking_uri, meta.parent_run_id, "RUNNING")
@@ -226,13 +229,17 @@ def _start_ray(address: str | None):
     return ray, launch
 
 
-def _plan(launch, cfg: StudyConfig):
+def _plan(launch, cfg: StudyConfig, resumed: Path | None = None):
+    """The resource plan, or None after one line on stderr when the cluster cannot run it."""
     import ray
 
     try:
         return launch.plan_resources(cfg, ray.cluster_resources())
     except launch.PlanError as error:
-        print(f"knee-study: error: {error}", file=sys.stderr)
+        where = ""
+        if resumed is not None:  # resume takes no --set: its settings are the study's own file
+            where = f"; a resumed study's settings are in {resumed / folder.CONFIG_FILE}"
+        print(f"knee-study: error: {error}{where}", file=sys.stderr)
         ray.shutdown()
         return None
 

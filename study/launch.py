@@ -59,8 +59,8 @@ def plan_resources(cfg: StudyConfig, cluster: Mapping[str, float]) -> ResourcePl
 
     Raises :class:`PlanError` when a single trial cannot be placed at all, instead of letting
     Tune wait forever for resources that will never appear. With ``resources.autoscaling`` the
-    nodes up now say nothing: every trial may be pending at once (up to ``max_concurrent``),
-    which is what asks Ray's autoscaler for nodes.
+    nodes up now say nothing: trials wait as pending (up to ``max_concurrent``; Tune itself keeps
+    at most 200 pending for a grid), which is what asks Ray's autoscaler for nodes.
     """
     res = cfg.resources
     cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)

@@ -13,7 +13,6 @@ so a sqlite store is safe and trial workers never need MLflow access. The guaran
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import urllib.error
@@ -31,10 +30,6 @@ from ray import tune
 
 from study.config import trial_label
 from trainables.train import EPOCH_METRICS
-
-# With a server, MLflow prints two "View run" lines whenever a run ends: 200 lines through the
-# trial table of a 100-trial study. The driver prints the experiment's address once instead.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 PARENT_TAG = "mlflow.parentRunId"

@@ -91,12 +91,12 @@ def ray_head():
 def _autoscaling_config(gcs_port: int) -> dict:
     """Ray's fake multi-node provider: nodes it "launches" are Ray nodes on this machine. The
     head has one CPU and no GPU; up to two GPU nodes (one CPU, one fake GPU each) are added for
-    pending work and removed after ~10 s idle."""
+    pending work and kept for the module (removed after 10 idle minutes; the fixture ends first)."""
     return {
         "cluster_name": "knee-autoscaling",
         "max_workers": 2,
         "upscaling_speed": 1.0,
-        "idle_timeout_minutes": 0.2,
+        "idle_timeout_minutes": 10,
         "provider": {
             "type": "fake_multinode",
             "gcs_address": f"127.0.0.1:{gcs_port}",  # else it assumes port 6379

@@ -36,8 +36,11 @@ def free_port() -> int:
 
 
 def environment(**extra: str) -> dict[str, str]:
-    """The test process's environment (loopback-only Ray, see tests/conftest.py) plus ``extra``."""
-    return {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **extra}
+    """The test process's environment (loopback-only Ray, see tests/conftest.py) plus ``extra``,
+    less what an in-process ``knee-study`` main() set for itself: each study sets its own."""
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **extra}
+    env.pop("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", None)
+    return env
 
 
 def study_args(

@@ -19,6 +19,8 @@ from harness import (
 )
 from mlflow import MlflowClient
 
+from analysis.runs import load_history
+
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
@@ -90,6 +92,17 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
         log = study.output()
         assert f"browse it:    {mlflow_server}/#/experiments/{meta['experiment_id']}\n" in log
         assert "View run" not in log  # MLflow's two lines per finished run, through the table
+        # load_history's requests to a server go several at a time: the same values as asking
+        # MLflow one run at a time.
+        history = load_history("together", mlflow_server, parent_run_id=parent.info.run_id)
+        assert len(history) == 2 * EPOCHS
+        client = MlflowClient(mlflow_server)
+        for run in children:
+            mine = history[history["run_id"] == run.info.run_id]
+            asked = client.get_metric_history(run.info.run_id, "test_acc")
+            assert dict(zip(mine["epoch"], mine["test_acc"], strict=True)) == {
+                m.step: m.value for m in asked
+            }
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("together")
     runs = client.search_runs([experiment.experiment_id])

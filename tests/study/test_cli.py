@@ -254,3 +254,22 @@ def test_a_report_that_cannot_be_attached_to_mlflow_is_one_line_not_an_error(tmp
     assert len(lines) == 1, err
     assert lines[0].startswith("knee-study: report not attached to the MLflow run: Mlflow")
     assert lines[0].endswith(f"(it is in {tmp_path})")
+
+
+def test_a_resumed_study_the_cluster_cannot_run_says_where_its_settings_are(
+    tmp_path, capsys, monkeypatch
+):
+    """resume takes no --set: the refusal names the study's own settings file."""
+    import ray
+
+    from study import launch
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    cfg = load_config(None, ["resources.gpus_per_trial=1"])
+
+    assert cli._plan(launch, cfg, resumed=tmp_path) is None
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "set resources.autoscaling=true" in line
+    assert line.endswith(f"a resumed study's settings are in {tmp_path / folder.CONFIG_FILE}")
