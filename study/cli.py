@@ -55,8 +55,13 @@ def _ray_address(args: argparse.Namespace) -> str | None:
     return address
 
 
+def _own_ray(address: str | None) -> bool:
+    """Whether the command starts a Ray of its own (no other driver can join it)."""
+    return address in (None, "local")
+
+
 def _check_autoscaling(cfg: StudyConfig, address: str | None) -> None:
-    if cfg.resources.autoscaling and address in (None, "local"):
+    if cfg.resources.autoscaling and _own_ray(address):
         raise _BadInput(
             "resources.autoscaling: a study's own local Ray never grows (trials would wait "
             "forever); join an autoscaling cluster with --address"
@@ -69,7 +74,7 @@ def _is_local(address: str | None) -> bool:
     A driver that joins ``127.0.0.1:PORT`` without that setting swaps in the machine's outward
     address and waits forever for a head that listens on loopback only.
     """
-    if address in (None, "local"):
+    if _own_ray(address):
         return True
     host = urlsplit(address if "://" in address else f"ray://{address}").hostname
     return host in ("127.0.0.1", "localhost", "::1")
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     # storage, and on a cluster other drivers join (Tune stages each driver's state under the
     # Ray session's artifacts/<second>/<name>: two studies started in one second there would
     # overwrite each other's). A local study's Ray is its own: there it is <output>/tune.
-    shared = storage_path is not None or address not in (None, "local")
+    shared = storage_path is not None or not _own_ray(address)
     tune_name = f"{cfg.name}-{stamp}-{uuid.uuid4().hex[:6]}" if shared else storage.DEFAULT_NAME
     from study import tracking
 

@@ -39,6 +39,10 @@ class TrackingError(ValueError):
     """The MLflow tracking URI cannot be used."""
 
 
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
 def is_local_store(uri: str) -> bool:
     """Whether ``uri`` is a store in files on this machine (sqlite, a file store) rather than a
     server or a database other machines read too."""
@@ -48,14 +52,14 @@ def is_local_store(uri: str) -> bool:
 def browse_hint(uri: str, experiment_id: str) -> str:
     """How to look at the study's runs: the server's page of the experiment, or the command that
     serves a local store."""
-    if uri.startswith(("http://", "https://")):
+    if _is_server(uri):
         return f"{uri.rstrip('/')}/#/experiments/{experiment_id}"
     return f"mlflow ui --backend-store-uri {uri}"
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, before anything starts, when an MLflow server does not answer."""
-    if not uri.startswith(("http://", "https://")):
+    if not _is_server(uri):
         return
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
