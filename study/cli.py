@@ -7,6 +7,7 @@ Exit status: 0 success, 1 some trials failed, 2 bad input (one line on stderr, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -250,13 +251,15 @@ def _plan(launch, cfg: StudyConfig, resumed: Path | None = None):
 
 
 def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> int:
+    from mlflow.exceptions import MlflowException
+
     from study.tracking import browse_hint, close_open_runs, set_study_status
 
     # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
     # once per trial when it builds its result grid; nothing is missing.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
-    status = "FAILED"
+    status, tracking_lost = "FAILED", None
     try:
         results = tuner.fit()
         finished = [r for r in results if r.error is None and r.metrics.get("diverged") is not None]
@@ -269,12 +272,25 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
             status, code = "FINISHED", EXIT_OK
     except KeyboardInterrupt:
         status, code = "KILLED", EXIT_INTERRUPTED
+    except Exception as error:
+        # The tracker could not log (after MLflow's own retries): Tune stops with its state
+        # saved, and resume logs every epoch the runs lack from the trials' checkpoints.
+        tracking_lost = _cause(error, MlflowException)
+        if tracking_lost is None:
+            raise
+        status, code = "KILLED", EXIT_INTERRUPTED
     finally:
-        # Whatever happened, nothing is left RUNNING in MLflow.
-        close_open_runs(meta.tracking_uri, meta.experiment_id, meta.parent_run_id, "KILLED")
-        set_study_status(meta.tracking_uri, meta.parent_run_id, status)
+        # Whatever happened, nothing is left RUNNING in MLflow, if MLflow still answers; if
+        # not, runs stay RUNNING until resume, as after a driver crash.
+        with contextlib.suppress(MlflowException):
+            close_open_runs(meta.tracking_uri, meta.experiment_id, meta.parent_run_id, "KILLED")
+            set_study_status(meta.tracking_uri, meta.parent_run_id, status)
         ray.shutdown()
 
+    if tracking_lost is not None:
+        print(
+            f"knee-study: MLflow failed: {_one_line(tracking_lost, expected=True)}", file=sys.stderr
+        )
     print(f"knee-study: study {status.lower()}: results in {output}")
     print(f"  MLflow store: {meta.tracking_uri}")
     print(f"  browse it:    {browse_hint(meta.tracking_uri, meta.experiment_id)}")
@@ -319,6 +335,14 @@ def _attach_report(tracking_uri: str, parent_run_id: str, report_dir: Path) -> N
             f"(it is in {report_dir})",
             file=sys.stderr,
         )
+
+
+def _cause(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The ``kind`` error in ``error``'s chain: Tune re-raises a callback's error as a TuneError
+    raised while handling it."""
+    while error is not None and not isinstance(error, kind):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _one_line(error: BaseException, expected: bool = False) -> str:

@@ -34,28 +34,59 @@ def _healthy(url: str) -> bool:
         return False
 
 
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with a sqlite store in ``root``: started, stopped (every
+    process of it) and started again on the same port and store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self._server: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}"]
+        command += ["--artifacts-destination", str(self.root / "artifacts")]
+        log_file = self.root / "server.log"
+        with open(log_file, "a") as log:
+            server = subprocess.Popen(
+                command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._server = server
+        wait_for(
+            lambda: server.poll() is not None or _healthy(f"{self.uri}/health"),
+            120,
+            "mlflow server",
+        )
+        assert server.poll() is None, log_file.read_text()[-3000:]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            stop_session(self._server.pid, grace=15)
+            self._server.wait()
+            self._server = None
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """``mlflow server`` on a free 127.0.0.1 port with a sqlite store; yields its URI."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(root / "artifacts")]
-    with open(root / "server.log", "w") as log:
-        server = subprocess.Popen(
-            command, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        wait_for(
-            lambda: server.poll() is not None or _healthy(f"{uri}/health"), 120, "mlflow server"
-        )
-        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
-        yield uri
+        server.start()
+        yield server.uri
     finally:
-        stop_session(server.pid, grace=15)
-        server.wait()
+        server.stop()
+
+
+@pytest.fixture
+def own_mlflow_server(tmp_path_factory):
+    """An :class:`MlflowServer` of the test's own, started: the test may stop and restart it."""
+    server = MlflowServer(tmp_path_factory.mktemp("own-mlflow-server"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def _cluster_env(folder: Path) -> dict[str, str]:

@@ -130,3 +130,47 @@ def test_the_ray_head_listens_on_loopback_only(ray_head):
     assert listening
     for process, address, port in listening:
         assert address in LOOPBACK, f"{process} listens on {address}:{port}"
+
+
+LONG_EPOCHS = 250  # long enough to lose the server mid-trial (about 10 s a trial here)
+
+
+def _most_epochs_logged(uri: str, experiment: str) -> int:
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id]) if found else []
+    return max((len(client.get_metric_history(r.info.run_id, "test_acc")) for r in runs), default=0)
+
+
+def test_a_study_whose_mlflow_server_goes_away_stops_and_resumes(tmp_path, own_mlflow_server):
+    """The server dies mid-study: the study stops with Tune's state saved (exit 130, one line, no
+    traceback); once the server is back, resume finishes it with every epoch in MLflow once."""
+    server, output = own_mlflow_server, tmp_path / "study"
+    sweep = {"explore_fraction": [0.5], "peak_lr": [0.05], "seed": [0, 1]}
+    args = [*study_args(output, "server-lost", LONG_EPOCHS, sweep), "--tracking-uri", server.uri]
+    env = environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")  # fail now, not after minutes of retries
+    study = Study(args, tmp_path / "run.log", env)
+    try:
+        study.wait_for(
+            lambda: _most_epochs_logged(server.uri, "server-lost") >= 3, 180, "epochs in MLflow"
+        )
+        server.stop()
+        code = study.wait(180)
+    finally:
+        leftovers = study.stop()
+    log = study.output()
+    assert code == 130, log[-3000:]
+    assert leftovers == []
+    assert "Traceback" not in log
+    assert "knee-study: MLflow failed: API request to" in log
+    assert f"continue it:  knee-study resume {output}" in log
+
+    server.start()
+    resumed = Study(["resume", str(output)], tmp_path / "resume.log", env)
+    try:
+        code = resumed.wait(300)
+    finally:
+        assert resumed.stop() == []
+    assert code == 0, resumed.output()[-3000:]
+    assert "continues after epoch" in resumed.output()  # from checkpoints, not from scratch
+    assert_complete_picture(output, trials=2, epochs=LONG_EPOCHS)
