@@ -46,6 +46,8 @@ def _is_server(uri: str) -> bool:
 def is_local_store(uri: str) -> bool:
     """Whether ``uri`` is a store in files on this machine (sqlite, a file store) rather than a
     server or a database other machines read too."""
+    if uri == "databricks":  # MLflow's name for a Databricks workspace, not a path
+        return False
     return urlsplit(uri).scheme in ("", "file", "sqlite")
 
 

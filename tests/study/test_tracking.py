@@ -4,9 +4,10 @@ metrics once, however the trial's results arrive again."""
 import pickle
 from types import SimpleNamespace
 
+import pytest
 from mlflow import MlflowClient
 
-from study.tracking import TrialTracker, start_study_run
+from study.tracking import TrialTracker, is_local_store, start_study_run
 from trainables.train import EPOCH_METRICS
 
 EPOCHS = 4
@@ -66,3 +67,19 @@ def test_two_studies_of_one_name_starting_together_share_the_experiment(tmp_path
     assert experiment == first_experiment
     assert parent != first_parent
     assert len(lookups) == 2  # it lost the race and looked again
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [
+        ("sqlite:////data/study/mlflow.db", True),
+        ("file:///data/study/mlruns", True),
+        ("/data/study/mlruns", True),
+        ("http://127.0.0.1:5000", False),
+        ("https://mlflow.example.org", False),
+        ("postgresql://user@db.example.org/mlflow", False),  # other machines read it too
+        ("databricks", False),
+    ],
+)
+def test_only_a_local_store_keeps_artifacts_in_the_study_folder(uri, local):
+    assert is_local_store(uri) is local
