@@ -171,7 +171,7 @@ def report(args: argparse.Namespace) -> int:
         if experiment == cfg.name and tracking_uri == meta.tracking_uri:
             parent_run_id = parent_run_id or meta.parent_run_id  # this study's runs only
             if parent_run_id == meta.parent_run_id:
-                own_report = Path(args.study) / "report"
+                own_report = Path(args.study) / folder.REPORT_DIR
         # A report of other runs never lands over the study's own (nor on its MLflow run).
         out = Path(args.out or own_report or f"report-{experiment}")
     else:
@@ -310,7 +310,7 @@ def _report_after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) 
     so in one line, and how to retry."""
     from analysis.runs import AnalysisError
 
-    report_dir = output / "report"
+    report_dir = output / folder.REPORT_DIR
     try:
         _write_report(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir)
     except Exception as error:  # a report bug must not hide the study's outcome

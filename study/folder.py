@@ -20,6 +20,7 @@ from study.storage import DEFAULT_NAME
 
 CONFIG_FILE = "study.yaml"
 META_FILE = "study.json"
+REPORT_DIR = "report"  # the study's own report, also attached to its MLflow run
 
 
 class StudyFolderError(ValueError):
