@@ -148,7 +148,14 @@ def test_a_study_whose_mlflow_server_goes_away_stops_and_resumes(tmp_path, own_m
     server, output = own_mlflow_server, tmp_path / "study"
     sweep = {"explore_fraction": [0.5], "peak_lr": [0.05], "seed": [0, 1]}
     args = [*study_args(output, "server-lost", LONG_EPOCHS, sweep), "--tracking-uri", server.uri]
-    env = environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")  # fail now, not after minutes of retries
+    # A dead server fails within a second, not after MLflow's minutes of backoff. Two quick
+    # retries stay: with none, a request on a kept-alive connection the server has just closed
+    # (uvicorn drops idle ones after 5 s) fails the resumed study on a live server.
+    env = environment(
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="2",
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0",
+        MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.1",
+    )
     study = Study(args, tmp_path / "run.log", env)
     try:
         study.wait_for(
