@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from study import checkpoints, folder, storage
+from study import checkpoints, folder, reporting, storage
 from study.config import ConfigError, StudyConfig, load_config
 from study.ray_env import prepare_ray_env
 
@@ -184,31 +184,13 @@ def report(args: argparse.Namespace) -> int:
 
     check_tracking_uri(tracking_uri)
     try:
-        _write_report(experiment, tracking_uri, parent_run_id, out, args.fraction, args.margin)
+        reporting.write(experiment, tracking_uri, parent_run_id, out, args.fraction, args.margin)
     except AnalysisError as error:
         raise _BadInput(error) from None
     # The study's own report, rewritten (a retry, another margin): its MLflow copy follows.
     if own_report is not None and out.resolve() == own_report.resolve():
-        _attach_report(tracking_uri, parent_run_id, out)
+        reporting.attach(tracking_uri, parent_run_id, out)
     return EXIT_OK
-
-
-def _write_report(
-    experiment: str,
-    tracking_uri: str,
-    parent_run_id: str | None,
-    out: Path,
-    fraction: float = 0.5,
-    margin: float = 0.002,
-) -> None:
-    """Load the study's runs, write the report into ``out`` and print where and the verdict."""
-    from analysis.report import verdict_line, write_report
-    from analysis.runs import load_runs
-
-    runs = load_runs(experiment, tracking_uri, parent_run_id)
-    verdict = write_report(runs, out, f"Knee study report: {experiment}", fraction, margin)
-    print(f"knee-study: report of {len(runs)} trials in {out.resolve() / 'report.html'}")
-    print(verdict_line(verdict))
 
 
 def _start_ray(address: str | None):
@@ -289,7 +271,8 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
 
     if tracking_lost is not None:
         print(
-            f"knee-study: MLflow failed: {_one_line(tracking_lost, expected=True)}", file=sys.stderr
+            f"knee-study: MLflow failed: {reporting.one_line(tracking_lost, expected=True)}",
+            file=sys.stderr,
         )
     print(f"knee-study: study {status.lower()}: results in {output}")
     print(f"  MLflow store: {meta.tracking_uri}")
@@ -300,41 +283,8 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
     if code == EXIT_INTERRUPTED:
         print(f"  continue it:  knee-study resume {output}")
     else:
-        _report_after_study(cfg, meta, output)
+        reporting.after_study(cfg, meta, output)
     return code
-
-
-def _report_after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
-    """The finished study's own report, written into the study folder and attached to its parent
-    run in MLflow. Whatever goes wrong there, the study is done and its exit status stands: say
-    so in one line, and how to retry."""
-    from analysis.runs import AnalysisError
-
-    report_dir = output / folder.REPORT_DIR
-    try:
-        _write_report(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir)
-    except Exception as error:  # a report bug must not hide the study's outcome
-        first = _one_line(error, expected=isinstance(error, AnalysisError))
-        print(
-            f"knee-study: no report: {first} (retry: knee-study report {output})", file=sys.stderr
-        )
-        return
-    _attach_report(meta.tracking_uri, meta.parent_run_id, report_dir)
-
-
-def _attach_report(tracking_uri: str, parent_run_id: str, report_dir: Path) -> None:
-    """The report's files onto the study's parent run; the files in ``report_dir`` are the
-    report, so a failure here is one line on stderr, not an error."""
-    from study.tracking import attach_report
-
-    try:
-        attach_report(tracking_uri, parent_run_id, report_dir)
-    except Exception as error:  # e.g. a server that does not serve artifacts
-        print(
-            f"knee-study: report not attached to the MLflow run: {_one_line(error)} "
-            f"(it is in {report_dir})",
-            file=sys.stderr,
-        )
 
 
 def _cause(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
@@ -343,12 +293,6 @@ def _cause(error: BaseException | None, kind: type[BaseException]) -> BaseExcept
     while error is not None and not isinstance(error, kind):
         error = error.__cause__ or error.__context__
     return error
-
-
-def _one_line(error: BaseException, expected: bool = False) -> str:
-    """An error's first line; an unexpected one with its type, for whoever reports it."""
-    text = str(error) if expected else f"{type(error).__name__}: {error}"
-    return (text.splitlines() or [""])[0]
 
 
 def _parser() -> argparse.ArgumentParser:

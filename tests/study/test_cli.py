@@ -243,19 +243,6 @@ def test_validate_accepts_the_default_study(capsys):
     assert "digits-quick: valid, 100 trials" in capsys.readouterr().out
 
 
-def test_a_report_that_cannot_be_attached_to_mlflow_is_one_line_not_an_error(tmp_path, capsys):
-    """The files in the study folder are the report: MLflow refusing its copy (here: no such
-    parent run) is said in one line and nothing is raised."""
-    (tmp_path / "report.md").write_text("# a report\n")
-    cli._attach_report(f"sqlite:///{tmp_path / 'mlflow.db'}", "0" * 32, tmp_path)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("knee-study")]  # not MLflow's
-    assert len(lines) == 1, err
-    assert lines[0].startswith("knee-study: report not attached to the MLflow run: Mlflow")
-    assert lines[0].endswith(f"(it is in {tmp_path})")
-
-
 def test_a_resumed_study_the_cluster_cannot_run_says_where_its_settings_are(
     tmp_path, capsys, monkeypatch
 ):

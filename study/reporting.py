@@ -1,0 +1,75 @@
+"""The study's report: written when a study ends, rewritten by ``knee-study report``, and
+attached to the study's parent run in MLflow.
+
+The files in the report folder are the report. Attaching them to MLflow may fail (a server that
+does not serve artifacts), and so may the report after a study (a bug, runs MLflow lost); either
+way the study's outcome stands and one line on stderr says what happened.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from study import folder
+from study.config import StudyConfig
+
+
+def write(
+    experiment: str,
+    tracking_uri: str,
+    parent_run_id: str | None,
+    out: Path,
+    fraction: float = 0.5,
+    margin: float = 0.002,
+) -> None:
+    """Load the runs, write the report into ``out`` and print where it is and the verdict.
+
+    Raises ``analysis.runs.AnalysisError`` when the runs cannot make a report.
+    """
+    # analysis brings pandas and matplotlib: imported when a report is written, not before.
+    from analysis.report import verdict_line, write_report
+    from analysis.runs import load_runs
+
+    runs = load_runs(experiment, tracking_uri, parent_run_id)
+    verdict = write_report(runs, out, f"Knee study report: {experiment}", fraction, margin)
+    print(f"knee-study: report of {len(runs)} trials in {out.resolve() / 'report.html'}")
+    print(verdict_line(verdict))
+
+
+def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
+    """The ended study's own report, written into the study folder and attached to its parent
+    run; whatever goes wrong, one line on stderr with the command that retries it."""
+    from analysis.runs import AnalysisError
+
+    report_dir = output / folder.REPORT_DIR
+    try:
+        write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir)
+    except Exception as error:  # a report bug must not hide the study's outcome
+        first = one_line(error, expected=isinstance(error, AnalysisError))
+        print(
+            f"knee-study: no report: {first} (retry: knee-study report {output})", file=sys.stderr
+        )
+        return
+    attach(meta.tracking_uri, meta.parent_run_id, report_dir)
+
+
+def attach(tracking_uri: str, parent_run_id: str, report_dir: Path) -> None:
+    """The report's files onto the study's parent run (replacing an earlier copy); a failure is
+    one line on stderr, not an error."""
+    from study.tracking import attach_report
+
+    try:
+        attach_report(tracking_uri, parent_run_id, report_dir)
+    except Exception as error:  # e.g. a server that does not serve artifacts
+        print(
+            f"knee-study: report not attached to the MLflow run: {one_line(error)} "
+            f"(it is in {report_dir})",
+            file=sys.stderr,
+        )
+
+
+def one_line(error: BaseException, expected: bool = False) -> str:
+    """An error's first line; an unexpected one with its type, for whoever reports it."""
+    text = str(error) if expected else f"{type(error).__name__}: {error}"
+    return (text.splitlines() or [""])[0]
