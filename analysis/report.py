@@ -8,21 +8,19 @@
     runs.csv      one row per trial, as load_runs returned it
     *.png         the figures
 
-Both documents are rendered from one list of blocks, so they never disagree.
+Both documents are rendered from one list of blocks (analysis/render.py), so they never
+disagree.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analysis import comparisons, plots
+from analysis.render import Block, FigureBlock, write_documents
 from analysis.robustness import (
     Verdict,
     conditions,
@@ -72,16 +70,6 @@ CI_CELLS = "mean ± 95% CI half-width (n)"  # the explore tables' cells
 STD_CELLS = "mean ± std (n)"  # the schedule and decay tables' cells
 
 
-@dataclass(frozen=True)
-class _Figure:
-    file: str
-    alt: str
-    figure: Figure
-
-
-Block = str | pd.DataFrame | _Figure  # a paragraph ("## " starts a heading), a table, a figure
-
-
 def write_report(
     runs: pd.DataFrame,
     out: Path,
@@ -124,7 +112,7 @@ def write_report(
         "Files: summary.csv (per condition and explore fraction), runs.csv (one row per "
         "trial), the PNG figures.",
     ]
-    _write(blocks, out, title)
+    write_documents(blocks, out, title)
     return verdict
 
 
@@ -134,14 +122,6 @@ def _clear(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         (out / name).unlink(missing_ok=True)
-
-
-def _write(blocks: list[Block], out: Path, title: str) -> None:
-    for block in blocks:
-        if isinstance(block, _Figure):
-            block.figure.savefig(out / block.file, dpi=120)
-    (out / "report.md").write_text(_markdown(blocks))
-    (out / "report.html").write_text(_html(blocks, title, out))
 
 
 def _write_inconclusive(
@@ -158,7 +138,7 @@ def _write_inconclusive(
         *_left_out_section(runs),
         "Files: runs.csv (one row per trial).",
     ]
-    _write(blocks, out, title)
+    write_documents(blocks, out, title)
     return verdict
 
 
@@ -188,7 +168,7 @@ def _explore_sections(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
     return [
         _verdict_view(verdict.table, keys),
         "## Accuracy against explore fraction",
-        _Figure(
+        FigureBlock(
             "accuracy_vs_explore.png",
             "test accuracy vs explore fraction",
             plots.explore_curve(runs, "test_acc", verdict.fraction),
@@ -198,7 +178,7 @@ def _explore_sections(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
         "## How much the explore fraction matters",
         "Range: best minus worst explore fraction's mean test accuracy, in points.",
         _sensitivity_view(explore_sensitivity(runs), keys),
-        _Figure(
+        FigureBlock(
             "accuracy_heatmap.png",
             "mean accuracy by explore fraction and peak LR",
             plots.explore_heatmap(runs, "test_acc"),
@@ -231,7 +211,7 @@ def _search_section(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
         f"and peak LR {lr_low:.3g} to {lr_high:.3g}; the best point: explore "
         f"{percent(found['best_explore'])}, peak LR {found['best_peak_lr']:.3g}, "
         f"{found['best_mean'] * 100:.2f}%.",
-        _Figure(
+        FigureBlock(
             "search_landscape.png",
             "search points: explore fraction vs peak LR",
             plots.search_landscape(points, fraction=verdict.fraction),
@@ -289,7 +269,7 @@ def _sharpness_sections(runs: pd.DataFrame, fraction: float, search: bool) -> li
             "## Sharpness against explore fraction",
             "Keskar sharpness of the final weights: the largest loss rise in a small box "
             "around them, in percent (lower is flatter); mean ± 95% CI half-width (n).",
-            _Figure(
+            FigureBlock(
                 "sharpness_vs_explore.png",
                 "sharpness vs explore fraction",
                 plots.explore_curve(runs, "sharpness", fraction),
@@ -302,7 +282,7 @@ def _sharpness_sections(runs: pd.DataFrame, fraction: float, search: bool) -> li
         "Spearman rank correlation of sharpness with test accuracy (negative: flatter minima "
         "generalise better).",
         sharpness_correlation(runs).round({"rho": 3, "p_value": 4}),
-        _Figure(
+        FigureBlock(
             "sharpness_vs_accuracy.png",
             "sharpness vs test accuracy",
             plots.sharpness_accuracy_scatter(runs),
@@ -449,51 +429,3 @@ def _sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFram
     ]
     view["range (points)"] = (sensitivity["range"] * 100).round(2)
     return view
-
-
-def _markdown(blocks: list[Block]) -> str:
-    parts = []
-    for block in blocks:
-        if isinstance(block, pd.DataFrame):
-            parts.append(block.to_markdown(index=False))
-        elif isinstance(block, _Figure):
-            parts.append(f"![{block.alt}]({block.file})")
-        else:
-            parts.append(block)
-    return "\n\n".join(parts) + "\n"
-
-
-def _html(blocks: list[Block], title: str, folder: Path) -> str:
-    body = []
-    for block in blocks:
-        if isinstance(block, pd.DataFrame):
-            body.append(block.to_html(index=False, border=0, na_rep=""))
-        elif isinstance(block, _Figure):
-            data = base64.b64encode((folder / block.file).read_bytes()).decode()
-            body.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">')
-        elif block.startswith("#"):
-            level = len(block) - len(block.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(block.lstrip('# '))}</h{level}>")
-        else:
-            text = html.escape(block)
-            if text.startswith("**"):  # the verdict: its first sentence in bold
-                head, _, rest = text[2:].partition("**")
-                text = f"<strong>{head}</strong>{rest}"
-            body.append(f"<p>{text}</p>")
-    return _PAGE.format(title=html.escape(title), body="\n".join(body))
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 960px; margin: 2em auto; padding: 0 1em;
-       line-height: 1.5; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
-th, td {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
-th {{ background: #f4f4f4; }}
-img {{ max-width: 100%; }}
-</style></head>
-<body>
-{body}
-</body></html>
-"""
