@@ -103,6 +103,14 @@ class Train(_Section):
             raise ValueError("must be auto (cuda if there is one), cpu, cuda or cuda:N")
         return device
 
+    @field_validator("nesterov")
+    @classmethod
+    def _nesterov_needs_momentum(cls, nesterov: bool, info: ValidationInfo) -> bool:
+        # torch's SGD refuses it in every trial, after the study has started.
+        if nesterov and info.data.get("momentum") == 0:
+            raise ValueError("needs train.momentum > 0 (Nesterov momentum)")
+        return nesterov
+
 
 class Sweep(_Section):
     """The grid: every combination of these values is one trial, except that a baseline schedule
@@ -163,7 +171,7 @@ class Tune(_Section):
 class StudyConfig(_Section):
     """A validated study. Build one with :func:`load_config` or :meth:`from_mapping`."""
 
-    name: str = Field(min_length=1)  # the MLflow experiment
+    name: str  # the MLflow experiment, and the start of the study's and Tune's folder names
     data: Data
     model: Model
     train: Train
@@ -171,6 +179,15 @@ class StudyConfig(_Section):
     sharpness: Sharpness = Sharpness()
     resources: Resources = Resources()
     tune: Tune = Tune()
+
+    @field_validator("name")
+    @classmethod
+    def _usable_in_folder_names(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+            raise ValueError(
+                "up to 100 letters, digits, '.', '_' and '-', starting with a letter or digit"
+            )
+        return name
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> StudyConfig:
@@ -189,11 +206,19 @@ class StudyConfig(_Section):
                 f"<= 1, got {warmup} + {longest}"
             )
         if self.tune.scheduler == "asha":
-            explore_end = math.ceil((warmup + longest) * max(self.budgets) - 1e-9)
-            if self.tune.grace_period is None or self.tune.grace_period <= explore_end:
+            budget = max(self.budgets)
+            explore_end = math.ceil((warmup + longest) * budget - 1e-9)
+            if explore_end >= budget:
+                raise ValueError(
+                    "tune.scheduler: asha judges trials after the longest explore phase, which "
+                    f"here lasts the whole budget ({budget} epochs; warmup + explore "
+                    f"{warmup + longest:g}): use fifo"
+                )
+            grace = self.tune.grace_period
+            if grace is None or not explore_end < grace <= budget:
                 raise ValueError(
                     "tune.grace_period: asha needs a grace period past the longest explore "
-                    f"phase (> {explore_end} epochs), got {self.tune.grace_period}"
+                    f"phase and within the budget ({explore_end + 1}..{budget} epochs), got {grace}"
                 )
             log.warning(
                 "tune.scheduler asha judges trials mid-training, when a trial still exploring at "
@@ -325,6 +350,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Study
         raise ConfigError(f"{source}: cannot read it ({error.strerror or error})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML ({_yaml_problem(error)})") from None
+    if data is None:
+        raise ConfigError(f"{source}: empty; a study config names its name, data, model, ...")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: a study config is a mapping of sections (name, data, model, ...), "

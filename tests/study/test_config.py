@@ -51,11 +51,19 @@ BAD_OVERRIDES = [
     (["train.epochs=3.0"], "train.epochs", "input should be a valid integer, got 3.0"),
     (["train.momentum='0.9'"], "train.momentum", "input should be a valid number, got '0.9'"),
     (["train.nesterov=1"], "train.nesterov", "input should be a valid boolean, got 1"),
+    (
+        ["train.nesterov=true", "train.momentum=0"],
+        "train.nesterov",
+        "needs train.momentum > 0 (Nesterov momentum), got True",
+    ),
     (["sweep.seed=0"], "sweep.seed", "input should be a valid list, got 0"),
     (["sweep.seed=[true]"], "sweep.seed[0]", "input should be a valid integer, got True"),
     (["train=3"], "train", "input should be a valid dictionary"),
     (["name="], "name", "input should be a valid string, got None"),
-    (["name=''"], "name", "string should have at least 1 character, got ''"),
+    (["name=''"], "name", "up to 100 letters, digits, '.', '_' and '-', starting with a"),
+    (["name=../../x"], "name", "starting with a letter or digit, got '../../x'"),
+    (["name=my study"], "name", "got 'my study'"),
+    ([f"name={'x' * 101}"], "name", "up to 100 letters"),
     # the sweep
     (["sweep.explore_fraction=[0, 1.5]"], "sweep.explore_fraction[1]", "less than or equal to 1"),
     (["sweep.explore_fraction=[-0.1]"], "sweep.explore_fraction[0]", "greater than or equal to 0"),
@@ -99,7 +107,21 @@ BAD_OVERRIDES = [
     (["tune.max_failures=-1"], "tune.max_failures", "greater than or equal to 0, got -1"),
     (["tune.checkpoint_every=0"], "tune.checkpoint_every", "greater than 0, got 0"),
     (["tune.scheduler=hyperband"], "tune.scheduler", "input should be 'fifo' or 'asha'"),
-    (["tune.scheduler=asha", "train.epochs=30"], "tune.grace_period", "(> 30 epochs), got None"),
+    (  # the default sweep explores for the whole budget at explore 1.0: nothing left to judge
+        ["tune.scheduler=asha", "train.epochs=30"],
+        "tune.scheduler",
+        "lasts the whole budget (30 epochs; warmup + explore 1): use fifo",
+    ),
+    (  # Ray's ASHA needs grace_period <= max_t
+        [
+            "tune.scheduler=asha",
+            "train.epochs=30",
+            "sweep.explore_fraction=[0, 0.5]",
+            "tune.grace_period=31",
+        ],
+        "tune.grace_period",
+        "within the budget (16..30 epochs), got 31",
+    ),
     (
         [
             "tune.scheduler=asha",
@@ -108,7 +130,7 @@ BAD_OVERRIDES = [
             "tune.grace_period=15",
         ],
         "tune.grace_period",
-        "past the longest explore phase (> 15 epochs), got 15",
+        "past the longest explore phase and within the budget (16..30 epochs), got 15",
     ),
     (  # (0.1 + 0.3) * 30 is 12.000000000000002 in floats: still 12 epochs
         [
@@ -118,7 +140,7 @@ BAD_OVERRIDES = [
             "sweep.explore_fraction=[0.3]",
         ],
         "tune.grace_period",
-        "(> 12 epochs), got None",
+        "(13..30 epochs), got None",
     ),
     # sharpness
     (["sharpness.epsilon=0"], "sharpness.epsilon", "greater than 0, got 0"),
@@ -153,7 +175,7 @@ def test_several_problems_report_the_first_and_count_the_rest():
     [
         ("name: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "a study config is a mapping of sections (name, data, model"),
-        ("", "got NoneType"),
+        ("", "empty; a study config names its name, data, model"),
         ("name: x\n", "data: required but missing (and 3 more problems)"),
     ],
 )
@@ -230,14 +252,14 @@ def test_overrides_are_parsed_as_yaml(tmp_path, monkeypatch):
             "sweep.seed=[0,1]",
             "train.epochs=3",
             "sharpness.epsilon=1e-4",  # a float, as YAML 1.2 reads it (PyYAML alone: a string)
-            "name=my study",
+            "name=my-study.v2",
             "data.root=relative/folder",
         ],
     )
     assert cfg.sweep.seed == [0, 1]
     assert cfg.train.epochs == 3
     assert cfg.sharpness.epsilon == 1e-4
-    assert cfg.name == "my study"
+    assert cfg.name == "my-study.v2"
     assert cfg.data.root == tmp_path.resolve() / "relative" / "folder"
 
 
@@ -306,14 +328,14 @@ def study_mappings(draw) -> dict:
     explore = draw(st.lists(fraction, min_size=1, max_size=5, unique=True))
     positive = st.floats(0, 10, exclude_min=True)
     return {
-        "name": draw(st.text(min_size=1, max_size=20)),
+        "name": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}", fullmatch=True)),
         "data": {"dataset": "digits", "root": draw(st.sampled_from([None, "/tmp", "/a b/c"]))},
         "model": {"name": "mlp"},
         "train": {
             "epochs": draw(st.integers(1, 500)),
             "batch_size": draw(st.integers(1, 4096)),
-            "momentum": draw(st.floats(0, 1, exclude_max=True)),
-            "nesterov": draw(st.booleans()),
+            "momentum": (momentum := draw(st.floats(0, 1, exclude_max=True))),
+            "nesterov": draw(st.booleans()) and momentum > 0,
             "weight_decay": draw(st.floats(0, 1)),
             "warmup_fraction": draw(st.floats(0, 1 - max(explore))),
             "decay": draw(st.sampled_from(DECAY_SHAPES)),
