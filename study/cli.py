@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 import sys
 import time
 import uuid
@@ -69,6 +70,27 @@ def _check_autoscaling(cfg: StudyConfig, address: str | None) -> None:
         )
 
 
+def _check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast on a cluster address that is malformed or where nothing listens: Ray raises a
+    bare ValueError on the one and waits minutes on the other."""
+    if _own_ray(address) or address == "auto":  # "auto": Ray finds the head, or says it cannot
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number
+        host = port = None
+    if not host or port is None:
+        raise _BadInput(f"--address: expected HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise _BadInput(
+            f"--address: nothing answers at {host}:{port} ({error.strerror or error}): is the "
+            "cluster's head running?"
+        ) from None
+
+
 def _is_local(address: str | None) -> bool:
     """A local Ray, or a head on this machine's loopback: either way Ray must stay on 127.0.0.1.
 
@@ -90,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     except storage.StorageError as error:
         raise _BadInput(f"--storage: {error}") from None
     address = _ray_address(args)
+    _check_address(address)
     _check_autoscaling(cfg, address)
     # Tune's folder is named after the study's alone wherever it may be shared: in shared
     # storage, and on a cluster other drivers join (Tune stages each driver's state under the
@@ -99,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     tune_name = f"{cfg.name}-{stamp}-{uuid.uuid4().hex[:6]}" if shared else storage.DEFAULT_NAME
     from study import tracking
 
-    tracking_uri = args.tracking_uri or tracking.default_tracking_uri(output)
+    tracking_uri = tracking.absolute_uri(args.tracking_uri or tracking.default_tracking_uri(output))
     tracking.check_tracking_uri(tracking_uri)
     folder.check_new(output)
 
@@ -108,23 +131,27 @@ def run(args: argparse.Namespace) -> int:
     if plan is None:
         return EXIT_BAD_INPUT
     folder.create(output, cfg)
-    params = {**cfg.trial_base(), **{f"sweep.{k}": v for k, v in cfg.swept().items()}}
-    artifact_root = output / "mlartifacts" if tracking.is_local_store(tracking_uri) else None
-    experiment_id, parent_run_id = tracking.start_study_run(
-        tracking_uri, cfg.name, params, artifact_root
-    )
-    meta = folder.StudyMeta(
-        tracking_uri, experiment_id, parent_run_id, address, storage_path, tune_name
-    )
-    folder.write_meta(output, meta)
+    # Should setting up fail, nothing has run: no half-made study is left behind that `run`
+    # would refuse and `resume` could not continue, and no parent run is left RUNNING.
+    with folder.undone_on_error(output):
+        params = {**cfg.trial_base(), **{f"sweep.{k}": v for k, v in cfg.swept().items()}}
+        artifact_root = output / "mlartifacts" if tracking.is_local_store(tracking_uri) else None
+        experiment_id, parent_run_id = tracking.start_study_run(
+            tracking_uri, cfg.name, params, artifact_root
+        )
+        with tracking.failed_on_error(tracking_uri, parent_run_id):
+            meta = folder.StudyMeta(
+                tracking_uri, experiment_id, parent_run_id, address, storage_path, tune_name
+            )
+            folder.write_meta(output, meta)
+            tracker = tracking.TrialTracker(
+                tracking_uri, experiment_id, parent_run_id, run_tags={"search": cfg.tune.search}
+            )
+            tuner = launch.build_tuner(cfg, plan, output, tracker, storage_path, tune_name)
     at_once = f"{plan.concurrent_trials} at a time"
     if cfg.resources.autoscaling:
         at_once = f"up to {at_once} as the cluster grows"
     print(f"knee-study: {cfg.num_trials} trials, {at_once} -> {output}")
-    tracker = tracking.TrialTracker(
-        tracking_uri, experiment_id, parent_run_id, run_tags={"search": cfg.tune.search}
-    )
-    tuner = launch.build_tuner(cfg, plan, output, tracker, storage_path, tune_name)
     return _fit(tuner, cfg, output, meta, ray)
 
 
@@ -135,8 +162,9 @@ def resume(args: argparse.Namespace) -> int:
     checkpoints.check_resumable(tune_path)
     from study import tracking
 
-    tracking.check_tracking_uri(meta.tracking_uri)
+    tracking.check_tracking_uri(meta.tracking_uri, must_exist=True)
     address = _ray_address(args)
+    _check_address(address)
     _check_autoscaling(cfg, address)
     ray, launch = _start_ray(address)
     plan = _plan(launch, cfg, resumed=output)
@@ -164,7 +192,7 @@ def report(args: argparse.Namespace) -> int:
         )
     own_report = None  # the study's own report folder, when this report is the study's
     if args.study:
-        cfg, meta = folder.open_study(Path(args.study))
+        cfg, meta = folder.open_study(Path(args.study), check_files=False)
         tracking_uri = args.tracking_uri or meta.tracking_uri
         experiment = args.experiment or cfg.name
         parent_run_id = args.parent_run
@@ -180,9 +208,11 @@ def report(args: argparse.Namespace) -> int:
             raise _BadInput("report: name a study folder, or --experiment and --tracking-uri")
         experiment, parent_run_id = args.experiment, args.parent_run
         out = Path(args.out or f"report-{experiment}")
+    if out.exists() and not out.is_dir():
+        raise _BadInput(f"--out: {out} is a file; a report is a folder of files")
     from study.tracking import check_tracking_uri
 
-    check_tracking_uri(tracking_uri)
+    check_tracking_uri(tracking_uri, must_exist=True)
     try:
         reporting.write(experiment, tracking_uri, parent_run_id, out, args.fraction, args.margin)
     except AnalysisError as error:
@@ -199,6 +229,9 @@ def _start_ray(address: str | None):
 
     from study import launch
 
+    # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
+    # once per trial when it restores a study or builds its result grid; nothing is missing.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     try:
         # "local": a study without --address gets its own Ray, never one that happens to run
         # on this machine (a plain ray.init() joins the last `ray start` head it finds here).
@@ -207,6 +240,8 @@ def _start_ray(address: str | None):
             include_dashboard=False,
             logging_level=logging.WARNING,
         )
+    except ValueError as error:  # an address Ray cannot parse
+        raise _BadInput(f"--address: {error}") from None
     except ConnectionError as error:
         # A head that is down, or one with token auth (Ray's default) asked without the token.
         raise _BadInput(
@@ -236,10 +271,6 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
     from mlflow.exceptions import MlflowException
 
     from study.tracking import browse_hint, close_open_runs, set_study_status
-
-    # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
-    # once per trial when it builds its result grid; nothing is missing.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
     status, tracking_lost = "FAILED", None
     try:
@@ -274,7 +305,8 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
             f"knee-study: MLflow failed: {reporting.one_line(tracking_lost, expected=True)}",
             file=sys.stderr,
         )
-    print(f"knee-study: study {status.lower()}: results in {output}")
+    outcome = "stopped" if status == "KILLED" else status.lower()  # MLflow's word, not ours
+    print(f"knee-study: study {outcome}: results in {output}")
     print(f"  MLflow store: {meta.tracking_uri}")
     print(f"  browse it:    {browse_hint(meta.tracking_uri, meta.experiment_id)}")
     if code == EXIT_TRIALS_FAILED:

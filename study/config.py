@@ -69,7 +69,7 @@ class Data(_Section):
             raise ValueError(
                 f"{dataset} needs the folder that holds {folder}/ (or one to download to)"
             )
-        if info.data.get("download"):
+        if info.data.get("download") or not (info.context or {}).get("check_files", True):
             return root
         if not root.is_dir():
             raise ValueError(f"{root} is not a directory (data.download: true fetches {dataset})")
@@ -269,10 +269,14 @@ class StudyConfig(_Section):
         return self.sweep.epochs or [self.train.epochs]
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> StudyConfig:
-        """Validate a parsed config; raises :class:`ConfigError` (one line) when it is wrong."""
+    def from_mapping(cls, data: Mapping[str, Any], check_files: bool = True) -> StudyConfig:
+        """Validate a parsed config; raises :class:`ConfigError` (one line) when it is wrong.
+
+        ``check_files=False``: a CIFAR root need not exist on this machine (reading a study's
+        config where its data is not, e.g. for its report).
+        """
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data, context={"check_files": check_files})
         except ValidationError as error:
             raise ConfigError(_one_line(error)) from None
 
@@ -337,11 +341,14 @@ def trial_label(config: Mapping[str, Any]) -> str:
     return " ".join([*words, f"epochs={config.get('epochs')}"])
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> StudyConfig:
+def load_config(
+    path: str | Path | None, overrides: Sequence[str] = (), check_files: bool = True
+) -> StudyConfig:
     """Read a study from YAML (None: the packaged default), apply ``key=value`` overrides, validate.
 
     An override's key is dotted (``train.epochs``) and its value is parsed as YAML
     (``sweep.seed=[0,1]``). Every problem, including an unreadable file, is a :class:`ConfigError`.
+    ``check_files``: as in :meth:`StudyConfig.from_mapping`.
     """
     source = files("configs") / DEFAULT_CONFIG if path is None else Path(path)
     try:
@@ -359,7 +366,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Study
         )
     for item in overrides:
         _apply_override(data, item)
-    return StudyConfig.from_mapping(data)
+    return StudyConfig.from_mapping(data, check_files)
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:

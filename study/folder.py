@@ -11,9 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from study.config import StudyConfig, load_config
 from study.storage import DEFAULT_NAME
@@ -29,6 +33,8 @@ class StudyFolderError(ValueError):
 
 @dataclass(frozen=True)
 class StudyMeta:
+    __pydantic_config__ = ConfigDict(extra="forbid")  # how open_study checks a study.json
+
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
@@ -58,12 +64,28 @@ def create(path: Path, cfg: StudyConfig) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def undone_on_error(path: Path) -> Iterator[None]:
+    """Around setting up a study :func:`create` made: should it fail, the folder stops being a
+    study (its study files removed; anything else in it is left alone)."""
+    try:
+        yield
+    except BaseException:
+        for name in (META_FILE, CONFIG_FILE):
+            (path / name).unlink(missing_ok=True)
+        raise
+
+
 def write_meta(path: Path, meta: StudyMeta) -> None:
     (path / META_FILE).write_text(json.dumps(asdict(meta), indent=2) + "\n")
 
 
-def open_study(path: Path) -> tuple[StudyConfig, StudyMeta]:
-    """The config and tracking ids of an existing study folder, for resume."""
+def open_study(path: Path, check_files: bool = True) -> tuple[StudyConfig, StudyMeta]:
+    """The config and tracking ids of an existing study folder.
+
+    ``check_files=False`` skips what the config checks on this machine's disk (the CIFAR root):
+    a report needs the study's runs, not its data.
+    """
     path = path.resolve()
     if not (path / META_FILE).is_file() or not (path / CONFIG_FILE).is_file():
         raise StudyFolderError(
@@ -71,7 +93,15 @@ def open_study(path: Path) -> tuple[StudyConfig, StudyMeta]:
             "`knee-study run --output DIR` makes one)"
         )
     try:
-        meta = StudyMeta(**json.loads((path / META_FILE).read_text()))
-    except (ValueError, TypeError) as error:
-        raise StudyFolderError(f"{path / META_FILE} is damaged: {error}") from None
-    return load_config(path / CONFIG_FILE), meta
+        meta = _META.validate_json((path / META_FILE).read_bytes())
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        where = ".".join(map(str, problem["loc"])) or "the file"
+        raise StudyFolderError(
+            f"{path / META_FILE} is damaged: {where}: {problem['msg'][0].lower()}"
+            f"{problem['msg'][1:]}, got {problem.get('input')!r}"
+        ) from None
+    return load_config(path / CONFIG_FILE, check_files=check_files), meta
+
+
+_META = TypeAdapter(StudyMeta)

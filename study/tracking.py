@@ -13,11 +13,12 @@ so a sqlite store is safe and trial workers never need MLflow access. The guaran
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,18 +60,76 @@ def browse_hint(uri: str, experiment_id: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, before anything starts, when an MLflow server does not answer."""
-    if not _is_server(uri):
+def check_tracking_uri(uri: str, must_exist: bool = False, timeout: float = 5.0) -> None:
+    """Fail fast, before anything starts, on a tracking URI MLflow cannot use: a server that
+    does not answer, a scheme MLflow has no store for, a database without its driver, and with
+    ``must_exist`` (commands that read or continue a study) a local store that is not there,
+    where MLflow would quietly make an empty one."""
+    if _is_server(uri):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+                pass
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingError(
+                f"--tracking-uri: no MLflow server answers at {uri} ({reason})"
+            ) from None
         return
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
-            pass
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+    scheme = urlsplit(uri).scheme
+    if scheme and uri != "databricks" and not _has_store(uri):
         raise TrackingError(
-            f"--tracking-uri: no MLflow server answers at {uri} ({reason})"
-        ) from None
+            f"--tracking-uri: MLflow has no store for {scheme}: URIs, got {uri} (use "
+            "sqlite:///PATH, a folder, http(s)://SERVER or a database URI)"
+        )
+    if scheme not in ("", "file", "sqlite") and "://" in uri:  # a database: is its driver here?
+        from sqlalchemy.engine import make_url  # MLflow's own database layer
+
+        try:
+            make_url(uri).get_dialect().import_dbapi()
+        except Exception as error:  # no driver installed, a malformed URL
+            raise TrackingError(f"--tracking-uri: cannot use {scheme}: {error}") from None
+    path = local_path(uri)
+    if must_exist and path is not None and not path.exists():
+        raise TrackingError(
+            f"no MLflow store at {path} (a study folder moved since it ran still names its "
+            "old store in study.json)"
+        )
+
+
+def _has_store(uri: str) -> bool:
+    """Whether MLflow has a tracking store for ``uri``'s scheme (its own or a plugin's)."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    try:
+        _tracking_store_registry.get_store_builder(uri)
+    except MlflowException:
+        return False
+    return True
+
+
+def local_path(uri: str) -> Path | None:
+    """The file or folder of a local store (sqlite, a file store); None for other URIs."""
+    if not is_local_store(uri):
+        return None
+    parts = urlsplit(uri)
+    if parts.scheme == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db
+        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        return Path(path) if path not in ("", ":memory:") else None
+    return Path(parts.path if parts.scheme == "file" else uri)
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a relative local path made absolute: a study's URI must mean the same store
+    from wherever it is resumed or reported."""
+    path = local_path(uri)
+    if path is None or path.is_absolute():
+        return uri
+    path = path.resolve()
+    scheme = urlsplit(uri).scheme
+    if scheme == "sqlite":
+        query = uri.partition("?")[1:]
+        return f"sqlite:///{path}{''.join(query)}"
+    return path.as_uri() if scheme == "file" else str(path)
 
 
 def default_tracking_uri(output: Path) -> str:
@@ -132,6 +191,18 @@ def set_study_status(tracking_uri: str, run_id: str, status: str) -> None:
         client.update_run(run_id, status="RUNNING")
     else:
         client.set_terminated(run_id, status=status)
+
+
+@contextlib.contextmanager
+def failed_on_error(tracking_uri: str, parent_run_id: str) -> Iterator[None]:
+    """Around setting up a study whose parent run is open: should it fail, the run is FAILED,
+    not left RUNNING (as far as MLflow still answers)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(MlflowException):
+            set_study_status(tracking_uri, parent_run_id, "FAILED")
+        raise
 
 
 class TrialTracker(tune.Callback):
@@ -278,13 +349,16 @@ def _provenance() -> dict[str, str]:
 def close_open_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str) -> int:
     """Terminate every child run of the study still RUNNING; returns how many were closed."""
     client = MlflowClient(tracking_uri)
-    open_runs: Iterable = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'",
-        max_results=10_000,
-    )
-    count = 0
+    running = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    open_runs, token = [], None
+    while True:  # every page first: closing runs while paging would shift the pages
+        page = client.search_runs(
+            [experiment_id], filter_string=running, max_results=1000, page_token=token
+        )
+        open_runs += page
+        token = page.token
+        if not token:
+            break
     for run in open_runs:
         client.set_terminated(run.info.run_id, status=status)
-        count += 1
-    return count
+    return len(open_runs)

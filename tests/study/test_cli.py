@@ -10,7 +10,7 @@ import torch
 
 from study import cli, folder
 from study.cli import EXIT_BAD_INPUT, main
-from study.config import load_config
+from study.config import ConfigError, load_config
 from trainables.train import STATE_KEYS
 
 BAD_YAML = "name: broken\nsweep: [unclosed\n"
@@ -29,6 +29,8 @@ def _stopped_study(path: Path, tracking_uri: str | None = None, state: bytes | N
     """
     folder.create(path, load_config(None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]"]))
     uri = tracking_uri or f"sqlite:///{path / 'mlflow.db'}"
+    if tracking_uri is None:
+        (path / "mlflow.db").touch()  # the store is there (resume and report look for it)
     folder.write_meta(path, folder.StudyMeta(uri, "1", "0" * 32))
     tune = path / "tune"
     tune.mkdir()
@@ -104,9 +106,40 @@ CASES = {
         ["run", "--tracking-uri", "http://127.0.0.1:{port}"],
         "--tracking-uri: no MLflow server answers",
     ),
+    "asha with an explore phase as long as the budget": (
+        ["run", "--set", "tune.scheduler=asha", "--set", "tune.grace_period=101"],
+        "tune.scheduler: asha judges trials after the longest explore phase",
+    ),
+    "unknown --tracking-uri scheme": (
+        ["run", "--tracking-uri", "bogus://x"],
+        "--tracking-uri: MLflow has no store for bogus: URIs",
+    ),
+    "database --tracking-uri without its driver": (
+        ["run", "--tracking-uri", "postgresql://knee@127.0.0.1:{port}/runs"],
+        "--tracking-uri: cannot use postgresql: No module named",
+    ),
+    "malformed --address": (["run", "--address", "not a host"], "--address: expected HOST:PORT"),
+    "--address where nothing listens": (
+        ["run", "--address", "127.0.0.1:{port}"],
+        "--address: nothing answers at 127.0.0.1:",
+    ),
     "run into an existing study": (["run", "--output", "{study}"], "already holds a study"),
     "resume a folder that is not a study": (["resume", "{tmp}"], "is not a study folder"),
     "resume with a damaged study.json": (["resume", "{study}"], "study.json is damaged"),
+    "resume with a wrongly typed study.json": (
+        ["resume", "{study}"],
+        "study.json is damaged: tracking_uri: input should be a valid string, got 5",
+    ),
+    "resume with its MLflow store gone": (["resume", "{study}"], "no MLflow store at"),
+    "report with its MLflow store gone": (["report", "{study}"], "no MLflow store at"),
+    "report into a file": (
+        ["report", "{study}", "--out", "{tmp}/broken.yaml"],
+        "broken.yaml is a file; a report is a folder",
+    ),
+    "report of a store that is not there": (
+        ["report", "--experiment", "x", "--tracking-uri", "sqlite:///{tmp}/no-such.db"],
+        "no MLflow store at {tmp}/no-such.db",
+    ),
     "resume a study that never started": (["resume", "{study}"], "no Ray Tune state"),
     "resume from a corrupt checkpoint": (
         ["resume", "{study}"],
@@ -133,6 +166,15 @@ def _setup(case: str, tmp: Path, port: int) -> Path:
     if case == "resume with a damaged study.json":
         _stopped_study(study)
         (study / folder.META_FILE).write_text('{"tracking_uri": ')
+    elif case == "resume with a wrongly typed study.json":
+        _stopped_study(study)
+        meta = json.loads((study / folder.META_FILE).read_text())
+        (study / folder.META_FILE).write_text(json.dumps({**meta, "tracking_uri": 5}))
+    elif case in ("resume with its MLflow store gone", "report with its MLflow store gone"):
+        _stopped_study(study)
+        (study / "mlflow.db").unlink()
+    elif case == "report into a file":
+        _stopped_study(study)
     elif case == "resume a study that never started":
         _stopped_study(study)
         (study / "tune" / "tuner.pkl").unlink()
@@ -190,7 +232,7 @@ def test_bad_input_exits_2_with_one_line_and_starts_nothing(case, tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("knee-study: error: "), err
     assert err.count("\n") == 1, err  # one line
-    assert words in err
+    assert words.format(tmp=tmp_path) in err
     assert "Traceback" not in err
     assert _snapshot(tmp_path) == before  # nothing made, nothing touched
 
@@ -260,3 +302,48 @@ def test_a_resumed_study_the_cluster_cannot_run_says_where_its_settings_are(
     (line,) = capsys.readouterr().err.splitlines()
     assert "set resources.autoscaling=true" in line
     assert line.endswith(f"a resumed study's settings are in {tmp_path / folder.CONFIG_FILE}")
+
+
+def test_a_study_that_fails_to_set_up_leaves_no_half_made_study(tmp_path, monkeypatch):
+    """Tune refusing to build (here: a bug) after the folder and the parent run exist: the folder
+    is no study any more, so `run` takes it again; the parent run is FAILED, not RUNNING."""
+    import ray
+    from mlflow import MlflowClient
+
+    from study import launch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Tune refused")
+
+    monkeypatch.setattr(cli, "_start_ray", lambda address: (ray, launch))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(launch, "build_tuner", broken)
+    output = tmp_path / "study"
+    argv = ["run", "--output", str(output), "--set", "name=half"]
+
+    with pytest.raises(RuntimeError, match="Tune refused"):
+        main(argv)
+
+    assert not (output / folder.CONFIG_FILE).exists()
+    assert not (output / folder.META_FILE).exists()
+    client = MlflowClient(f"sqlite:///{output / 'mlflow.db'}")
+    (parent,) = client.search_runs([client.get_experiment_by_name("half").experiment_id])
+    assert parent.info.status == "FAILED"
+    with pytest.raises(RuntimeError, match="Tune refused"):  # not "already holds a study"
+        main(argv)
+
+
+def test_a_report_reads_a_cifar_study_whose_data_is_not_on_this_machine(tmp_path):
+    """A report needs the runs, not the data: the CIFAR root is checked by run, not by report."""
+    data = tmp_path / "data"
+    (data / "cifar-10-batches-py").mkdir(parents=True)
+    cfg = load_config(None, ["data.dataset=cifar10", f"data.root={data}", "model.name=cnn"])
+    study = folder.create(tmp_path / "study", cfg)
+    folder.write_meta(study, folder.StudyMeta("sqlite:////x/mlflow.db", "1", "0" * 32))
+    (data / "cifar-10-batches-py").rmdir()
+
+    read, _ = folder.open_study(study, check_files=False)
+    assert read.data.root == data
+
+    with pytest.raises(ConfigError, match="has no cifar-10-batches-py/ inside"):
+        folder.open_study(study)  # resume does check: its trials would fail

@@ -7,7 +7,14 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
-from study.tracking import TrialTracker, is_local_store, start_study_run
+from study.tracking import (
+    PARENT_TAG,
+    TrialTracker,
+    absolute_uri,
+    close_open_runs,
+    is_local_store,
+    start_study_run,
+)
 from trainables.train import EPOCH_METRICS
 
 EPOCHS = 4
@@ -83,3 +90,50 @@ def test_two_studies_of_one_name_starting_together_share_the_experiment(tmp_path
 )
 def test_only_a_local_store_keeps_artifacts_in_the_study_folder(uri, local):
     assert is_local_store(uri) is local
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:///runs/mlflow.db", "sqlite:///{cwd}/runs/mlflow.db"),
+        ("sqlite:///runs/mlflow.db?timeout=30", "sqlite:///{cwd}/runs/mlflow.db?timeout=30"),
+        ("sqlite:////data/mlflow.db", "sqlite:////data/mlflow.db"),
+        ("mlruns", "{cwd}/mlruns"),
+        ("file:mlruns", "file://{cwd}/mlruns"),
+        ("file:///data/mlruns", "file:///data/mlruns"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_a_relative_local_store_is_made_absolute(uri, expected, tmp_path, monkeypatch):
+    """A study's URI must name the same store wherever resume or report run from."""
+    monkeypatch.chdir(tmp_path)
+    assert absolute_uri(uri) == expected.format(cwd=tmp_path.resolve())
+
+
+def test_closing_a_stopped_study_closes_every_open_run_on_every_page(tmp_path, monkeypatch):
+    """250 open runs from a store that answers 100 a page: all closed; a finished run, the
+    parent and another study's runs are left as they were."""
+    search_runs = MlflowClient.search_runs
+
+    def hundred_a_page(self, *args, max_results=1000, **kwargs):
+        return search_runs(self, *args, max_results=min(max_results, 100), **kwargs)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("study")
+    parent, other = (client.create_run(experiment).info.run_id for _ in range(2))
+    child = {PARENT_TAG: parent}
+    open_ids = {client.create_run(experiment, tags=child).info.run_id for _ in range(250)}
+    done = client.create_run(experiment, tags=child).info.run_id
+    client.set_terminated(done, status="FINISHED")
+    others = client.create_run(experiment, tags={PARENT_TAG: other}).info.run_id
+    monkeypatch.setattr(MlflowClient, "search_runs", hundred_a_page)
+
+    assert close_open_runs(uri, experiment, parent, "KILLED") == 250
+
+    runs = search_runs(client, [experiment], max_results=1000)
+    statuses = {r.info.run_id: r.info.status for r in runs}
+    assert {statuses[i] for i in open_ids} == {"KILLED"}
+    assert statuses[done] == "FINISHED"
+    assert statuses[parent] == statuses[others] == "RUNNING"
