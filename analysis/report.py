@@ -4,7 +4,10 @@
 
     report.md     the report, figures linked
     report.html   the same, self-contained (figures embedded): mail it, open it anywhere
-    summary.csv   per condition and explore fraction: test_acc_* and sharpness_* summaries
+    summary.csv   per condition and explore fraction, for test_acc_* and sharpness_*: n, mean,
+                  std, ci_low, ci_high, best and worst seed (best_seed, worst_seed) and
+                  their values (best, worst), diverged, failed; the best seed is the one
+                  with the highest accuracy but the lowest sharpness (flatter is better)
     runs.csv      one row per trial, as load_runs returned it
     *.png         the figures
 
@@ -28,6 +31,7 @@ from analysis.robustness import (
     explore_sensitivity,
     explore_summary,
     knee_trials,
+    label,
     percent,
     resolution,
     robustness_verdict,
@@ -40,23 +44,27 @@ METRIC = "test_acc"  # the metric every verdict is about
 METHOD = (
     "Method: at each peak LR, the fraction is compared with every other explore fraction that "
     "has 3 or more usable seeds: each gap (the other's mean minus the fraction's) gets a t "
-    "interval, paired by seed when both ran the same seeds (Welch's otherwise), its standard "
-    "deviation never taken below the accuracy's resolution (one test image). Robust there when "
-    "every gap's 90% upper bound lies below the margin (an intersection-union test at the 5% "
-    "level); not robust when some gap's lower bound lies above the margin at a Bonferroni-"
-    "corrected level, or when seeds diverged more often at the fraction than at another one; "
-    "inconclusive otherwise, or when fewer than 3 seeds finished. Diverged and failed trials are "
-    "counted, never averaged in."
+    "interval, paired by seed over the seeds both finished when they share 3 or more (Welch's "
+    "otherwise), its standard deviation never taken below the accuracy's resolution (one test "
+    "image). Robust there when every gap's 90% upper bound lies below the margin (an "
+    "intersection-union test at the 5% level); not robust when some gap's lower bound lies "
+    "above the margin at a Bonferroni-corrected level; inconclusive otherwise, or when fewer "
+    "than 3 seeds finished. Divergence is tested on its own: not robust when a one-sided Fisher "
+    "exact test finds seeds diverging more often at the fraction than at another fraction, at "
+    "5% Bonferroni-corrected over the other fractions; when they diverged more often but not "
+    "significantly, at most inconclusive. Diverged and failed trials are counted, never "
+    "averaged in."
 )
 SEARCH_METHOD = (
     "Method: the search ran each suggested point (explore fraction, peak LR) over the seeds. The "
     "best point within the shaded window around the fraction is compared with the best point "
-    "outside it: their gap (outside minus within) gets a 90% t interval, paired by seed when "
-    "both ran the same seeds (Welch's otherwise). Robust when the whole interval lies below the "
-    "margin, not robust when it lies above, inconclusive when it straddles the margin, when "
-    "either point has fewer than 3 usable seeds or when no point (or every point) lies in the "
-    "window. Both points are the best of their group, so this is a guide, not a test at a known "
-    "level. Diverged and failed trials are counted, never averaged in."
+    "outside it: their gap (outside minus within) gets a 90% t interval, paired by seed over "
+    "the seeds both finished when they share 3 or more (Welch's otherwise). Robust when the "
+    "whole interval lies below the margin, not robust when it lies above, inconclusive when it "
+    "straddles the margin, when either point has fewer than 3 usable seeds or when no point (or "
+    "every point) lies in the window. Both points are the best of their group, so this is a "
+    "guide, not a test at a known level. Diverged and failed trials are counted, never averaged "
+    "in."
 )
 FIGURES = (
     "accuracy_vs_explore.png",
@@ -83,8 +91,10 @@ def write_report(
     A grid over explore fractions gets the explore-fraction verdict; a search (trials tagged
     ``search=optuna``) gets the search verdict: is the best point near ``fraction`` within
     ``margin`` of the best point away from it. Sections on schedules, budgets and decay shapes
-    appear when the study swept them. A study where no trial can be used (all diverged or
-    failed) gets a short inconclusive report; runs without a ``test_acc`` metric raise
+    appear when the study swept them. A study with no usable Knee trial (baseline schedules
+    only) gets an inconclusive verdict, no explore-fraction sections and no summary.csv, and
+    the sections that do apply. A study where no trial can be used (all diverged or failed)
+    gets a short inconclusive report; runs without a ``test_acc`` metric raise
     :class:`~analysis.runs.AnalysisError` before anything is written.
     """
     if METRIC not in runs:
@@ -93,25 +103,37 @@ def write_report(
     if not usable(runs, METRIC).any():
         return _write_inconclusive(runs, out, title, fraction, margin)
     search = comparisons.is_search(runs)
+    # Explore-fraction views need a usable Knee trial: a study of baselines alone has none.
+    knee = usable(knee_trials(runs), METRIC).any()
     if search:
         verdict = comparisons.search_verdict(runs, fraction, margin)
     else:
         verdict = robustness_verdict(runs, fraction=fraction, margin=margin)
     runs.to_csv(out / "runs.csv", index=False)
-    _summary_table(runs).to_csv(out / "summary.csv", index=False)
+    if knee:
+        _summary_table(runs).to_csv(out / "summary.csv", index=False)
+    if search:
+        method, explore = [SEARCH_METHOD], _search_section(runs, verdict)
+    elif knee:
+        method, explore = [METHOD], _explore_sections(runs, verdict)
+    else:
+        method, explore = [], []
     blocks = [
         f"# {title}",
         f"**Verdict: {verdict.status}.** {verdict.explanation}",
-        f"Margin: {verdict.margin * 100:.2f} accuracy points. "
-        + (SEARCH_METHOD if search else METHOD),
+        " ".join([f"Margin: {verdict.margin * 100:.2f} accuracy points.", *method]),
         _trial_counts(runs) + " " + _resolution(runs),
-        *(_search_section(runs, verdict) if search else _explore_sections(runs, verdict)),
+        *explore,
         *_comparison_sections(runs, fraction, margin),
-        *_sharpness_sections(runs, fraction, search),
+        *_sharpness_sections(runs, fraction, explore=knee and not search),
         *_left_out_section(runs),
-        "Files: summary.csv (per condition and explore fraction), runs.csv (one row per "
-        "trial), the PNG figures.",
     ]
+    files = [
+        *(["summary.csv (per condition and explore fraction)"] if knee else []),
+        "runs.csv (one row per trial)",
+        *(["the PNG figures"] if any(isinstance(b, FigureBlock) for b in blocks) else []),
+    ]
+    blocks.append(f"Files: {', '.join(files)}.")
     write_documents(blocks, out, title)
     return verdict
 
@@ -232,12 +254,19 @@ def _seeds_per_point(n: pd.Series) -> str:
 def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> list[Block]:
     blocks: list[Block] = []
     schedules = comparisons.schedule_table(runs, fraction=fraction)
-    if len(schedules):
+    if len(schedules) and schedules["schedule"].str.startswith("knee").any():
         blocks += [
             "## Knee against baseline schedules",
             f"Test accuracy per schedule (Knee at {percent(fraction)} explore), mean ± std over "
             "seeds in percent, and Knee minus each baseline in points with its 90% interval "
             "(positive: Knee is better).",
+            _difference_view(schedules, "knee_minus"),
+        ]
+    elif len(schedules):
+        blocks += [
+            "## Baseline schedules",
+            "Test accuracy per schedule, mean ± std over seeds in percent (no Knee trial at "
+            f"{percent(fraction)} explore to compare them with).",
             _difference_view(schedules, "knee_minus"),
         ]
     budgets = comparisons.budget_table(runs, fraction=fraction, margin=margin)
@@ -260,11 +289,11 @@ def _comparison_sections(runs: pd.DataFrame, fraction: float, margin: float) -> 
     return blocks
 
 
-def _sharpness_sections(runs: pd.DataFrame, fraction: float, search: bool) -> list[Block]:
+def _sharpness_sections(runs: pd.DataFrame, fraction: float, explore: bool) -> list[Block]:
     if "sharpness" not in runs or runs["sharpness"].isna().all():
         return []
     blocks: list[Block] = []
-    if not search:
+    if explore:
         blocks += [
             "## Sharpness against explore fraction",
             "Keskar sharpness of the final weights: the largest loss rise in a small box "
@@ -296,7 +325,10 @@ def _left_out_section(runs: pd.DataFrame) -> list[Block]:
         return []
     keys = conditions(knee_trials(runs))
     columns = [c for c in ("run_id", "schedule", *keys, "explore_fraction", "seed") if c in runs]
-    return ["## Trials left out of the means", unusable[[*columns, "status", "diverged"]]]
+    return [
+        "## Trials left out of the means",
+        unusable[[*columns, "status", "diverged"]].rename(columns=label),
+    ]
 
 
 def _trial_counts(runs: pd.DataFrame) -> str:
@@ -341,13 +373,19 @@ def _verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         f"{decision} ({reason})" if reason else decision
         for decision, reason in zip(table["decision"], table["reason"], strict=True)
     ]
-    return view
+    return _headed(view, keys)
+
+
+def _headed(view: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The condition columns headed in words, as every table of the report heads them."""
+    return view.rename(columns={k: label(k) for k in keys})
 
 
 def _difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """Means as ``mean ± std (n)`` in percent and a difference column with its interval."""
-    label = {"knee_minus": "Knee minus (points)", "minus_linear": "minus linear (points)"}[name]
+    heading = {"knee_minus": "Knee minus (points)", "minus_linear": "minus linear (points)"}[name]
     view = table.drop(columns=[c for c in table if c.startswith(name)] + ["n", "mean", "std"])
+    view = view.rename(columns=label)  # the conditions, and schedule or decay
     view[f"test accuracy (%): {STD_CELLS}"] = [
         f"{m * 100:.2f} ± {s * 100:.2f} (n={n})" if n > 1 else f"{m * 100:.2f} (n={n})"
         for m, s, n in zip(table["mean"], table["std"], table["n"], strict=True)
@@ -356,7 +394,7 @@ def _difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
     for low_column in columns:
         base = low_column.removesuffix("_low")
         suffix = base.removeprefix(name)
-        view[label + suffix] = [
+        view[heading + suffix] = [
             "" if pd.isna(d) else f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
             for d, lo, hi in zip(table[base], table[low_column], table[f"{base}_high"], strict=True)
         ]
@@ -381,7 +419,7 @@ def _budget_view(table: pd.DataFrame) -> pd.DataFrame:
         )
     ]
     view["decision"] = table["decision"]
-    return view
+    return _headed(view, keys)
 
 
 _BUDGET_COLUMNS = {
@@ -428,4 +466,4 @@ def _sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFram
         for f, m in zip(sensitivity["worst_fraction"], sensitivity["worst_mean"], strict=True)
     ]
     view["range (points)"] = (sensitivity["range"] * 100).round(2)
-    return view
+    return _headed(view, keys)

@@ -8,10 +8,12 @@ of them, so no mean ever mixes two conditions.
 
 The verdict's test, at each condition (peak LR): compare the fraction with every other explore
 fraction that has enough seeds. For each, the gap ``other - fraction`` of the metric gets a t
-interval, paired by seed when both ran the same seeds (same initialisation and batch order, so
-the pairing removes most of the seed noise) and Welch's otherwise. The standard deviation is
-never taken below the metric's resolution (one test image, read off the data): with accuracies
-in steps of one image, three identical differences are luck, not certainty.
+interval, paired by seed over the seeds both ran when they share at least ``min_seeds`` of them
+(same initialisation and batch order, so the pairing removes most of the seed noise; a seed that
+failed on one side only is left out of the pairs rather than costing the pairing), and Welch's
+otherwise. The standard deviation is never taken below the metric's resolution (one test image,
+read off the data): with accuracies in steps of one image, three identical differences are luck,
+not certainty.
 
 * robust: every gap's 90% upper bound is below ``margin``. An intersection-union test: each
   one-sided test at 5%, so no fraction beats ``fraction`` by more than the margin (5% level).
@@ -20,10 +22,16 @@ in steps of one image, three identical differences are luck, not certainty.
   make a flat curve look not robust.
 * otherwise inconclusive: more seeds would decide it.
 
+Divergence weighs separately, since a diverged seed has no accuracy to compare: against each
+other fraction swept at the condition, a one-sided Fisher exact test asks whether the fraction's
+seeds diverge more often. When one does so at the Bonferroni-corrected level (5% / number of
+other fractions), the condition is "not robust"; when the fraction diverged more often than
+some other fraction but not significantly (1 of 10 seeds against 0 of 10: p = 0.5), it is at
+most "inconclusive": one divergence proves little, but it is a failure we cannot rule out.
+
 Fewer than ``min_seeds`` seeds, the fraction not swept, no other fraction to compare with, or no
-usable trials give "inconclusive", never a false "robust"; a higher rate of diverged seeds at the
-fraction than at another fraction gives "not robust". Overall: robust only when robust at every
-condition, not robust when not robust at any.
+usable trials (or no Knee trials at all) give "inconclusive", never a false "robust". Overall:
+robust only when robust at every condition, not robust when not robust at any.
 """
 
 from __future__ import annotations
@@ -48,6 +56,12 @@ KNOWN_CONDITIONS = [
     *("momentum", "weight_decay", "warmup_fraction"),
 ]
 ALPHA = 0.05  # one-sided level of each test: a 90% two-sided interval
+
+
+def lower_is_better(metric: str) -> bool:
+    """Sharpness (flatter minima generalise better, as in the paper) and losses: the best seed
+    is the lowest. Accuracies: the highest."""
+    return metric == "sharpness" or metric.endswith("loss")
 
 
 @dataclass(frozen=True)
@@ -90,12 +104,15 @@ def explore_summary(
 ) -> pd.DataFrame:
     """Per condition (peak LR, ...) and explore fraction over seeds: ``n`` usable seeds, mean,
     std, the ``confidence`` t interval of the mean (``ci_low``, ``ci_high``; NaN for one seed),
-    the best and worst seed and their values, and how many seeds ``diverged`` or ``failed``."""
+    the best and worst seed and their values (best: the highest accuracy, but the lowest
+    sharpness or loss, see :func:`lower_is_better`), and how many seeds ``diverged`` or
+    ``failed``."""
     if metric not in runs:
         raise KeyError(f"no metric {metric!r} in the runs; columns: {', '.join(runs.columns)}")
     trials = knee_trials(runs).reset_index(drop=True)  # unique labels for the masks
     keys = [*conditions(trials), "explore_fraction"]
     ok = usable(trials, metric)
+    low_best = lower_is_better(metric)
     rows = []
     for key, cell in trials.groupby(keys, sort=True, dropna=False):
         good = cell[ok.loc[cell.index]]
@@ -103,7 +120,10 @@ def explore_summary(
         n = len(values)
         mean, std = (values.mean(), values.std(ddof=1)) if n else (np.nan, np.nan)
         half = stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
-        best, worst = (good.loc[values.idxmax()], good.loc[values.idxmin()]) if n else (None, None)
+        best, worst = (None, None)
+        if n:
+            low, high = good.loc[values.idxmin()], good.loc[values.idxmax()]
+            best, worst = (low, high) if low_best else (high, low)
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
@@ -135,6 +155,14 @@ def robustness_verdict(
     points) of the best explore fraction at every condition? See the module docstring for the
     test; ``verdict.table`` has the numbers behind each decision."""
     trials = knee_trials(runs).reset_index(drop=True)  # unique labels for the masks
+    if trials.empty:
+        ran = ", ".join(sorted(runs["schedule"].unique())) if "schedule" in runs else ""
+        name = f"{percent(fraction)} explore"
+        explanation = (
+            f"{name}: inconclusive, no Knee trials to judge ({name} was not run; "
+            f"schedules run: {ran or 'none'})."
+        )
+        return Verdict("inconclusive", pd.DataFrame(), explanation, fraction, margin, metric)
     keys = conditions(trials)
     ok = usable(trials, metric)
     _refuse_repeated_seeds(trials[ok], [*keys, "explore_fraction"])
@@ -186,6 +214,7 @@ def _decide(
         "comparisons": 0,
         "n_fraction": len(mine),
         "diverged": int(cell.loc[at, "diverged"].sum()),
+        "diverged_p": np.nan,  # one-sided Fisher p: does the fraction diverge more often?
         "test": "",
         "decision": "inconclusive",
         "reason": "",
@@ -193,9 +222,11 @@ def _decide(
     if not at.any():
         return {**row, "reason": "not swept"}
     others = [f for f in counts.index[counts >= min_seeds] if not np.isclose(f, fraction)]
-    worse_rate = _diverged_more(cell, fraction)
-    if worse_rate:
-        return {**row, "decision": "not robust", "reason": worse_rate}
+    diverging = _divergence(cell, fraction)
+    if diverging:
+        row["diverged_p"] = diverging.p
+        if diverging.significant:
+            return {**row, "decision": "not robust", "reason": diverging.reason}
     if len(mine) < min_seeds:
         return {**row, "reason": f"{len(mine)} usable seed(s) at the fraction, need {min_seeds}"}
     if not others:
@@ -208,6 +239,7 @@ def _decide(
                 mine,
                 confidence,
                 floor,
+                min_seeds,
             )
             for other in others
         }
@@ -224,24 +256,57 @@ def _decide(
         versus = plain["gap_high"].astype(float).idxmax()  # the closest call
     row.update(table.loc[versus].to_dict(), versus=versus, versus_mean=means[versus])
     row.update(confidence=level, comparisons=len(others))
+    if decision == "robust" and diverging:  # not significant, but not ruled out either
+        return {
+            **row,
+            "decision": "inconclusive",
+            "reason": f"{_REASONS['robust']}, but {diverging.reason}",
+        }
     return {**row, "decision": decision, "reason": _REASONS[decision]}
 
 
-def _diverged_more(cell: pd.DataFrame, fraction: float) -> str:
-    """Why the fraction is not robust on divergence alone: its seeds diverged more often than
-    another fraction's. Empty when not."""
-    rates = cell.groupby("explore_fraction")["diverged"].agg(["sum", "size"])
-    rates["rate"] = rates["sum"] / rates["size"]
-    at = np.isclose(rates.index, fraction)
-    if not at.any() or rates.loc[at, "sum"].iloc[0] == 0:
-        return ""
-    mine, others = rates[at].iloc[0], rates[~at]
-    if others.empty or others["rate"].min() >= mine["rate"]:
-        return ""
-    calm = others["rate"].idxmin()
-    return (
-        f"{int(mine['sum'])} of {int(mine['size'])} seeds diverged, "
-        f"{int(others.loc[calm, 'sum'])} of {int(others.loc[calm, 'size'])} at {calm:.4g}"
+@dataclass(frozen=True)
+class _Diverging:
+    """The fraction's seeds diverged more often than another fraction's."""
+
+    p: float  # the smallest one-sided Fisher exact p over the other fractions
+    significant: bool  # p below ALPHA / number of other fractions (Bonferroni)
+    reason: str  # the counts and the test, in words
+
+
+def _divergence(cell: pd.DataFrame, fraction: float) -> _Diverging | None:
+    """Do the fraction's seeds diverge more often than another fraction's at this condition?
+    One-sided Fisher exact test against every other fraction swept there, Bonferroni-corrected
+    over them; None when the fraction diverged no more often than every other fraction."""
+    counts = cell.groupby("explore_fraction")["diverged"].agg(["sum", "size"])
+    at = np.isclose(counts.index, fraction)
+    if not at.any() or counts.loc[at, "sum"].iloc[0] == 0 or at.all():
+        return None
+    mine, others = counts[at].iloc[0], counts[~at]
+    rate = mine["sum"] / mine["size"]
+    if (others["sum"] / others["size"]).min() >= rate:
+        return None
+    p_values = pd.Series(
+        {
+            other: stats.fisher_exact(
+                [
+                    [mine["sum"], mine["size"] - mine["sum"]],
+                    [theirs["sum"], theirs["size"] - theirs["sum"]],
+                ],
+                alternative="greater",
+            ).pvalue
+            for other, theirs in others.iterrows()
+        }
+    )
+    calm, level = p_values.idxmin(), ALPHA / len(others)
+    p, theirs = float(p_values[calm]), others.loc[calm]
+    significant = p < level
+    return _Diverging(
+        p,
+        significant,
+        f"{int(mine['sum'])} of {int(mine['size'])} seeds diverged, {int(theirs['sum'])} of "
+        f"{int(theirs['size'])} at {percent(calm)}: one-sided Fisher p = {p:.2g}, "
+        f"{'below' if significant else 'not below'} {level:.3g}",
     )
 
 
@@ -263,21 +328,30 @@ def equivalence(low: float, high: float, margin: float) -> str:
 
 
 def difference_interval(
-    a: pd.Series, b: pd.Series, confidence: float = 0.90, sd_floor: float = 0.0
+    a: pd.Series,
+    b: pd.Series,
+    confidence: float = 0.90,
+    sd_floor: float = 0.0,
+    min_pairs: int = 3,
 ) -> tuple[float, float, float, str]:
     """Mean of ``a - b`` and its ``confidence`` t interval, for two samples indexed by seed:
-    paired by seed when both ran the same seeds, Welch's otherwise. Standard deviations are
-    taken as at least ``sd_floor`` (the metric's resolution). Returns (difference, low, high,
-    "paired t" or "Welch t"); NaN bounds with fewer than two values a side."""
+    paired by seed over the seeds both ran when they ran the same seeds or share at least
+    ``min_pairs`` of them (a seed on one side only is then left out), Welch's otherwise.
+    Standard deviations are taken as at least ``sd_floor`` (the metric's resolution). Returns
+    (difference, low, high, test): the test is "paired t", "paired t on N shared seeds" when
+    some seeds were left out, or "Welch t"; NaN bounds with fewer than two values a side."""
     quantile = 0.5 + confidence / 2
-    if set(a.index) == set(b.index):
-        diff = a - b.reindex(a.index)
+    shared = a.index.intersection(b.index)
+    same = set(a.index) == set(b.index)
+    if same or len(shared) >= min_pairs:
+        test = "paired t" if same else f"paired t on {len(shared)} shared seeds"
+        diff = a.reindex(shared) - b.reindex(shared)
         n = len(diff)
         if n < 2:
-            return (float(diff.mean()) if n else np.nan), np.nan, np.nan, "paired t"
+            return (float(diff.mean()) if n else np.nan), np.nan, np.nan, test
         sd = max(float(diff.std(ddof=1)), sd_floor)
         half = stats.t.ppf(quantile, n - 1) * sd / np.sqrt(n)
-        return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half), "paired t"
+        return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half), test
     gap = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
         return gap, np.nan, np.nan, "Welch t"
@@ -330,22 +404,31 @@ def _explain(
     if status == "not robust":
         worse = f": another fraction beats it by more than {limit}"
         return f"{name} is not robust {where}{worse if rows['gap'].notna().all() else ''}."
-    hint = (
-        f"an interval that straddles {limit} needs more seeds to decide"
-        if rows["gap"].notna().any()
-        else f"robust means no other fraction beats it by more than {_amount(margin, metric)}"
-    )
-    return f"{name}: inconclusive {where}; {hint}."
+    straddles = rows["reason"] == _REASONS["inconclusive"]
+    hints = []
+    if straddles.any():
+        hints.append(f"an interval that straddles {limit} needs more seeds to decide")
+    if (rows["gap"].notna() & ~straddles).any():  # below the margin, but seeds diverged
+        hints.append(
+            "its seeds diverged more often than another fraction's: not significantly, but a "
+            "failure that robust would have to rule out"
+        )
+    if not hints:
+        hints.append(
+            f"robust means no other fraction beats it by more than {_amount(margin, metric)}"
+        )
+    return f"{name}: inconclusive {where}; {'; '.join(hints)}."
 
 
 def _where(row: pd.Series, keys: list[str], metric: str) -> str:
     at = f"at {describe(keys, [row[k] for k in keys])}"
     if np.isnan(row["gap"]):
         return f"{at} ({row['reason']})"
+    why = "" if row["reason"] in _REASONS.values() else f"; {row['reason']}"
     return (
         f"{at} ({percent(row['versus'])} minus it: {_amount(row['gap'], metric)}, "
         f"{percent(row['confidence'])} interval {_amount(row['gap_low'], metric, '')} to "
-        f"{_amount(row['gap_high'], metric, '')})"
+        f"{_amount(row['gap_high'], metric, '')}{why})"
     )
 
 
@@ -361,11 +444,15 @@ def _span(values: pd.Series) -> str:
 
 def describe(keys: list[str], values) -> str:
     """A condition in words: ``peak LR 0.05, decay cosine``."""
-    words = {"peak_lr": "peak LR"}
     return ", ".join(
-        f"{words.get(k, k.replace('_', ' '))} {f'{v:g}' if isinstance(v, float) else v}"
+        f"{label(k)} {f'{v:g}' if isinstance(v, float) else v}"
         for k, v in zip(keys, values, strict=True)
     )
+
+
+def label(key: str) -> str:
+    """A param in words, as the report's tables head their columns: ``peak_lr`` -> ``peak LR``."""
+    return {"peak_lr": "peak LR"}.get(key, key.replace("_", " "))
 
 
 def _amount(value: float, metric: str, unit: str = " points") -> str:

@@ -59,8 +59,12 @@ def test_a_baseline_repeated_over_explore_fractions_counts_once_per_seed():
     assert table.loc["cosine", "n"] == 4
 
 
-def test_one_schedule_gives_no_schedule_table():
+def test_knee_alone_gives_no_schedule_table_a_baseline_alone_its_row():
     assert schedule_table(frame([trial("knee", 0.98, s) for s in SEEDS], [])).empty
+    alone = schedule_table(frame([trial("cosine", 0.97, s) for s in SEEDS], []))
+    assert alone["schedule"].tolist() == ["cosine"]
+    assert alone["n"].tolist() == [4]
+    assert alone["mean"].tolist() == pytest.approx([0.9705])  # 0.97 + mean seed effect 0.0005
 
 
 def test_budget_table_compares_short_knee_with_full_baselines():

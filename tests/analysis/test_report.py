@@ -79,6 +79,9 @@ def test_summary_csv_matches_hand_computed_values(plateau_study, tmp_path):
         assert row["test_acc_best_seed"] == 3
         assert row["test_acc_worst_seed"] == 0
         assert row["sharpness_mean"] == pytest.approx(statistics.mean(sharp))
+        # Lower sharpness is flatter, the paper's better: the best seed is the lowest (seed 0).
+        assert (row["sharpness_best_seed"], row["sharpness_best"]) == (0, pytest.approx(sharp[0]))
+        assert (row["sharpness_worst_seed"], row["sharpness_worst"]) == (3, pytest.approx(sharp[3]))
         assert row["test_acc_diverged"] == 0
 
 
@@ -120,6 +123,9 @@ def test_margin_against_the_paired_interval(plateau_study, tmp_path, capsys, mar
     assert len(table) == 24
     markdown = (tmp_path / "report.md").read_text()
     assert "-0.172 to 0.264" in markdown  # the interval, in points
+    (header,) = [line for line in markdown.splitlines() if "| compared with " in line]
+    assert header.startswith("|   peak LR |")  # as the other tables say it
+    assert "peak_lr" not in markdown
 
 
 @pytest.mark.parametrize(
@@ -316,6 +322,34 @@ def test_schedule_table_says_its_plus_minus_is_a_std(tmp_path):
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert "| test accuracy (%): mean ± std (n) " in markdown
     assert "| explore (cells: mean ± 95% CI half-width (n)) " in markdown
+
+
+@pytest.mark.parametrize("schedules", [["cosine"], ["cosine", "linear"]])
+def test_a_study_of_baselines_alone_gets_an_inconclusive_report(tmp_path, capsys, schedules):
+    """No Knee trial, so no explore fraction to judge: the verdict says so, and the report keeps
+    what applies (the schedules side by side, sharpness against accuracy)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = grid(explore_fraction=[None], peak_lr=[0.05], seed=[0, 1, 2], schedule=schedules)
+    for t in trials:
+        t["test_acc"] = (530 + t["seed"] + (t["schedule"] == "linear")) / TEST_IMAGES
+        t["sharpness"] = 1.0 + t["seed"]
+    log_study(uri, "baselines", trials)
+
+    assert report_of(uri, "baselines", tmp_path / "r") == 0
+
+    assert (
+        "verdict: INCONCLUSIVE: 50% explore: inconclusive, no Knee trials to judge (50% explore "
+        "was not run" in capsys.readouterr().out
+    )
+    written = {p.name for p in (tmp_path / "r").iterdir()}
+    assert written == {"report.md", "report.html", "runs.csv", "sharpness_vs_accuracy.png"}
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "## Accuracy against explore fraction" not in markdown
+    assert "## Sharpness and accuracy" in markdown
+    assert "## Baseline schedules" in markdown
+    # cosine: 530-532 of 540 images, linear: 531-533: means 98.33% and 98.52%, sd one image.
+    assert "| cosine     | 98.33 ± 0.19 (n=3) " in markdown
+    assert ("| linear     | 98.52 ± 0.19 (n=3) " in markdown) == (len(schedules) == 2)
 
 
 class _Results(list):

@@ -185,8 +185,105 @@ def test_diverged_and_failed_trials_are_counted_not_averaged():
     assert summary.loc[(0.1, 0.5), "mean"] == pytest.approx(statistics.mean(kept))
     assert summary.loc[(0.1, 0.5), "diverged"] == 1
     assert summary.loc[(0.1, 0.5), "failed"] == 1
-    assert verdict.status == "not robust"
-    assert "1 of 5 seeds diverged, 0 of 5 at 0" in verdict.explanation
+    # One diverged seed of five against none of five: one-sided Fisher p = 5/10 = 0.5, far from
+    # significant, so the accuracy test decides, and its "robust" drops to "inconclusive".
+    assert verdict.status == "inconclusive"
+    assert (
+        "interval below the margin, but 1 of 5 seeds diverged, 0 of 5 at 0%: one-sided Fisher "
+        "p = 0.5, not below 0.0125" in verdict.explanation
+    )
+
+
+def with_failures(failed: dict[float, list[int]], values: dict[float, list[float]]):
+    rows = [
+        {
+            "explore_fraction": f,
+            "peak_lr": 0.1,
+            "seed": s,
+            "test_acc": np.nan if s in failed.get(f, []) else acc,
+            "status": "FAILED" if s in failed.get(f, []) else "FINISHED",
+        }
+        for f, accs in values.items()
+        for s, acc in enumerate(accs)
+    ]
+    return frame(rows)
+
+
+def test_a_seed_that_failed_on_one_side_leaves_the_others_paired():
+    """Seeds 3 and 4 FAILED at 50%: the gap is paired over seeds 0-2, the PAIRED example's
+    interval [0.000314, 0.003686], robust at a 0.4-point margin. Welch over 5 against 3 values
+    (25%'s sd 0.00707 from seeds 3 and 4) would give [-0.0047, 0.0087]: inconclusive."""
+    values = {0.25: [*PAIRED[0.25], 0.990, 0.970], 0.5: [*PAIRED[0.5], 0.0, 0.0]}
+
+    row = robustness_verdict(with_failures({0.5: [3, 4]}, values), margin=0.004).table.iloc[0]
+
+    assert row["test"] == "paired t on 3 shared seeds"
+    assert row["gap"] == pytest.approx(0.002)
+    assert row["gap_low"] == pytest.approx(0.000314, abs=1e-6)
+    assert row["gap_high"] == pytest.approx(0.003686, abs=1e-6)
+    assert row["decision"] == "robust"
+
+
+def test_fewer_than_three_shared_seeds_fall_back_to_welch():
+    a = pd.Series([0.980, 0.981, 0.982], index=[0, 1, 2])
+    b = pd.Series([0.975, 0.977, 0.979], index=[1, 2, 3])  # shares seeds 1 and 2 only
+
+    gap, low, high, test = difference_interval(a, b, 0.90)
+
+    v = statistics.variance(a) / 3 + statistics.variance(b) / 3  # both 1e-6 / 3 and 4e-6 / 3
+    df = v**2 / ((1e-6 / 3) ** 2 / 2 + (4e-6 / 3) ** 2 / 2)
+    half = t.ppf(0.95, df) * v**0.5
+    assert test == "Welch t"
+    assert gap == pytest.approx(0.004)
+    assert (low, high) == pytest.approx((0.004 - half, 0.004 + half))
+    # Three shared seeds (0-2 of 0-4 against 0-2): paired on them, seeds 3 and 4 left out.
+    paired = difference_interval(
+        pd.Series([0.98, 0.98, 0.98, 0.5, 0.9]), pd.Series(PAIRED[0.5]), 0.90
+    )
+    assert paired[3] == "paired t on 3 shared seeds"
+    assert paired[1:3] == pytest.approx((0.000314, 0.003686), abs=1e-6)
+
+
+def diverging(count: int, fractions=FRACTIONS) -> pd.DataFrame:
+    """Ten seeds, every fraction the same accuracy per seed (paired gaps of zero: robust on
+    accuracy), and the first ``count`` seeds at 50% diverged."""
+    rows = [
+        {
+            "explore_fraction": f,
+            "peak_lr": 0.1,
+            "seed": s,
+            "test_acc": 0.98 + 0.001 * (s % 5),
+            "diverged": f == 0.5 and s < count,
+        }
+        for f in fractions
+        for s in range(10)
+    ]
+    return frame(rows)
+
+
+# One-sided Fisher exact p for k of 10 diverged at 50% against 0 of 10: all k diverged seeds
+# fall in 50%'s ten of twenty, P = C(10, k) / C(20, k). k=1: 10/20 = 0.5; k=4: 210/4845 = 0.0433;
+# k=6: 210/38760 = 0.00542. The level: 5% / the other fractions (4 of five: 0.0125; 1 of two).
+@pytest.mark.parametrize(
+    ("count", "fractions", "p", "decision"),
+    [
+        (0, FRACTIONS, np.nan, "robust"),
+        (1, FRACTIONS, 0.5, "inconclusive"),
+        (4, FRACTIONS, 0.043344, "inconclusive"),  # above 0.0125: Bonferroni over four
+        (4, (0.0, 0.5), 0.043344, "not robust"),  # below 0.05: one comparison
+        (6, FRACTIONS, 0.005418, "not robust"),
+    ],
+)
+def test_divergence_is_not_robust_only_when_fisher_says_so(count, fractions, p, decision):
+    verdict = robustness_verdict(diverging(count, fractions))
+
+    row = verdict.table.iloc[0]
+    assert row["decision"] == decision
+    assert verdict.status == decision
+    assert row["diverged"] == count
+    assert row["diverged_p"] == pytest.approx(p, abs=1e-6, nan_ok=True)
+    if decision != "robust":
+        assert f"{count} of 10 seeds diverged, 0 of 10 at 0%" in verdict.explanation
 
 
 def test_other_swept_axes_are_never_averaged_together():
