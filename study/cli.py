@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # With a server, MLflow prints two "View run" lines whenever a run ends: 200 lines
         # through the trial table of a 100-trial study. "browse it" names the experiment once.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating tables"
         from study.tracking import TrackingError
 
         try:
@@ -151,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     at_once = f"{plan.concurrent_trials} at a time"
     if cfg.resources.autoscaling:
         at_once = f"up to {at_once} as the cluster grows"
-    print(f"knee-study: {cfg.num_trials} trials, {at_once} -> {output}")
+    trials = f"{cfg.num_trials} trial{'s' * (cfg.num_trials != 1)}"
+    print(f"knee-study: {trials}, {at_once} -> {output}")
     return _fit(tuner, cfg, output, meta, ray)
 
 
@@ -189,6 +191,11 @@ def report(args: argparse.Namespace) -> int:
     if not 0 < args.margin < 1:
         raise _BadInput(
             f"--margin: in accuracy units, 0 < margin < 1 (0.002 = 0.2 points), got {args.margin}"
+        )
+    if args.margin >= 0.05:  # 0.2 for "0.2 points" would judge at 20 points: say so, go on
+        print(
+            f"knee-study: note: --margin {args.margin} is {args.margin * 100:g} accuracy points",
+            file=sys.stderr,
         )
     own_report = None  # the study's own report folder, when this report is the study's
     if args.study:
@@ -232,6 +239,8 @@ def _start_ray(address: str | None):
     # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
     # once per trial when it restores a study or builds its result grid; nothing is missing.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    if _own_ray(address):  # Ray says it turned token auth on: on a loopback-only Ray, as it should
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     try:
         # "local": a study without --address gets its own Ray, never one that happens to run
         # on this machine (a plain ray.init() joins the last `ray start` head it finds here).

@@ -429,3 +429,15 @@ def test_a_study_folders_report_goes_onto_its_run_only_when_it_is_the_studys(tmp
     assert (tmp_path / "report-other" / "report.md").is_file()
     assert {p.name: p.stat().st_mtime_ns for p in (study / "report").iterdir()} == before
     assert client.list_artifacts(other_parent) == []
+
+
+def test_a_margin_in_points_rather_than_accuracy_units_is_pointed_out(
+    plateau_study, tmp_path, capsys
+):
+    """--margin 0.2 (for "0.2 points") judges at 20 points: allowed, and said on stderr."""
+    argv = ["--experiment", "plateau", "--tracking-uri", plateau_study, "--out", str(tmp_path)]
+
+    assert main(["report", *argv, "--margin", "0.2"]) == 0
+    assert "--margin 0.2 is 20 accuracy points" in capsys.readouterr().err
+    assert main(["report", *argv, "--margin", "0.002"]) == 0
+    assert "accuracy points" not in capsys.readouterr().err
