@@ -4,7 +4,7 @@ Optuna search found best.
 
 Every difference is a mean over seeds with a 90% t interval, paired by seed over the seeds both
 sides finished when they ran the same seeds or share 3 or more (Welch's otherwise; see
-:func:`analysis.robustness.difference_interval`), so it reads like the verdict. Only trials that
+:func:`analysis.intervals.difference_interval`), so it reads like the verdict. Only trials that
 finished without diverging are compared.
 """
 
@@ -13,15 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.robustness import (
-    Verdict,
-    conditions,
-    difference_interval,
-    equivalence,
-    percent,
-    resolution,
-    usable,
-)
+from analysis.intervals import difference_interval, equivalence, resolution
+from analysis.robustness import Verdict, conditions, usable
+from analysis.wording import percent
 from trainables.train import KNEE_ONLY_KEYS
 
 

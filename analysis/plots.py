@@ -10,13 +10,12 @@ from matplotlib.figure import Figure
 
 from analysis.robustness import (
     conditions,
-    describe,
     explore_summary,
     knee_trials,
-    percent,
     sharpness_correlation,
     usable,
 )
+from analysis.wording import describe, percent
 
 LABELS = {
     "test_acc": "test accuracy (%)",

@@ -23,22 +23,20 @@ import numpy as np
 import pandas as pd
 
 from analysis import comparisons, plots
+from analysis.intervals import resolution
 from analysis.render import Block, FigureBlock, write_documents
 from analysis.robustness import (
     Verdict,
     conditions,
-    describe,
     explore_sensitivity,
     explore_summary,
     knee_trials,
-    label,
-    percent,
-    resolution,
     robustness_verdict,
     sharpness_correlation,
     usable,
 )
 from analysis.runs import AnalysisError
+from analysis.wording import describe, label, percent
 
 METRIC = "test_acc"  # the metric every verdict is about
 METHOD = (

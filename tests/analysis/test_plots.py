@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 
 from analysis import plots
-from analysis.robustness import percent
+from analysis.wording import percent
 
 PARAMS = ["explore_fraction", "peak_lr", "seed", "schedule", "epochs"]
 

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import t
 
+from analysis.intervals import difference_interval
 from analysis.robustness import (
     conditions,
-    difference_interval,
     explore_sensitivity,
     explore_summary,
     robustness_verdict,
