@@ -34,7 +34,7 @@ from pydantic import (
 
 from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
 from trainables.models import MODEL_NAMES
-from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
+from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES, STEP_MILESTONES
 from trainables.train import KNEE_ONLY_KEYS, OPTIMIZER_NAMES
 
 DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
@@ -204,6 +204,11 @@ class StudyConfig(_Section):
             raise ValueError(
                 "sweep.explore_fraction: train.warmup_fraction + explore_fraction must be "
                 f"<= 1, got {warmup} + {longest}"
+            )
+        if "step" in self.sweep.schedule and warmup >= STEP_MILESTONES[0]:
+            raise ValueError(
+                f"train.warmup_fraction: the step schedule first decays at {STEP_MILESTONES[0]:g} "
+                f"of the budget, after the warmup; got {warmup}"
             )
         if self.tune.scheduler == "asha":
             budget = max(self.budgets)

@@ -21,6 +21,10 @@ from torch.optim.lr_scheduler import (
 )
 
 SCHEDULE_NAMES = ("knee", "cosine", "linear", "step", "onecycle", "constant")
+STEP_MILESTONES = (
+    0.5,
+    0.75,
+)  # "step" divides the LR by 10 at half and three quarters of the budget
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 
 
@@ -140,7 +144,7 @@ def make_schedule(
     explore_fraction: float = 0.5,
     warmup_fraction: float = 0.0,
     decay: str = "linear",
-    step_milestones: Sequence[float] = (0.5, 0.75),
+    step_milestones: Sequence[float] = STEP_MILESTONES,
     step_gamma: float = 0.1,
     onecycle_pct_start: float = 0.3,
 ) -> LRScheduler:
@@ -177,6 +181,11 @@ def make_schedule(
     elif name == "step":
         # The main schedule counts its own steps from the end of the warmup.
         milestones = [round(m * total_steps) - warmup_steps for m in step_milestones]
+        if min(milestones, default=1) < 1:
+            raise ValueError(
+                f"step milestones {list(step_milestones)} must come after the warmup "
+                f"({warmup_fraction} of the steps)"
+            )
         main = MultiStepLR(optimizer, milestones=milestones, gamma=step_gamma)
     else:
         main = ConstantLR(optimizer, factor=1.0, total_iters=0)

@@ -107,6 +107,15 @@ BAD_OVERRIDES = [
     (["tune.max_failures=-1"], "tune.max_failures", "greater than or equal to 0, got -1"),
     (["tune.checkpoint_every=0"], "tune.checkpoint_every", "greater than 0, got 0"),
     (["tune.scheduler=hyperband"], "tune.scheduler", "input should be 'fifo' or 'asha'"),
+    (
+        [
+            "sweep.schedule=[knee, step]",
+            "sweep.explore_fraction=[0.4]",
+            "train.warmup_fraction=0.5",
+        ],
+        "train.warmup_fraction",
+        "the step schedule first decays at 0.5 of the budget, after the warmup; got 0.5",
+    ),
     (  # the default sweep explores for the whole budget at explore 1.0: nothing left to judge
         ["tune.scheduler=asha", "train.epochs=30"],
         "tune.scheduler",
@@ -337,7 +346,8 @@ def study_mappings(draw) -> dict:
             "momentum": (momentum := draw(st.floats(0, 1, exclude_max=True))),
             "nesterov": draw(st.booleans()) and momentum > 0,
             "weight_decay": draw(st.floats(0, 1)),
-            "warmup_fraction": draw(st.floats(0, 1 - max(explore))),
+            # below 0.5: the step schedule decays first at half the budget, after the warmup
+            "warmup_fraction": draw(st.floats(0, min(1 - max(explore), 0.49))),
             "decay": draw(st.sampled_from(DECAY_SHAPES)),
         },
         "sweep": {

@@ -247,3 +247,18 @@ def test_every_schedule_is_a_resumable_torch_scheduler(name):
 def test_unknown_schedule_is_rejected_with_the_known_names():
     with pytest.raises(ValueError, match="schedule must be one of"):
         make_schedule("exponential", _optimizer(), T)
+
+
+def test_step_with_warmup_decays_at_the_budgets_milestones():
+    """Milestones are fractions of the whole budget, warmup included: with 5 warmup steps of 20,
+    the LR is divided by 10 after step 10 and again after step 15, as without warmup."""
+    used = _single_group_lrs(
+        lambda opt: make_schedule("step", opt, T, peak_lr=PEAK, warmup_fraction=0.25), T
+    )
+    expected = [PEAK * k / 5 for k in range(1, 6)] + [PEAK] * 5 + [PEAK / 10] * 5 + [PEAK / 100] * 5
+    assert used == pytest.approx(expected, abs=1e-12)
+
+
+def test_step_refuses_a_warmup_that_outlasts_its_first_milestone():
+    with pytest.raises(ValueError, match=r"milestones \[0.5, 0.75\] must come after the warmup"):
+        make_schedule("step", _optimizer(), T, peak_lr=PEAK, warmup_fraction=0.6)
