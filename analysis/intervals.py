@@ -28,15 +28,17 @@ def difference_interval(
     min_pairs: int = 3,
 ) -> tuple[float, float, float, str]:
     """Mean of ``a - b`` and its ``confidence`` t interval, for two samples indexed by seed:
-    paired by seed over the seeds both ran when they ran the same seeds or share at least
-    ``min_pairs`` of them (a seed on one side only is then left out), Welch's otherwise.
+    paired by seed over the seeds both ran when they ran the same seeds, or share at least
+    ``min_pairs`` of them and at least half of the larger side's (a seed on one side only is
+    then left out: a few failed seeds cost no pairing, but pairs are not bought with most of the
+    data), Welch's otherwise.
     Standard deviations are taken as at least ``sd_floor`` (the metric's resolution). Returns
     (difference, low, high, test): the test is "paired t", "paired t on N shared seeds" when
     some seeds were left out, or "Welch t"; NaN bounds with fewer than two values a side."""
     quantile = 0.5 + confidence / 2
     shared = a.index.intersection(b.index)
     same = set(a.index) == set(b.index)
-    if same or len(shared) >= min_pairs:
+    if same or len(shared) >= max(min_pairs, max(len(a), len(b)) / 2):
         test = "paired t" if same else f"paired t on {len(shared)} shared seeds"
         diff = a.reindex(shared) - b.reindex(shared)
         n = len(diff)

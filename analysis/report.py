@@ -49,9 +49,8 @@ METHOD = (
     "above the margin at a Bonferroni-corrected level; inconclusive otherwise, or when fewer "
     "than 3 seeds finished. Divergence is tested on its own: not robust when a one-sided Fisher "
     "exact test finds seeds diverging more often at the fraction than at another fraction, at "
-    "5% Bonferroni-corrected over the other fractions; when they diverged more often but not "
-    "significantly, at most inconclusive. Diverged and failed trials are counted, never "
-    "averaged in."
+    "5% Bonferroni-corrected over the other fractions (more often but not significantly is "
+    "said in the decision's reason). Diverged and failed trials are counted, never averaged in."
 )
 SEARCH_METHOD = (
     "Method: the search ran each suggested point (explore fraction, peak LR) over the seeds. The "

@@ -185,12 +185,15 @@ def test_diverged_and_failed_trials_are_counted_not_averaged():
     assert summary.loc[(0.1, 0.5), "mean"] == pytest.approx(statistics.mean(kept))
     assert summary.loc[(0.1, 0.5), "diverged"] == 1
     assert summary.loc[(0.1, 0.5), "failed"] == 1
-    # One diverged seed of five against none of five: one-sided Fisher p = 5/10 = 0.5, far from
-    # significant, so the accuracy test decides, and its "robust" drops to "inconclusive".
-    assert verdict.status == "inconclusive"
-    assert (
-        "interval below the margin, but 1 of 5 seeds diverged, 0 of 5 at 0%: one-sided Fisher "
-        "p = 0.5, not below 0.0125" in verdict.explanation
+    # One diverged seed of the four that finished against none of five: one-sided Fisher
+    # p = C(4,1)/C(9,1) = 4/9, far from significant: the accuracy test decides, the counts are
+    # said. The failed seed counts neither way.
+    assert verdict.status == "robust"
+    row = verdict.table.set_index("peak_lr").loc[0.1]
+    assert row["diverged_p"] == pytest.approx(4 / 9)
+    assert row["reason"] == (
+        "interval below the margin; 1 of 4 seeds diverged, 0 of 5 at 0%: one-sided Fisher "
+        "p = 0.44, not below 0.0125"
     )
 
 
@@ -268,8 +271,8 @@ def diverging(count: int, fractions=FRACTIONS) -> pd.DataFrame:
     ("count", "fractions", "p", "decision"),
     [
         (0, FRACTIONS, np.nan, "robust"),
-        (1, FRACTIONS, 0.5, "inconclusive"),
-        (4, FRACTIONS, 0.043344, "inconclusive"),  # above 0.0125: Bonferroni over four
+        (1, FRACTIONS, 0.5, "robust"),  # said in the reason, not decided on
+        (4, FRACTIONS, 0.043344, "robust"),  # above 0.0125: Bonferroni over four
         (4, (0.0, 0.5), 0.043344, "not robust"),  # below 0.05: one comparison
         (6, FRACTIONS, 0.005418, "not robust"),
     ],
@@ -282,8 +285,20 @@ def test_divergence_is_not_robust_only_when_fisher_says_so(count, fractions, p, 
     assert verdict.status == decision
     assert row["diverged"] == count
     assert row["diverged_p"] == pytest.approx(p, abs=1e-6, nan_ok=True)
-    if decision != "robust":
-        assert f"{count} of 10 seeds diverged, 0 of 10 at 0%" in verdict.explanation
+    if count:
+        assert f"{count} of 10 seeds diverged, 0 of 10 at 0%" in row["reason"]
+
+
+def test_trials_that_never_finished_are_not_calm_seeds_in_the_divergence_test():
+    """0% failed on every seed: it has no divergence rate to beat, so 6 of 10 diverged at 50%
+    is no evidence against 50% (counted as calm, it would give Fisher p = 0.0054)."""
+    runs = diverging(6, (0.0, 0.5))
+    runs.loc[runs["explore_fraction"] == 0.0, "status"] = "FAILED"
+
+    verdict = robustness_verdict(runs)
+
+    assert verdict.status == "inconclusive"
+    assert np.isnan(verdict.table.iloc[0]["diverged_p"])
 
 
 def test_other_swept_axes_are_never_averaged_together():
@@ -422,3 +437,12 @@ def test_conditions_without_load_runs_param_list():
     runs.attrs = {}
 
     assert conditions(runs) == ["peak_lr", "epochs"]
+
+
+def test_pairs_are_not_bought_with_most_of_the_data():
+    """3 shared seeds of 10 on one side: pairing would drop 7 of its values; Welch's keeps
+    them all. 5 of 10 shared: half, so paired on those 5."""
+    a = pd.Series([0.98 + 0.001 * s for s in range(10)], index=range(10))
+
+    assert difference_interval(a, a.iloc[:3])[3] == "Welch t"
+    assert difference_interval(a, a.iloc[:5])[3] == "paired t on 5 shared seeds"
