@@ -35,19 +35,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # through the trial table of a 100-trial study. "browse it" names the experiment once.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating tables"
+        from mlflow.exceptions import MlflowException
+
         from study.tracking import TrackingError
 
         try:
             return args.command(args)
         except TrackingError as error:
             raise _BadInput(error) from None
+        except MlflowException as error:  # e.g. a deleted experiment of the name, no permission
+            raise _BadInput(f"MLflow: {reporting.one_line(error, expected=True)}") from None
     except (ConfigError, folder.StudyFolderError, _BadInput) as error:
         print(f"knee-study: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 class _BadInput(Exception):
-    """Bad input found after the lazy imports (an unreachable tracking server)."""
+    """Bad input the commands find themselves (an address, a tracking store, a report's
+    options): one line on stderr, exit status 2."""
 
 
 def _ray_address(args: argparse.Namespace) -> str | None:
@@ -73,8 +78,16 @@ def _check_autoscaling(cfg: StudyConfig, address: str | None) -> None:
 
 def _check_address(address: str | None, timeout: float = 5.0) -> None:
     """Fail fast on a cluster address that is malformed or where nothing listens: Ray raises a
-    bare ValueError on the one and waits minutes on the other."""
+    many-line ValueError on the one and waits minutes on the other."""
     if _own_ray(address) or address == "auto":  # "auto": Ray finds the head, or says it cannot
+        return
+    scheme = address.split("://", 1)[0] if "://" in address else ""
+    if scheme in ("http", "https"):  # RAY_ADDRESS as `ray job submit` wants it
+        raise _BadInput(
+            f"--address: {address} is the dashboard's (jobs) address; a study joins the head at "
+            "HOST:6379, ray://HOST:10001 or auto"
+        )
+    if scheme not in ("", "ray"):  # another kind of Ray address (a plugin's): Ray judges it
         return
     parts = urlsplit(address if "://" in address else f"ray://{address}")
     try:
@@ -107,7 +120,7 @@ def _is_local(address: str | None) -> bool:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    output = Path(args.output or f"knee-runs/{cfg.name}-{stamp}").resolve()
+    output = Path(args.output or f"knee-runs/{cfg.folder_name}-{stamp}").resolve()
     try:  # Ray's state: the study folder, or its own folder in shared storage (NFS, S3)
         storage_path = storage.resolve_storage(args.storage) if args.storage else None
     except storage.StorageError as error:
@@ -120,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
     # Ray session's artifacts/<second>/<name>: two studies started in one second there would
     # overwrite each other's). A local study's Ray is its own: there it is <output>/tune.
     shared = storage_path is not None or not _own_ray(address)
-    tune_name = f"{cfg.name}-{stamp}-{uuid.uuid4().hex[:6]}" if shared else storage.DEFAULT_NAME
+    tune_name = (
+        f"{cfg.folder_name}-{stamp}-{uuid.uuid4().hex[:6]}" if shared else storage.DEFAULT_NAME
+    )
     from study import tracking
 
     tracking_uri = tracking.absolute_uri(args.tracking_uri or tracking.default_tracking_uri(output))
@@ -250,7 +265,7 @@ def _start_ray(address: str | None):
             logging_level=logging.WARNING,
         )
     except ValueError as error:  # an address Ray cannot parse
-        raise _BadInput(f"--address: {error}") from None
+        raise _BadInput(f"--address: {reporting.one_line(error, expected=True)}") from None
     except ConnectionError as error:
         # A head that is down, or one with token auth (Ray's default) asked without the token.
         raise _BadInput(

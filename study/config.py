@@ -171,7 +171,7 @@ class Tune(_Section):
 class StudyConfig(_Section):
     """A validated study. Build one with :func:`load_config` or :meth:`from_mapping`."""
 
-    name: str  # the MLflow experiment, and the start of the study's and Tune's folder names
+    name: str  # the MLflow experiment; its last part starts the study's folder names
     data: Data
     model: Model
     train: Train
@@ -182,12 +182,20 @@ class StudyConfig(_Section):
 
     @field_validator("name")
     @classmethod
-    def _usable_in_folder_names(cls, name: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+    def _ends_in_a_folder_name(cls, name: str) -> str:
+        last = name.rsplit("/", 1)[-1]
+        if last in ("", ".", "..") or len(last) > 100 or not last.isprintable():
             raise ValueError(
-                "up to 100 letters, digits, '.', '_' and '-', starting with a letter or digit"
+                "its last part (after any '/') names the study's folders: 1 to 100 printable "
+                "characters, not '.' or '..'"
             )
         return name
+
+    @property
+    def folder_name(self) -> str:
+        """The name's last part, for the study's folders: an MLflow experiment may be a path (a
+        Databricks workspace's ``/Users/me/knee``), a folder name may not."""
+        return self.name.rsplit("/", 1)[-1]
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> StudyConfig:

@@ -33,7 +33,8 @@ def write(
 
     runs = load_runs(experiment, tracking_uri, parent_run_id)
     verdict = write_report(runs, out, f"Knee study report: {experiment}", fraction, margin)
-    print(f"knee-study: report of {len(runs)} trials in {out.resolve() / 'report.html'}")
+    trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
+    print(f"knee-study: report of {trials} in {out.resolve() / 'report.html'}")
     print(verdict_line(verdict))
 
 

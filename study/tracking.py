@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow import MlflowClient
@@ -81,13 +82,14 @@ def check_tracking_uri(uri: str, must_exist: bool = False, timeout: float = 5.0)
             f"--tracking-uri: MLflow has no store for {scheme}: URIs, got {uri} (use "
             "sqlite:///PATH, a folder, http(s)://SERVER or a database URI)"
         )
-    if scheme not in ("", "file", "sqlite") and "://" in uri:  # a database: is its driver here?
+    if scheme.partition("+")[0] in ("postgresql", "mysql", "mssql"):  # is the driver here?
         from sqlalchemy.engine import make_url  # MLflow's own database layer
 
         try:
             make_url(uri).get_dialect().import_dbapi()
         except Exception as error:  # no driver installed, a malformed URL
-            raise TrackingError(f"--tracking-uri: cannot use {scheme}: {error}") from None
+            first = (str(error).splitlines() or [""])[0]
+            raise TrackingError(f"--tracking-uri: cannot use {scheme}: {first}") from None
     path = local_path(uri)
     if must_exist and path is not None and not path.exists():
         raise TrackingError(
@@ -98,8 +100,10 @@ def check_tracking_uri(uri: str, must_exist: bool = False, timeout: float = 5.0)
 
 def _has_store(uri: str) -> bool:
     """Whether MLflow has a tracking store for ``uri``'s scheme (its own or a plugin's)."""
-    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
-
+    try:
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+    except ImportError:  # moved in some MLflow release: let MLflow judge the URI itself
+        return True
     try:
         _tracking_store_registry.get_store_builder(uri)
     except MlflowException:
@@ -108,14 +112,19 @@ def _has_store(uri: str) -> bool:
 
 
 def local_path(uri: str) -> Path | None:
-    """The file or folder of a local store (sqlite, a file store); None for other URIs."""
+    """The file or folder of a local store (a sqlite file, a file store); None for other URIs
+    and for sqlite databases that are no plain file (in memory, SQLite's own file: URIs)."""
     if not is_local_store(uri):
         return None
     parts = urlsplit(uri)
-    if parts.scheme == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db
-        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-        return Path(path) if path not in ("", ":memory:") else None
-    return Path(parts.path if parts.scheme == "file" else uri)
+    if parts.scheme == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        database = make_url(uri).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database)
+    return Path(url2pathname(parts.path) if parts.scheme == "file" else uri)
 
 
 def absolute_uri(uri: str) -> str:
@@ -124,12 +133,12 @@ def absolute_uri(uri: str) -> str:
     path = local_path(uri)
     if path is None or path.is_absolute():
         return uri
-    path = path.resolve()
-    scheme = urlsplit(uri).scheme
-    if scheme == "sqlite":
-        query = uri.partition("?")[1:]
-        return f"sqlite:///{path}{''.join(query)}"
-    return path.as_uri() if scheme == "file" else str(path)
+    if urlsplit(uri).scheme == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        url = make_url(uri).set(database=str(path.resolve()))
+        return url.render_as_string(hide_password=False)
+    return path.resolve().as_uri() if uri.startswith("file:") else str(path.resolve())
 
 
 def default_tracking_uri(output: Path) -> str:

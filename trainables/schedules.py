@@ -21,10 +21,8 @@ from torch.optim.lr_scheduler import (
 )
 
 SCHEDULE_NAMES = ("knee", "cosine", "linear", "step", "onecycle", "constant")
-STEP_MILESTONES = (
-    0.5,
-    0.75,
-)  # "step" divides the LR by 10 at half and three quarters of the budget
+# "step" divides the LR by 10 at half and at three quarters of the budget.
+STEP_MILESTONES = (0.5, 0.75)
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 
 
@@ -180,12 +178,13 @@ def make_schedule(
         main = LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=steps)
     elif name == "step":
         # The main schedule counts its own steps from the end of the warmup.
-        milestones = [round(m * total_steps) - warmup_steps for m in step_milestones]
-        if min(milestones, default=1) < 1:
+        if warmup_fraction >= min(step_milestones, default=1.0):
             raise ValueError(
                 f"step milestones {list(step_milestones)} must come after the warmup "
                 f"({warmup_fraction} of the steps)"
             )
+        # A milestone just past the warmup may round onto its last step: 0, decay right after.
+        milestones = [max(0, round(m * total_steps) - warmup_steps) for m in step_milestones]
         main = MultiStepLR(optimizer, milestones=milestones, gamma=step_gamma)
     else:
         main = ConstantLR(optimizer, factor=1.0, total_iters=0)

@@ -115,13 +115,17 @@ CASES = {
         "--tracking-uri: MLflow has no store for bogus: URIs",
     ),
     "database --tracking-uri without its driver": (
-        ["run", "--tracking-uri", "postgresql://knee@127.0.0.1:{port}/runs"],
-        "--tracking-uri: cannot use postgresql: No module named",
+        ["run", "--tracking-uri", "mssql+nosuchdriver://knee@127.0.0.1:{port}/runs"],
+        "--tracking-uri: cannot use mssql+nosuchdriver: ",
     ),
     "malformed --address": (["run", "--address", "not a host"], "--address: expected HOST:PORT"),
     "--address where nothing listens": (
         ["run", "--address", "127.0.0.1:{port}"],
         "--address: nothing answers at 127.0.0.1:",
+    ),
+    "--address of the dashboard": (
+        ["run", "--address", "http://127.0.0.1:{port}"],
+        "is the dashboard's (jobs) address; a study joins the head at HOST:6379",
     ),
     "run into an existing study": (["run", "--output", "{study}"], "already holds a study"),
     "resume a folder that is not a study": (["resume", "{tmp}"], "is not a study folder"),
@@ -347,3 +351,30 @@ def test_a_report_reads_a_cifar_study_whose_data_is_not_on_this_machine(tmp_path
 
     with pytest.raises(ConfigError, match="has no cifar-10-batches-py/ inside"):
         folder.open_study(study)  # resume does check: its trials would fail
+
+
+def test_an_experiment_mlflow_will_not_take_runs_is_one_line_and_no_study(
+    tmp_path, capsys, monkeypatch
+):
+    """The study's name belongs to a deleted experiment (MLflow keeps it, and refuses runs in
+    it): one line naming MLflow's reason, exit 2, and the folder is no study."""
+    import ray
+    from mlflow import MlflowClient
+
+    from study import launch
+
+    output = tmp_path / "study"
+    output.mkdir()
+    client = MlflowClient(f"sqlite:///{output / 'mlflow.db'}")
+    client.delete_experiment(client.create_experiment("gone"))
+    monkeypatch.setattr(cli, "_start_ray", lambda address: (ray, launch))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    capsys.readouterr()
+
+    assert main(["run", "--output", str(output), "--set", "name=gone"]) == EXIT_BAD_INPUT
+
+    err = capsys.readouterr().err
+    assert err.startswith("knee-study: error: MLflow: "), err
+    assert err.count("\n") == 1, err
+    assert "active" in err  # MLflow's reason: the experiment is not active
+    assert not (output / folder.CONFIG_FILE).exists()

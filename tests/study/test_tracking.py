@@ -9,10 +9,13 @@ from mlflow import MlflowClient
 
 from study.tracking import (
     PARENT_TAG,
+    TrackingError,
     TrialTracker,
     absolute_uri,
+    check_tracking_uri,
     close_open_runs,
     is_local_store,
+    local_path,
     start_study_run,
 )
 from trainables.train import EPOCH_METRICS
@@ -101,6 +104,9 @@ def test_only_a_local_store_keeps_artifacts_in_the_study_folder(uri, local):
         ("mlruns", "{cwd}/mlruns"),
         ("file:mlruns", "file://{cwd}/mlruns"),
         ("file:///data/mlruns", "file:///data/mlruns"),
+        ("file:my store", "file://{cwd}/my%20store"),
+        ("sqlite://", "sqlite://"),  # in memory
+        ("sqlite:///file:runs.db?mode=ro&uri=true", "sqlite:///file:runs.db?mode=ro&uri=true"),
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
         ("databricks", "databricks"),
     ],
@@ -109,6 +115,40 @@ def test_a_relative_local_store_is_made_absolute(uri, expected, tmp_path, monkey
     """A study's URI must name the same store wherever resume or report run from."""
     monkeypatch.chdir(tmp_path)
     assert absolute_uri(uri) == expected.format(cwd=tmp_path.resolve())
+
+
+def test_a_stores_own_path_is_found_again_from_its_absolute_uri(tmp_path, monkeypatch):
+    """What run stores, report and resume read back: the same path, spaces and all."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path.resolve() / "my store"
+    store.mkdir()
+    (store / "x.db").touch()
+    for uri, path in [
+        ("file:my store", store),
+        ("my store", store),
+        ("sqlite:///my store/x.db?timeout=5", store / "x.db"),
+    ]:
+        assert local_path(absolute_uri(uri)) == path
+        check_tracking_uri(absolute_uri(uri), must_exist=True)
+
+
+@pytest.mark.parametrize("uri", ["databricks", "databricks://my-profile", "file:///data/mlruns"])
+def test_stores_mlflow_knows_pass_the_check(uri):
+    check_tracking_uri(uri)
+
+
+@pytest.mark.parametrize(
+    ("uri", "words"),
+    [
+        ("bogus://x", "MLflow has no store for bogus: URIs"),
+        ("mssql+nosuchdriver://knee@127.0.0.1/runs", "cannot use mssql+nosuchdriver: "),
+    ],
+)
+def test_stores_mlflow_cannot_use_are_one_line(uri, words):
+    with pytest.raises(TrackingError) as refused:
+        check_tracking_uri(uri)
+    assert words in str(refused.value)
+    assert "\n" not in str(refused.value)
 
 
 def test_closing_a_stopped_study_closes_every_open_run_on_every_page(tmp_path, monkeypatch):

@@ -262,3 +262,13 @@ def test_step_with_warmup_decays_at_the_budgets_milestones():
 def test_step_refuses_a_warmup_that_outlasts_its_first_milestone():
     with pytest.raises(ValueError, match=r"milestones \[0.5, 0.75\] must come after the warmup"):
         make_schedule("step", _optimizer(), T, peak_lr=PEAK, warmup_fraction=0.6)
+
+
+def test_step_decays_right_after_a_warmup_that_ends_at_its_milestone_by_rounding():
+    """Warmup 0.499 of 360 steps rounds to 180 steps, as does the 0.5 milestone: the first
+    decay comes on the step after the warmup, not never and not before it."""
+    used = _single_group_lrs(
+        lambda opt: make_schedule("step", opt, 360, peak_lr=PEAK, warmup_fraction=0.499), 182
+    )
+    assert used[179] == pytest.approx(PEAK)  # the warmup's last step
+    assert used[180] == pytest.approx(PEAK / 10)
