@@ -254,6 +254,10 @@ def _start_ray(address: str | None):
     # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns
     # once per trial when it restores a study or builds its result grid; nothing is missing.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # Tune's "Resume experiment with: Tuner.restore(...)": the CLI says how to continue a study.
+    logging.getLogger("ray.tune.tune").addFilter(
+        lambda record: not record.getMessage().startswith("Experiment has been interrupted")
+    )
     if _own_ray(address):  # Ray says it turned token auth on: on a loopback-only Ray, as it should
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     try:

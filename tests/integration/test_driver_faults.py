@@ -143,6 +143,8 @@ def test_ctrl_c_stops_the_study_cleanly_with_exit_130(interrupted):
     stopped = interrupted["stopped"]
     assert stopped["code"] == 130, stopped["log"][-3000:]
     assert f"knee-study resume {interrupted['output']}" in stopped["log"]
+    assert "Tuner.restore" not in stopped["log"]  # Tune's own hint, which the CLI replaces
+    assert "study stopped" in stopped["log"]
     assert stopped["leftovers"] == []  # every process exited by itself
     assert stopped["parent"] == "KILLED"
     assert "RUNNING" not in {status for status, _, _ in stopped["runs"].values()}
