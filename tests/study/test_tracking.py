@@ -1,10 +1,15 @@
 """The tracker's promises when a study is resumed: one run per trial, every step once, the final
 metrics once, however the trial's results arrive again."""
 
+import os
 import pickle
+from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mlflow import MlflowClient
 
 from study.tracking import (
@@ -177,3 +182,26 @@ def test_closing_a_stopped_study_closes_every_open_run_on_every_page(tmp_path, m
     assert {statuses[i] for i in open_ids} == {"KILLED"}
     assert statuses[done] == "FINISHED"
     assert statuses[parent] == statuses[others] == "RUNNING"
+
+
+_PATH_PART = st.text(
+    st.characters(whitelist_categories=("L", "N"), whitelist_characters=" -_.%#"), min_size=1
+).filter(lambda part: part not in (".", ".."))
+
+
+@settings(max_examples=50, deadline=None)
+@given(parts=st.lists(_PATH_PART, min_size=1, max_size=3))
+def test_every_local_store_uri_names_the_same_path_once_made_absolute(parts, tmp_path_factory):
+    """Whatever a relative local store is called (spaces, %, #), the URI run stores names the
+    path it meant from where it ran, and making it absolute again changes nothing."""
+    cwd = tmp_path_factory.mktemp("cwd").resolve()
+    relative = "/".join(parts)
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        for uri in (relative, f"file:{quote(relative)}", f"sqlite:///{relative}"):
+            stored = absolute_uri(uri)
+            assert local_path(stored) == cwd / relative
+            assert absolute_uri(stored) == stored
+    finally:
+        os.chdir(old)
