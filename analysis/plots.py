@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from analysis.robustness import (
@@ -23,6 +24,7 @@ LABELS = {
 }
 _PERCENT = {"test_acc", "train_acc"}  # fractions shown in percent
 MARKERS = "osD^v<>p*h"  # one per condition when there are at most this many
+EXPLORE_COLOURS = colormaps["viridis"].with_extremes(bad="0.6")  # grey: no explore phase
 LEGEND_INSIDE = 8  # more lines than this: the legend goes beside the axes
 LEGEND_MAX = 30  # more than this: no legend, a note instead
 DODGE_SHARE = 0.4  # the conditions side by side span at most this share of the closest spacing
@@ -152,8 +154,9 @@ def sharpness_accuracy_scatter(runs: pd.DataFrame) -> Figure:
         points = ax.scatter(
             cell["sharpness"],
             cell["test_acc"] * 100,
-            c=cell["explore_fraction"] * 100,
-            cmap="viridis",
+            c=cell["explore_fraction"].astype(float) * 100,
+            cmap=EXPLORE_COLOURS,
+            plotnonfinite=True,  # a baseline schedule has no explore fraction: grey, not gone
             vmin=0,
             vmax=100,
             marker=marker,
@@ -163,8 +166,12 @@ def sharpness_accuracy_scatter(runs: pd.DataFrame) -> Figure:
         )
         drawn += len(cell)
     if points is not None:
-        fig.colorbar(points, ax=ax, label="explore fraction (%)")
-        if groups[0][0] is not None:
+        baselines = good["explore_fraction"].isna()
+        if not baselines.all():
+            fig.colorbar(points, ax=ax, label="explore fraction (%)")
+        if baselines.any():
+            ax.scatter([], [], color=EXPLORE_COLOURS.get_bad(), label="grey: baseline schedules")
+        if groups[0][0] is not None or baselines.any():
             ax.legend()
     rho = sharpness_correlation(runs).iloc[0]["rho"]
     ax.set_title(f"Sharpness vs test accuracy (Spearman ρ = {rho:.2f}, n = {drawn})")

@@ -122,3 +122,22 @@ def test_heatmap_labels_fractions_that_round_alike_apart():
 )
 def test_percent_keeps_the_digits_that_matter(fraction, label):
     assert percent(fraction) == label
+
+
+def test_sharpness_scatter_shows_baselines_in_grey():
+    """A baseline schedule has no explore fraction to colour by: its dots are drawn grey and
+    named in the legend, not left out of the picture."""
+    knee = runs([0.5], [0.05])
+    cosine = knee.assign(schedule="cosine", explore_fraction=np.nan)
+
+    fig = plots.sharpness_accuracy_scatter(pd.concat([knee, cosine], ignore_index=True))
+
+    ax = fig.axes[0]
+    (collection,) = [c for c in dots(ax) if len(c.get_offsets())]
+    collection.update_scalarmappable()  # explore fractions -> colours, as drawing does
+    colours = collection.get_facecolors()
+    assert len(colours) == len(knee) * 2
+    assert (colours[:, 3] > 0).all()  # none transparent
+    greys = np.isclose(colours[:, 0], colours[:, 1]) & np.isclose(colours[:, 1], colours[:, 2])
+    assert greys.sum() == len(cosine)
+    assert "grey: baseline schedules" in [t.get_text() for t in ax.get_legend().get_texts()]
