@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-# Each a measured cost or risk (see DESIGN.md): no usage reporting to the outside; snapshot the
-# experiment after every result so a resumed trial restarts right after its last reported epoch;
+# Each a measured cost or risk (see DESIGN.md): no usage reporting to the outside; save Tune's
+# experiment state after every result, so that resume never re-runs a finished trial (a user's
+# own value wins: a study of thousands of trials saves less often, see README);
 # the classic trial table (one compact table, refreshed) instead of a box per trial result; no
 # result.json / progress.csv / TensorBoard files per trial (MLflow is the study's record, and
 # each costs the driver a write per result).
