@@ -3,9 +3,9 @@ shorter budget against baselines at the full one (Table 6), Knee decay shapes, a
 Optuna search found best.
 
 Every difference is a mean over seeds with a 90% t interval, paired by seed over the seeds both
-sides finished when they ran the same seeds or share 3 or more (Welch's otherwise; see
-:func:`analysis.intervals.difference_interval`), so it reads like the verdict. Only trials that
-finished without diverging are compared.
+sides finished when they ran the same seeds or share 3 or more and at least half of the larger
+side's (Welch's otherwise; see :func:`analysis.intervals.difference_interval`), so it reads like
+the verdict. Only trials that finished without diverging are compared.
 """
 
 from __future__ import annotations

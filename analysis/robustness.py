@@ -9,11 +9,11 @@ of them, so no mean ever mixes two conditions.
 The verdict's test, at each condition (peak LR): compare the fraction with every other explore
 fraction that has enough seeds. For each, the gap ``other - fraction`` of the metric gets a t
 interval, paired by seed over the seeds both ran when they share at least ``min_seeds`` of them
-(same initialisation and batch order, so the pairing removes most of the seed noise; a seed that
-failed on one side only is left out of the pairs rather than costing the pairing), and Welch's
-otherwise. The standard deviation is never taken below the metric's resolution (one test image,
-read off the data): with accuracies in steps of one image, three identical differences are luck,
-not certainty.
+and at least half of the larger side's (same initialisation and batch order, so the pairing
+removes most of the seed noise; a seed that failed on one side only is left out of the pairs
+rather than costing the pairing), and Welch's otherwise. The standard deviation is never taken
+below the metric's resolution (one test image, read off the data): with accuracies in steps of
+one image, three identical differences are luck, not certainty.
 
 * robust: every gap's 90% upper bound is below ``margin``. An intersection-union test: each
   one-sided test at 5%, so no fraction beats ``fraction`` by more than the margin (5% level).
