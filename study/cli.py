@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from study import checkpoints, folder, reporting, storage
 from study.config import ConfigError, StudyConfig, load_config
@@ -89,7 +89,7 @@ def _check_address(address: str | None, timeout: float = 5.0) -> None:
         )
     if scheme not in ("", "ray"):  # another kind of Ray address (a plugin's): Ray judges it
         return
-    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    parts = _as_url(address)
     try:
         host, port = parts.hostname, parts.port
     except ValueError:  # a port that is not a number
@@ -113,8 +113,12 @@ def _is_local(address: str | None) -> bool:
     """
     if _own_ray(address):
         return True
-    host = urlsplit(address if "://" in address else f"ray://{address}").hostname
-    return host in ("127.0.0.1", "localhost", "::1")
+    return _as_url(address).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _as_url(address: str) -> SplitResult:
+    """A Ray address as a URL, so a bare ``HOST:PORT`` parses like ``ray://HOST:PORT``."""
+    return urlsplit(address if "://" in address else f"ray://{address}")
 
 
 def run(args: argparse.Namespace) -> int:

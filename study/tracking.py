@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from ray import tune
 
 from study.config import trial_label
+from study.reporting import one_line
 from trainables.train import EPOCH_METRICS
 
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
@@ -77,7 +78,7 @@ def check_tracking_uri(uri: str, must_exist: bool = False, timeout: float = 5.0)
             ) from None
         return
     scheme = urlsplit(uri).scheme
-    if scheme and uri != "databricks" and not _has_store(uri):
+    if scheme and not _has_store(uri):  # ("databricks" alone has no scheme: MLflow's own)
         raise TrackingError(
             f"--tracking-uri: MLflow has no store for {scheme}: URIs, got {uri} (use "
             "sqlite:///PATH, a folder, http(s)://SERVER or a database URI)"
@@ -88,7 +89,7 @@ def check_tracking_uri(uri: str, must_exist: bool = False, timeout: float = 5.0)
         try:
             make_url(uri).get_dialect().import_dbapi()
         except Exception as error:  # no driver installed, a malformed URL
-            first = (str(error).splitlines() or [""])[0]
+            first = one_line(error, expected=True)
             raise TrackingError(f"--tracking-uri: cannot use {scheme}: {first}") from None
     path = local_path(uri)
     if must_exist and path is not None and not path.exists():
