@@ -209,8 +209,10 @@ class Study:
 
 
 def trial_states(output: Path) -> dict[str, dict[str, Any]]:
-    """trial_id -> {"status", "num_failures", "start_time"} from Tune's newest experiment
-    snapshot or its last good copy ({} while there is none or it is being rewritten)."""
+    """trial_id -> {"status", "num_failures", "start_time", "epoch"} from Tune's newest
+    experiment snapshot or its last good copy ({} while there is none or it is being rewritten).
+    ``epoch``: of the trial's last result the state holds; with a checkpoint every epoch (as
+    :func:`study_args` pins), the checkpoint a restore of this state continues from."""
     snapshots = sorted((output / "tune").glob(SNAPSHOT_GLOB))
     if not snapshots:
         return {}
@@ -230,6 +232,7 @@ def trial_states(output: Path) -> dict[str, dict[str, Any]]:
             "status": trial["status"],
             "num_failures": int(runtime.get("num_failures", 0)),
             "start_time": runtime.get("start_time"),
+            "epoch": (runtime.get("last_result") or {}).get("epoch"),
         }
     return states
 
