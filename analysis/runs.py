@@ -8,6 +8,7 @@ runs without the sweep's params are left out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,11 +38,15 @@ def load_runs(
     """One row per trial run of ``experiment`` (a name or an id).
 
     Columns: ``run_id``; ``status`` (FINISHED, FAILED, KILLED, RUNNING); ``diverged`` (bool);
-    ``search`` (``grid``, or ``optuna`` from the trial's tag); every param under its own name
-    with a proper dtype (``explore_fraction`` and ``peak_lr`` float, ``seed`` int, ``schedule``
-    str, numbers as numbers, ``True``/``False`` as bool); every final metric value under its own
-    name (``test_acc``, ``sharpness``, ...; one that shares the name of a param or of a column
-    above gets a ``metric.`` prefix). ``df.attrs["params"]`` lists the param columns.
+    ``stopped`` (bool: the scheduler, ASHA, stopped the trial before the end of its budget, its
+    run tagged ``stopped_early``; such a run is KILLED, its final metrics are those of its last
+    epoch and it has no sharpness) and ``stopped_at_epoch`` (float: that last epoch, NaN for a
+    trial not stopped); ``search`` (``grid``, or ``optuna`` from the trial's tag); every param
+    under its own name with a proper dtype (``explore_fraction`` and ``peak_lr`` float, ``seed``
+    int, ``schedule`` str, numbers as numbers, ``True``/``False`` as bool); every final metric
+    value under its own name (``test_acc``, ``sharpness``, ...; one that shares the name of a
+    param or of a column above gets a ``metric.`` prefix). ``df.attrs["params"]`` lists the param
+    columns.
 
     ``parent_run_id`` picks one study when several share the experiment; without it such an
     experiment is refused (each seed would count twice). Raises :class:`AnalysisError` naming
@@ -167,11 +172,21 @@ def _row(run: Run, params: list[str]) -> dict:
     # knee-study tags divergence; Ray's MLflowLoggerCallback logs it as a 0/1 metric instead.
     diverged = tags.get("diverged", str(bool(metrics.get("diverged", 0.0))))
     row["diverged"] = diverged.lower() == "true"
+    # knee-study tags a trial ASHA stopped mid-training, with the last epoch it reported.
+    row["stopped"] = tags.get("stopped_early", "").lower() == "true"
+    row["stopped_at_epoch"] = _epoch(tags.get("stopped_at_epoch")) if row["stopped"] else math.nan
     row["search"] = tags.get("search", "grid")  # knee-study tags an Optuna study's trials
     row.update({key: run.data.params.get(key) for key in params})
     for key, value in metrics.items():
         row[f"metric.{key}" if key in row else key] = value
     return row
+
+
+def _epoch(tag: str | None) -> float:
+    try:
+        return float(tag)
+    except (TypeError, ValueError):  # no tag, or not a number: unknown
+        return math.nan
 
 
 def _typed(column: pd.Series) -> pd.Series:

@@ -7,8 +7,10 @@ so a sqlite store is safe and trial workers never need MLflow access. The guaran
   run is found by its ``trial_id`` tag before one is created);
 * every epoch logged once: a step the run already has is never logged again, and steps a run
   lacks after a restore are filled in from the history the trial sends with its first result;
-* terminal status matches the trial: FINISHED or FAILED here; the CLI closes whatever a stopped
-  study left open as KILLED (:func:`close_open_runs`), and a resumed trial sets it running again.
+* terminal status matches the trial: FINISHED (it sent its final result) or FAILED here, and
+  KILLED for a trial the scheduler (ASHA) stopped mid-training, tagged ``stopped_early`` and
+  ``stopped_at_epoch``; the CLI closes whatever a stopped study left open as KILLED
+  (:func:`close_open_runs`, untagged), and a resumed trial sets it running again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ from trainables.train import EPOCH_METRICS
 
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 PARENT_TAG = "mlflow.parentRunId"
+# On the run of a trial the scheduler stopped before its final result: "true", and the last epoch
+# it reported (its metrics are mid-training ones, it has no sharpness).
+STOPPED_TAG = "stopped_early"
+STOPPED_EPOCH_TAG = "stopped_at_epoch"
 
 
 class TrackingError(ValueError):
@@ -244,6 +250,7 @@ class TrialTracker(tune.Callback):
         self._runs: dict[str, str] = {}  # trial_id -> run_id
         self._last_step: dict[str, int] = {}  # trial_id -> last epoch the run has
         self._final_logged: set[str] = set()  # trial_ids whose run has its final metrics
+        self._stopped: set[str] = set()  # trial_ids whose run is tagged stopped_early
 
     @property
     def client(self) -> MlflowClient:
@@ -252,7 +259,11 @@ class TrialTracker(tune.Callback):
         return self._client
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.client.update_run(self._run_id(trial), status="RUNNING")
+        run_id = self._run_id(trial)
+        # A stopped trial trains again when the driver died before Tune's snapshot had it
+        # stopped: until the scheduler stops it again, it is not a stopped trial.
+        self._unmark_stopped(trial.trial_id, run_id)
+        self.client.update_run(run_id, status="RUNNING")
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -268,10 +279,33 @@ class TrialTracker(tune.Callback):
             self._log_final(trial.trial_id, run_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.client.set_terminated(self._run_id(trial), status="FINISHED")
+        # Tune calls this for a trial that returned and for one its scheduler stopped. The run
+        # is looked up first: after a restore that is what says whether it has its final result.
+        trial_id, run_id = trial.trial_id, self._run_id(trial)
+        if trial_id in self._final_logged:
+            self._unmark_stopped(trial_id, run_id)
+            self.client.set_terminated(run_id, status="FINISHED")
+            return
+        # No final result: stopped mid-training (ASHA), its metrics are those of its last epoch.
+        epoch = str(self._last_step[trial_id])
+        tags = [RunTag(STOPPED_TAG, "true"), RunTag(STOPPED_EPOCH_TAG, epoch)]
+        self.client.log_batch(run_id, tags=tags)
+        self._stopped.add(trial_id)
+        self.client.set_terminated(run_id, status="KILLED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self._run_id(trial), status="FAILED")
+
+    def _unmark_stopped(self, trial_id: str, run_id: str) -> None:
+        if trial_id not in self._stopped:
+            return
+        for key in (STOPPED_TAG, STOPPED_EPOCH_TAG):
+            try:
+                self.client.delete_tag(run_id, key)
+            except MlflowException as error:  # a tag someone removed by hand already
+                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        self._stopped.discard(trial_id)
 
     def _log_epochs(self, trial_id: str, run_id: str, epochs: Iterable[Mapping[str, Any]]) -> None:
         """Log the epochs the run lacks yet, in as few ``log_batch`` calls as MLflow allows."""
@@ -316,6 +350,8 @@ class TrialTracker(tune.Callback):
             self._last_step[trial_id] = max((m.step for m in history), default=0)
             if "diverged" in found[0].data.tags:
                 self._final_logged.add(trial_id)
+            if found[0].data.tags.get(STOPPED_TAG) == "true":
+                self._stopped.add(trial_id)
         else:
             run_id = self._create_run(trial)
             self._last_step[trial_id] = 0

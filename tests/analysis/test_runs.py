@@ -34,6 +34,28 @@ def test_one_typed_row_per_trial_and_no_parent(tracking_uri):
     assert {"explore_fraction", "seed", "epochs"} <= set(runs.attrs["params"])
 
 
+def test_trials_the_scheduler_stopped_are_marked_with_their_epoch(tracking_uri):
+    """The tracker tags a trial ASHA stopped (KILLED, stopped_early, stopped_at_epoch); a run
+    KILLED because the study was interrupted is not a stopped trial."""
+    trials = grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0, 1, 2], test_acc=[0.9])
+    trials[1]["status"] = trials[2]["status"] = "KILLED"
+    log_study(tracking_uri, "stopped", trials)
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_experiment_by_name("stopped").experiment_id
+    (asha,) = client.search_runs([experiment_id], filter_string="params.seed = '1'")
+    client.set_tag(asha.info.run_id, "stopped_early", "true")
+    client.set_tag(asha.info.run_id, "stopped_at_epoch", "24")
+
+    runs = load_runs("stopped", tracking_uri).set_index("seed")
+
+    assert runs["stopped"].tolist() == [False, True, False]
+    assert runs["stopped"].dtype == bool
+    assert runs["stopped_at_epoch"].dtype == float
+    assert runs.loc[1, "stopped_at_epoch"] == 24.0
+    assert runs.loc[[0, 2], "stopped_at_epoch"].isna().all()
+    assert runs["status"].tolist() == ["FINISHED", "KILLED", "KILLED"]
+
+
 def test_pages_through_many_runs(tracking_uri, monkeypatch):
     monkeypatch.setattr(runs_module, "_PAGE", 4)  # 10 runs: three search requests
     log_study(tracking_uri, "paged", grid(explore_fraction=[0.5], peak_lr=[0.1], seed=range(10)))

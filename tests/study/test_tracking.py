@@ -64,6 +64,108 @@ def test_a_resumed_trial_that_reports_its_last_epochs_again_logs_each_once(tmp_p
         assert len(client.get_metric_history(runs[0].info.run_id, key)) == 1, key
 
 
+def _trial_runs(uri: str, experiment_id: str) -> dict:
+    """trial_id -> its run, as a user reads the store back."""
+    runs = MlflowClient(uri).search_runs([experiment_id], filter_string="tags.trial_id != ''")
+    return {run.data.tags["trial_id"]: run for run in runs}
+
+
+def test_a_trial_the_scheduler_stops_is_killed_and_tagged_and_a_full_one_finished(tmp_path):
+    """Tune's stop_trial (ASHA's STOP) calls on_trial_complete after the last epoch's result,
+    with no final result: that run is KILLED, tagged with the epoch it stopped at."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "asha", {})
+    full = SimpleNamespace(trial_id="abc_00000", config={"seed": 0, "epochs": EPOCHS})
+    stopped = SimpleNamespace(trial_id="abc_00001", config={"seed": 1, "epochs": EPOCHS})
+    tracker = TrialTracker(uri, experiment_id, parent)
+    for trial in (full, stopped):
+        tracker.on_trial_start(0, [], trial)
+    for epoch in range(1, EPOCHS + 1):
+        tracker.on_trial_result(0, [], full, _epoch(epoch))
+    tracker.on_trial_result(0, [], full, _final())
+    tracker.on_trial_complete(0, [], full)
+    tracker.on_trial_result(0, [], stopped, {**_epoch(2), "history": [_epoch(1), _epoch(2)]})
+    tracker.on_trial_complete(0, [], stopped)
+
+    runs = _trial_runs(uri, experiment_id)
+    assert runs["abc_00000"].info.status == "FINISHED"
+    assert "stopped_early" not in runs["abc_00000"].data.tags
+    assert "stopped_at_epoch" not in runs["abc_00000"].data.tags
+    assert runs["abc_00001"].info.status == "KILLED"
+    assert runs["abc_00001"].data.tags["stopped_early"] == "true"
+    assert runs["abc_00001"].data.tags["stopped_at_epoch"] == "2"
+    assert "sharpness" not in runs["abc_00001"].data.metrics
+    finished = MlflowClient(uri).search_runs(
+        [experiment_id], filter_string="attributes.status = 'FINISHED' and tags.trial_id != ''"
+    )
+    assert [run.data.tags["trial_id"] for run in finished] == ["abc_00000"]
+    pickle.dumps(tracker)  # Tune saves it with its experiment state
+
+
+def test_after_a_driver_restart_completion_is_judged_by_what_the_run_already_has(tmp_path):
+    """The restored tracker (unpickled, caches empty) is told a trial completed. One trial sent
+    its final result before the driver died: FINISHED. One had reported epochs 1-2 then, and
+    after the restart epoch 3 before the scheduler stopped it: KILLED at epoch 3. One had
+    reported epoch 1 and is stopped with no result since: KILLED at epoch 1."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "restored", {})
+    trials = [
+        SimpleNamespace(trial_id=f"abc_0000{i}", config={"seed": i, "epochs": EPOCHS})
+        for i in range(3)
+    ]
+    done, later, idle = trials
+    tracker = TrialTracker(uri, experiment_id, parent)
+    for trial in trials:
+        tracker.on_trial_start(0, [], trial)
+    for epoch in range(1, EPOCHS + 1):
+        tracker.on_trial_result(0, [], done, _epoch(epoch))
+    tracker.on_trial_result(0, [], done, _final())
+    tracker.on_trial_result(0, [], later, {**_epoch(2), "history": [_epoch(1), _epoch(2)]})
+    tracker.on_trial_result(0, [], idle, _epoch(1))
+
+    resumed = pickle.loads(pickle.dumps(tracker))
+    resumed.on_trial_complete(0, [], done)
+    resumed.on_trial_start(0, [], later)
+    resumed.on_trial_result(0, [], later, {**_epoch(3), "history": [_epoch(1), _epoch(2)]})
+    resumed.on_trial_complete(0, [], later)
+    pickle.loads(pickle.dumps(resumed)).on_trial_complete(0, [], idle)
+
+    runs = _trial_runs(uri, experiment_id)
+    assert runs[done.trial_id].info.status == "FINISHED"
+    assert "stopped_early" not in runs[done.trial_id].data.tags
+    for trial, epoch in ((later, "3"), (idle, "1")):
+        run = runs[trial.trial_id]
+        assert run.info.status == "KILLED", trial.trial_id
+        assert run.data.tags["stopped_early"] == "true"
+        assert run.data.tags["stopped_at_epoch"] == epoch
+
+
+def test_a_stopped_trial_that_trains_again_after_a_restart_loses_its_stopped_tags(tmp_path):
+    """The tracker tagged the run stopped, then the driver died before Tune's snapshot had the
+    trial stopped: the restored study continues it from its checkpoint to the end."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "again", {})
+    trial = SimpleNamespace(trial_id="abc_00000", config={"seed": 0, "epochs": EPOCHS})
+    tracker = TrialTracker(uri, experiment_id, parent)
+    tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_result(0, [], trial, {**_epoch(2), "history": [_epoch(1), _epoch(2)]})
+    tracker.on_trial_complete(0, [], trial)
+    stopped = _trial_runs(uri, experiment_id)[trial.trial_id]
+    assert (stopped.info.status, stopped.data.tags.get("stopped_early")) == ("KILLED", "true")
+
+    resumed = pickle.loads(pickle.dumps(tracker))
+    resumed.on_trial_start(0, [], trial)
+    resumed.on_trial_result(0, [], trial, {**_epoch(3), "history": [_epoch(1), _epoch(2)]})
+    resumed.on_trial_result(0, [], trial, _epoch(4))
+    resumed.on_trial_result(0, [], trial, _final())
+    resumed.on_trial_complete(0, [], trial)
+
+    run = _trial_runs(uri, experiment_id)[trial.trial_id]
+    assert run.info.status == "FINISHED"
+    assert not {"stopped_early", "stopped_at_epoch"} & run.data.tags.keys()
+    assert "sharpness" in run.data.metrics
+
+
 def test_two_studies_of_one_name_starting_together_share_the_experiment(tmp_path, monkeypatch):
     """The second study looked before the first one created the experiment, then lost the race
     to create it: it uses the first one's experiment, with a parent run of its own."""
