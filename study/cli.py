@@ -308,10 +308,17 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
     try:
         results = tuner.fit()
         finished = [r for r in results if r.error is None and r.metrics.get("diverged") is not None]
+        # Trials the scheduler (ASHA) stopped are done too, not interrupted: Tune marked their
+        # last result done; their runs are KILLED and tagged stopped_early by the tracker.
+        stopped = [
+            r
+            for r in results
+            if r.error is None and r.metrics.get("done") and r.metrics.get("diverged") is None
+        ]
         errored = results.num_errors
         if errored:
             status, code = "FAILED", EXIT_TRIALS_FAILED
-        elif len(finished) < cfg.num_trials:
+        elif len(finished) + len(stopped) < cfg.num_trials:
             status, code = "KILLED", EXIT_INTERRUPTED
         else:
             status, code = "FINISHED", EXIT_OK

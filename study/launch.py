@@ -217,4 +217,7 @@ def _trial_scheduler(cfg: StudyConfig):
         mode="max",
         grace_period=cfg.tune.grace_period,
         max_t=max(cfg.budgets),
+        # A trial past the last rung trains on and sends its final result (sharpness): ASHA's
+        # default stops it at max_t, on its last epoch's report, before that result.
+        stop_last_trials=False,
     )

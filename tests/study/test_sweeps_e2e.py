@@ -2,6 +2,7 @@
 shapes swept together, and an Optuna search; the MLflow store and the report checked after."""
 
 import itertools
+import json
 import re
 
 import pytest
@@ -139,3 +140,65 @@ def test_max_concurrent_holds_for_a_grid(tmp_path, knee_study):
     usage = re.findall(r"Logical resource usage: ([\d.]+)/([\d.]+) CPUs", proc.stdout)
     assert usage, proc.stdout[-2000:]
     assert {float(used) for used, _ in usage} <= {0.0, 1.0}, usage
+
+
+def _ray_last_results(output) -> dict[str, tuple[str, dict]]:
+    """trial_id -> (status, last result) as Tune's experiment snapshot holds them."""
+    snapshot = max((output / "tune").glob("experiment_state-*.json"))
+    trials = {}
+    for trial_json, runtime_json in json.loads(snapshot.read_text())["trial_data"]:
+        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+        trials[trial["trial_id"]] = (trial["status"], runtime.get("last_result") or {})
+    return trials
+
+
+def test_asha_stopped_trials_are_killed_and_tagged_the_rest_finished(tmp_path, knee_study):
+    """ASHA judges at epoch 4 of 6 (one rung, past the 50% explore phase): trials below its
+    cutoff are stopped there, the rest train on to their final result (sharpness)."""
+    epochs, grace = 6, 4
+    sets = {
+        "name": "asha",
+        "sweep.explore_fraction": "[0.0, 0.5]",
+        "sweep.peak_lr": "[0.002, 0.05]",  # 0.002 learns slowly: behind at the rung
+        "sweep.seed": "[0]",
+        "train.epochs": epochs,
+        "tune.scheduler": "asha",
+        "tune.grace_period": grace,
+        "tune.checkpoint_every": 1,  # a report each epoch: ASHA judges at the rung itself
+        "sharpness.steps": 2,
+    }
+    output = tmp_path / "study"
+    proc = knee_study("run", "--output", str(output), sets=sets)
+    # A study whose trials ASHA stopped is finished, not interrupted.
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "study finished" in proc.stdout
+
+    ray_trials = _ray_last_results(output)
+    assert {status for status, _ in ray_trials.values()} == {"TERMINATED"}
+    ray_stopped = {t for t, (_, last) in ray_trials.items() if "diverged" not in last}
+    num_stopped = int(re.findall(r"AsyncHyperBand: num_stopped=(\d+)", proc.stdout)[-1])
+    assert len(ray_stopped) == num_stopped
+    assert 0 < num_stopped < len(ray_trials)  # the first trial at the rung always goes on
+
+    _, runs = child_runs(output, "asha")
+    assert len(runs) == len(ray_trials) == 4
+    for run in runs:
+        trial_id, tags = run.data.tags["trial_id"], run.data.tags
+        last_epoch = ray_trials[trial_id][1]["epoch"]
+        if trial_id in ray_stopped:
+            assert last_epoch == grace < epochs
+            assert run.info.status == "KILLED"
+            assert tags["stopped_early"] == "true"
+            assert tags["stopped_at_epoch"] == str(last_epoch)
+            assert "sharpness" not in run.data.metrics
+        else:
+            assert last_epoch == epochs
+            assert run.info.status == "FINISHED"
+            assert not {"stopped_early", "stopped_at_epoch"} & tags.keys()
+            assert "sharpness" in run.data.metrics
+    from analysis.runs import load_runs
+
+    frame = load_runs("asha", default_tracking_uri(output))
+    trial_of = {run.info.run_id: run.data.tags["trial_id"] for run in runs}
+    assert {trial_of[r] for r in frame.loc[frame["stopped"], "run_id"]} == ray_stopped
+    assert set(frame.loc[frame["stopped"], "stopped_at_epoch"]) == {float(grace)}
