@@ -259,3 +259,134 @@ def search_landscape(
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return fig
+
+
+PANEL_COLUMNS = 4  # conditions side by side; more wrap onto further rows of panels
+PANELS_MAX = 16  # conditions drawn at most (the tables give every one)
+
+
+def condition_panels(fig: Figure, count: int, rows: int) -> list[list]:
+    """``rows`` axes (one per metric, top to bottom) for each of ``count`` conditions, at most
+    ``PANEL_COLUMNS`` conditions side by side and further ones wrapped below. A condition's axes
+    share their x axis (epochs, or explore fractions), a metric's axes their y axis, so panels
+    compare at a glance; tick labels only where the axes are not shared."""
+    columns = max(1, min(count, PANEL_COLUMNS))
+    blocks = max(1, -(-count // columns))
+    grid = fig.subplots(rows * blocks, columns, squeeze=False)
+    panels = [
+        [grid[(c // columns) * rows + r][c % columns] for r in range(rows)] for c in range(count)
+    ]
+    used = {id(ax) for axes in panels for ax in axes}
+    for ax in grid.flat:
+        ax.set_visible(id(ax) in used)
+    for c, axes in enumerate(panels):
+        for r, ax in enumerate(axes):
+            if r:
+                ax.sharex(axes[0])
+            if r < rows - 1:
+                ax.tick_params(labelbottom=False)
+            if c:
+                ax.sharey(panels[0][r])
+            if c % columns:
+                ax.tick_params(labelleft=False)
+    return panels
+
+
+def condition_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    """The conditions of ``runs`` (Knee trials) in order, each ``(values of keys, its trials)``,
+    at most ``PANELS_MAX`` of them."""
+    groups = list(runs.groupby(keys, sort=True, dropna=False))
+    return groups[:PANELS_MAX]
+
+
+def dropped_note(total: int) -> str:
+    """What a figure of per-condition panels says when it drew only the first ``PANELS_MAX``."""
+    if total <= PANELS_MAX:
+        return ""
+    return f"; the first {PANELS_MAX} of {total} conditions (the tables give every one)"
+
+
+DISTRIBUTED = ("test_acc", "sharpness")  # the final metrics drawn seed by seed
+JITTER = 0.28  # dots spread up to this far either side of their fraction (1 apart)
+
+
+def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
+    """Every usable seed's final test accuracy and sharpness per explore fraction: one dot per
+    seed (spread sideways at random, fixed seed, so dots at one value stay apart), a black bar
+    at the median; one panel row per metric, one column per condition (peak LR, ...). Above a
+    fraction, how many of its seeds diverged or failed (they have no value to show);
+    ``fraction`` is shaded."""
+    trials = knee_trials(runs)
+    keys = conditions(trials)
+    metrics = [m for m in DISTRIBUTED if usable(trials, m).any()] or ["test_acc"]
+    fractions = np.sort(trials["explore_fraction"].dropna().unique())
+    position = {f: i for i, f in enumerate(fractions)}
+    groups = condition_groups(trials, keys)
+    total = trials.groupby(keys, dropna=False).ngroups
+    width = max(4.0, 0.55 * len(fractions) + 1.2)  # a panel's, in inches: room per fraction
+    blocks = -(-len(groups) // PANEL_COLUMNS)
+    fig = Figure(
+        figsize=(width * min(len(groups), PANEL_COLUMNS) + 1, 2.6 * len(metrics) * blocks + 0.8),
+        layout="constrained",
+    )
+    panels = condition_panels(fig, len(groups), len(metrics))
+    rng = np.random.default_rng(0)
+    for axes, (key, cell) in zip(panels, groups, strict=True):
+        for row, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
+            scale = _scale(metric)
+            good = cell[usable(cell, metric)]
+            for f, seeds in good.groupby("explore_fraction", sort=True):
+                x = position[f] + rng.uniform(-JITTER, JITTER, len(seeds))
+                values = seeds[metric].to_numpy() * scale
+                ax.scatter(x, values, color=EXPLORE_COLOURS(f), s=16, alpha=0.75, linewidths=0)
+                middle = np.median(values)
+                ax.hlines(middle, position[f] - 0.38, position[f] + 0.38, color="black", lw=1.5)
+            if row == 0:
+                _left_out(ax, cell, position)
+            if fraction in position:
+                ax.axvspan(
+                    position[fraction] - 0.5,
+                    position[fraction] + 0.5,
+                    color="grey",
+                    alpha=0.12,
+                    linewidth=0,
+                )
+            ax.set_xticks(range(len(fractions)), [percent(f) for f in fractions])
+            ax.set_xlim(-0.6, len(fractions) - 0.4)
+            ax.grid(axis="y", alpha=0.3)
+            ax.margins(y=0.12)  # room for the counts at the top
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel(_wrapped(LABELS.get(metric, metric)))
+        axes[0].set_title(describe(keys, key), fontsize="medium")
+        axes[-1].set_xlabel("explore fraction")
+    fig.suptitle(f"One dot per usable seed, bar: median{dropped_note(total)}", fontsize="medium")
+    return fig
+
+
+def _wrapped(label: str) -> str:
+    """A long axis label on two lines, its parenthesis on the second, to fit a short panel."""
+    return label.replace(" (", "\n(", 1) if len(label) > 24 else label
+
+
+def _left_out(ax, cell: pd.DataFrame, position: dict) -> None:
+    """``2 diverged, 1 failed`` above each fraction of ``cell`` with seeds left out (a trial
+    the scheduler stopped early, where load_runs says so, is counted as stopped, not failed)."""
+    for f, seeds in cell.groupby("explore_fraction"):
+        diverged = seeds["diverged"]
+        stopped = seeds["stopped"].fillna(False).astype(bool) if "stopped" in seeds else False
+        counts = {
+            "diverged": int(diverged.sum()),
+            "stopped": int((stopped & ~diverged).sum()),
+            "failed": int(((seeds["status"] != "FINISHED") & ~diverged & ~stopped).sum()),
+        }
+        words = [f"{n} {what}" for what, n in counts.items() if n]
+        if words:
+            ax.annotate(
+                "\n".join(words),
+                (position[f], 1),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="firebrick",
+            )

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import comparisons, plots
+from analysis import comparisons, curves, plots
 from analysis.intervals import resolution
 from analysis.render import Block, FigureBlock, write_documents
 from analysis.robustness import (
@@ -70,6 +70,8 @@ FIGURES = (
     "search_landscape.png",
     "sharpness_vs_explore.png",
     "sharpness_vs_accuracy.png",
+    "learning_curves.png",
+    "distributions.png",
 )
 FILES = ("report.md", "report.html", "summary.csv", "runs.csv", *FIGURES)  # all a report writes
 CI_CELLS = "mean ± 95% CI half-width (n)"  # the explore tables' cells
@@ -82,9 +84,14 @@ def write_report(
     title: str,
     fraction: float = 0.5,
     margin: float = 0.002,
+    history: pd.DataFrame | None = None,
 ) -> Verdict:
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
     (created if needed); returns the verdict.
+
+    ``history`` (from :func:`analysis.runs.load_history`, at least ``curves.METRICS`` of the
+    trials ``curves.needed(runs)`` names) adds the learning curves to a grid study's report;
+    without it (or with fewer than two epochs in it) that section is left out.
 
     A grid over explore fractions gets the explore-fraction verdict; a search (trials tagged
     ``search=optuna``) gets the search verdict: is the best point near ``fraction`` within
@@ -122,6 +129,7 @@ def write_report(
         " ".join([f"Margin: {verdict.margin * 100:.2f} accuracy points.", *method]),
         _trial_counts(runs) + " " + _resolution(runs),
         *explore,
+        *(_curve_sections(runs, history, fraction) if knee and not search else []),
         *_comparison_sections(runs, fraction, margin),
         *_sharpness_sections(runs, fraction, explore=knee and not search),
         *_left_out_section(runs),
@@ -203,6 +211,44 @@ def _explore_sections(runs: pd.DataFrame, verdict: Verdict) -> list[Block]:
             "mean accuracy by explore fraction and peak LR",
             plots.explore_heatmap(runs, "test_acc"),
         ),
+    ]
+
+
+def _curve_sections(
+    runs: pd.DataFrame, history: pd.DataFrame | None, fraction: float
+) -> list[Block]:
+    """The learning curves (when there is a history of two epochs or more: one is no curve)
+    and the final values' distributions over seeds."""
+    blocks: list[Block] = []
+    if history is not None and history["epoch"].nunique() > 1:
+        blocks += [
+            "## Learning curves",
+            FigureBlock(
+                "learning_curves.png",
+                "test accuracy, training loss and LR against epoch per explore fraction",
+                curves.learning_curves(history, runs, fraction),
+            ),
+            "Per explore fraction, the median over its finished seeds at each epoch (n in the "
+            "legend: seeds per panel, a range when the panels differ) and, shaded, their "
+            f"interquartile range (25th to 75th percentile); {percent(fraction)} explore drawn "
+            "thicker, baseline schedules grey and dashed. Diverged, failed and unfinished trials "
+            "are left out. Test accuracy in percent (when the first epochs' climb would "
+            "squash the rest, its axis starts where the curves are after a fifth of training, "
+            "and says so); training loss on a log scale; the LR is that of each epoch's last "
+            "step.",
+        ]
+    return [
+        *blocks,
+        "## Distributions over seeds",
+        FigureBlock(
+            "distributions.png",
+            "final test accuracy and sharpness over seeds per explore fraction",
+            plots.distributions(runs, fraction),
+        ),
+        "Every usable seed's final value, one dot each (spread sideways so equal values stay "
+        f"apart), the black bar its median; {percent(fraction)} explore shaded where it was "
+        "run. Above a fraction, how many of its seeds diverged or failed: they have no value "
+        "to show.",
     ]
 
 

@@ -23,16 +23,21 @@ def write(
     fraction: float = 0.5,
     margin: float = 0.002,
 ) -> None:
-    """Load the runs, write the report into ``out`` and print where it is and the verdict.
+    """Load the runs and the history of those the learning curves draw, write the report into
+    ``out`` and print where it is and the verdict.
 
     Raises ``analysis.runs.AnalysisError`` when the runs cannot make a report.
     """
     # analysis brings pandas and matplotlib: imported when a report is written, not before.
+    from analysis import curves
     from analysis.report import verdict_line, write_report
-    from analysis.runs import load_runs
+    from analysis.runs import load_history, load_runs
 
     runs = load_runs(experiment, tracking_uri, parent_run_id)
-    verdict = write_report(runs, out, f"Knee study report: {experiment}", fraction, margin)
+    # A request per run and metric: only the trials and metrics the learning curves draw.
+    history = load_history(None, tracking_uri, runs=curves.needed(runs), metrics=curves.METRICS)
+    title = f"Knee study report: {experiment}"
+    verdict = write_report(runs, out, title, fraction, margin, history=history)
     trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
     print(f"knee-study: report of {trials} in {out.resolve() / 'report.html'}")
     print(verdict_line(verdict))

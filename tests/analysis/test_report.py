@@ -20,6 +20,7 @@ FIGURES = (
     "sharpness_vs_explore.png",
     "sharpness_vs_accuracy.png",
     "accuracy_heatmap.png",
+    "distributions.png",  # the plateau study has no per-epoch history: no learning curves
 )
 TEST_IMAGES = 540  # accuracies are k / 540, as on the digits test split
 
@@ -441,3 +442,86 @@ def test_a_margin_in_points_rather_than_accuracy_units_is_pointed_out(
     assert "--margin 0.2 is 20 accuracy points" in capsys.readouterr().err
     assert main(["report", *argv, "--margin", "0.002"]) == 0
     assert "accuracy points" not in capsys.readouterr().err
+
+
+CURVE_EPOCHS = 3  # the final metrics are logged at step 3 (fake_studies): the last epoch's
+
+
+def epochs_of(trial: dict) -> dict[str, list[float]]:
+    """Per-epoch test accuracy rising to the trial's final one, loss falling, a Knee LR
+    (``trial``: its params, as log_study passes them)."""
+    final = accuracy(trial["explore_fraction"], trial["peak_lr"], min(trial["seed"], 3))
+    explore = trial["explore_fraction"] * CURVE_EPOCHS
+    return {
+        "test_acc": [final - 0.1 * (CURVE_EPOCHS - e) for e in range(1, CURVE_EPOCHS + 1)],
+        "train_loss": [1.0 / e for e in range(1, CURVE_EPOCHS + 1)],
+        "train_acc": [0.5] * CURVE_EPOCHS,  # logged, not drawn: the report must not fetch it
+        "lr": [
+            trial["peak_lr"]
+            * (1 if e <= explore else (CURVE_EPOCHS - e) / (CURVE_EPOCHS - explore))
+            for e in range(1, CURVE_EPOCHS + 1)
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def curve_study(tmp_path_factory):
+    """The plateau study's trials with three epochs of history each; one more seed that
+    diverged at every fraction and peak LR."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('curves') / 'mlflow.db'}"
+    trials = grid(explore_fraction=[0.0, 0.5, 1.0], peak_lr=[0.05, 0.1], seed=[0, 1, 2, 3, 4])
+    for t in trials:
+        t.update(schedule="knee", epochs=CURVE_EPOCHS, diverged=t["seed"] == 4)
+        t["test_acc"] = accuracy(t["explore_fraction"], t["peak_lr"], min(t["seed"], 3))
+        t["sharpness"] = 1.0 + 2.0 * t["explore_fraction"] + 0.1 * t["seed"]
+    log_study(uri, "curves", trials, history=epochs_of)
+    return uri
+
+
+def test_report_draws_learning_curves_from_the_finished_trials_history(
+    curve_study, tmp_path, monkeypatch
+):
+    import analysis.runs
+
+    fetched = []
+    load_history = analysis.runs.load_history
+
+    def recording(*args, **kwargs):
+        fetched.append(kwargs)
+        return load_history(*args, **kwargs)
+
+    monkeypatch.setattr(analysis.runs, "load_history", recording)
+
+    assert report_of(curve_study, "curves", tmp_path) == 0
+
+    # Only what the figure draws: the 24 finished trials (not the 6 diverged), 3 metrics.
+    (call,) = fetched
+    assert call["metrics"] == ("test_acc", "train_loss", "lr")
+    assert len(call["runs"]) == 24
+    assert not call["runs"]["diverged"].any()
+    for name in ("learning_curves.png", "distributions.png"):
+        assert imread(tmp_path / name).shape[0] > 400, name
+    markdown = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert markdown.index("## Learning curves") < markdown.index("## Distributions over seeds")
+    assert markdown.index("## How much the explore fraction matters") < markdown.index(
+        "## Learning curves"
+    )
+    assert "](learning_curves.png)" in markdown
+    assert "](distributions.png)" in markdown
+    assert html.count('src="data:image/png;base64,') == markdown.count("](")
+    assert 'alt="test accuracy, training loss and LR against epoch' in html
+
+
+def test_report_without_history_has_distributions_but_no_learning_curves(curve_study, tmp_path):
+    from analysis.runs import load_runs
+
+    runs = load_runs("curves", curve_study)
+
+    report_module.write_report(runs, tmp_path, "no history")
+
+    assert not (tmp_path / "learning_curves.png").exists()
+    assert (tmp_path / "distributions.png").is_file()
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Learning curves" not in markdown
+    assert "## Distributions over seeds" in markdown

@@ -1,0 +1,204 @@
+"""The learning-curves figure: test accuracy, training loss and the LR against epoch, one line
+per explore fraction, one panel column per condition (peak LR, ...), built without pyplot from
+:func:`analysis.runs.load_history`'s frame.
+
+Each line is the median over a fraction's finished seeds at each epoch, its band their
+interquartile range (25th to 75th percentile); diverged, failed and unfinished trials are left
+out, as they are out of every mean of the report. The LR row shows each fraction's schedule:
+the ``lr`` per-epoch metric, the LR of each epoch's last step.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from analysis.comparisons import is_search
+from analysis.plots import (
+    EXPLORE_COLOURS,
+    LABELS,
+    LEGEND_MAX,
+    _scale,
+    condition_groups,
+    condition_panels,
+    dropped_note,
+)
+from analysis.robustness import conditions, knee_trials, usable
+from analysis.wording import describe, percent
+
+METRICS = ("test_acc", "train_loss", "lr")  # the per-epoch metrics drawn, top to bottom
+ROW_LABELS = {
+    "test_acc": LABELS["test_acc"],
+    "train_loss": "training loss (log scale)",
+    "lr": "learning rate",
+}
+BAND = (0.25, 0.75)  # the quantiles the band spans: the interquartile range
+BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))  # one per baseline schedule
+JUDGED_WIDTH, LINE_WIDTH = 2.4, 1.3  # the judged fraction's line stands out
+ZOOM_FROM = 0.2  # the accuracy axis spans the curves from this share of the epochs on
+
+
+def finished(runs: pd.DataFrame) -> pd.Series:
+    """Trials whose curves are drawn: FINISHED and not diverged."""
+    return (runs["status"] == "FINISHED") & ~runs["diverged"]
+
+
+def needed(runs: pd.DataFrame) -> pd.DataFrame:
+    """The trials whose history :func:`learning_curves` draws: the finished trials of a grid
+    study with a usable Knee trial; none for a search or a study of baselines alone, whose
+    report has no learning curves. Pass it to ``load_history(runs=...)``: the history costs a
+    request per run and metric."""
+    if is_search(runs) or not usable(knee_trials(runs), "test_acc").any():
+        return runs.iloc[:0]
+    return runs[finished(runs)]
+
+
+def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
+    """Test accuracy (percent), training loss (log scale) and LR against epoch for each
+    condition of the Knee trials in ``runs``: per explore fraction the median over its finished
+    seeds and the interquartile band (none on the LR: one schedule per fraction), coloured as
+    the other figures colour explore fractions, ``fraction`` drawn thicker; baseline schedules
+    of the same condition grey, one dash pattern each. The legend gives each line's seeds (n,
+    a range when the panels differ). ``history`` is ``load_history``'s frame (its trials'
+    params are taken from ``runs``; trials not finished in ``runs`` are left out)."""
+    keys = conditions(knee_trials(runs))
+    good = runs[finished(runs)]
+    drawn = [m for m in METRICS if m in history]
+    data = history[["run_id", "epoch", *drawn]].merge(
+        good[["run_id", "schedule", "explore_fraction", *keys]], on="run_id"
+    )
+    groups = condition_groups(knee_trials(runs), keys)
+    total = knee_trials(runs).groupby(keys, dropna=False).ngroups
+    columns = min(len(groups), 4)
+    fig = Figure(
+        figsize=(3.3 * max(columns, 1) + 2.4, 2.3 * len(METRICS) * -(-len(groups) // 4) + 0.9),
+        layout="constrained",
+    )
+    panels = condition_panels(fig, len(groups), len(METRICS))
+    baselines = sorted(data.loc[data["schedule"] != "knee", "schedule"].unique())
+    seeds: dict[object, set[int]] = {}  # per line (fraction or schedule): its n in each panel
+    accuracies: list[pd.Series] = []  # each line's median test accuracy per epoch, as drawn
+    for axes, (key, _) in zip(panels, groups, strict=True):
+        cell = data.merge(pd.DataFrame([key], columns=keys), on=keys)  # NaN matches NaN
+        for line, trials in _lines(cell):
+            seeds.setdefault(line, set()).add(trials["run_id"].nunique())
+            style = _style(line, fraction, baselines)
+            for ax, metric in zip(axes, METRICS, strict=True):
+                if metric in trials:
+                    median = _draw(ax, trials, metric, style, band=metric != "lr")
+                    if metric == "test_acc":
+                        accuracies.append(median)
+        if cell.empty:
+            axes[0].annotate(
+                "no finished trial",
+                (0.5, 0.5),
+                xycoords="axes fraction",
+                ha="center",
+                color="grey",
+            )
+        axes[0].set_title(describe(keys, key), fontsize="medium")
+        axes[-1].set_xlabel("epoch")
+    for axes in panels:
+        for ax, metric in zip(axes, METRICS, strict=True):
+            if metric == "train_loss" and (data[metric] > 0).all() and len(data):
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel(ROW_LABELS[metric])
+    if panels:
+        _zoom(panels[0][0], accuracies)
+    left_out = len(knee_trials(runs)) - int(finished(knee_trials(runs)).sum())
+    _curve_legend(
+        fig,
+        seeds,
+        fraction,
+        baselines,
+        f"finished seeds per panel\n({left_out} diverged or\nunfinished left out)",
+    )
+    fig.suptitle(
+        f"Median over finished seeds, band: interquartile range{dropped_note(total)}",
+        fontsize="medium",
+    )
+    return fig
+
+
+def _zoom(ax, medians: list[pd.Series]) -> None:
+    """The accuracy axis (shared by every panel) from where the medians are once a fifth of
+    training is done: the first epochs' climb would otherwise squash the differences that
+    last. A note says when the first epochs lie below it."""
+    late = [m[m.index >= ZOOM_FROM * m.index.max()] for m in medians if len(m)]
+    late = pd.concat(late) if late else pd.Series(dtype=float)
+    if late.empty or not late.notna().any():
+        return
+    low, high = late.min(), late.max()
+    bottom = low - 0.15 * max(high - low, 1.0)
+    if bottom > min(m.min() for m in medians if len(m)):
+        ax.set_ylim(bottom, high + 0.1 * max(high - low, 1.0))
+        ax.annotate(
+            f"first epochs below {bottom:.0f}%",
+            (0.98, 0.03),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="grey",
+        )
+
+
+def _lines(cell: pd.DataFrame):
+    """The lines of one panel: each explore fraction's Knee trials, then each baseline's."""
+    knee = cell[cell["schedule"] == "knee"]
+    yield from knee.groupby("explore_fraction", sort=True)
+    yield from cell[cell["schedule"] != "knee"].groupby("schedule", sort=True)
+
+
+def _style(line, fraction: float, baselines: list[str]) -> dict:
+    if isinstance(line, str):  # a baseline schedule
+        dashes = BASELINE_STYLES[baselines.index(line) % len(BASELINE_STYLES)]
+        return {"color": EXPLORE_COLOURS.get_bad(), "linestyle": dashes, "lw": LINE_WIDTH}
+    judged = abs(line - fraction) < 1e-9
+    return {
+        "color": EXPLORE_COLOURS(line),
+        "linestyle": "-",
+        "lw": JUDGED_WIDTH if judged else LINE_WIDTH,
+        "zorder": 3 if judged else 2,
+    }
+
+
+def _draw(ax, trials: pd.DataFrame, metric: str, style: dict, band: bool) -> pd.Series:
+    """The median of ``metric`` per epoch over ``trials`` and its interquartile band; returns
+    the median as drawn (scaled)."""
+    per_epoch = trials.groupby("epoch")[metric]
+    scale = _scale(metric)
+    median = per_epoch.median() * scale
+    ax.plot(median.index, median, **style)
+    if band:
+        low, high = per_epoch.quantile(BAND[0]), per_epoch.quantile(BAND[1])
+        ax.fill_between(
+            low.index, low * scale, high * scale, color=style["color"], alpha=0.2, linewidth=0
+        )
+    return median
+
+
+def _curve_legend(
+    fig: Figure, seeds: dict, fraction: float, baselines: list[str], title: str
+) -> None:
+    """One entry per line beside the panels, with its seeds per panel: ``50% explore (n=10)``."""
+    fractions = sorted(f for f in seeds if not isinstance(f, str))
+    handles = []
+    for line in [*fractions, *[b for b in baselines if b in seeds]]:
+        low, high = min(seeds[line]), max(seeds[line])
+        n = f"n={low}" if low == high else f"n={low}–{high}"
+        name = line if isinstance(line, str) else f"{percent(line)} explore"
+        style = _style(line, fraction, baselines)
+        style.pop("zorder", None)
+        handles.append(Line2D([], [], label=f"{name} ({n})", **style))
+    if handles and len(handles) <= LEGEND_MAX:
+        fig.legend(
+            handles=handles,
+            loc="outside right upper",
+            title=title,
+            fontsize="small",
+            title_fontsize="small",
+        )
