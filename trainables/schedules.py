@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     ConstantLR,
-    CosineAnnealingLR,
+    LambdaLR,
     LinearLR,
     LRScheduler,
     MultiStepLR,
@@ -151,8 +151,18 @@ def make_schedule(
     ``peak_lr`` (default: each group's current ``lr``) is the highest LR of the schedule.
     ``explore_fraction`` and ``decay`` apply to "knee" only; ``step_milestones`` (fractions of the
     budget) and ``step_gamma`` to "step"; ``onecycle_pct_start`` to "onecycle", which has its own
-    warmup. Every other schedule ramps linearly over the first ``warmup_fraction`` of the steps,
-    exactly like the Knee warmup.
+    warmup. Every other schedule warms up over the first W = ``warmup_fraction`` of the T steps
+    exactly like the Knee: step k <= W uses ``peak * k / W`` (W = 1 included). After it:
+
+    * "linear" and "cosine" are the Knee with no explore phase: step k uses
+      ``peak * shape((k - W) / (T - W))``, 0 at step T and after it.
+    * "step" uses ``peak * gamma ** n``, n the number of milestones m with k > round(m * T): the
+      LR drops on the first step past each milestone, counted over the whole budget.
+    * "constant" uses ``peak``.
+    * "onecycle" is torch's ``OneCycleLR`` with ``cycle_momentum=False``: it schedules the LR
+      only, and the optimizer's momentum (SGD) or beta1 (AdamW) stays what was configured on
+      every step; torch's default would cycle it between 0.85 and 0.95, so the comparison with
+      the Knee would mix an LR schedule with a momentum schedule the run never recorded.
     """
     if name not in SCHEDULE_NAMES:
         raise ValueError(f"schedule must be one of {SCHEDULE_NAMES}, got {name!r}")
@@ -165,36 +175,81 @@ def make_schedule(
     peaks = _group_peaks(optimizer, peak_lr)
     for group, peak in zip(optimizer.param_groups, peaks, strict=True):
         group["lr"] = peak
+        group["initial_lr"] = peak  # the base LR of every torch scheduler below
     if name == "onecycle":
         return OneCycleLR(
-            optimizer, max_lr=peaks, total_steps=total_steps, pct_start=onecycle_pct_start
+            optimizer,
+            max_lr=peaks,
+            total_steps=total_steps,
+            pct_start=onecycle_pct_start,
+            cycle_momentum=False,
         )
 
     warmup_steps, _ = phase_steps(total_steps, 0.0, warmup_fraction)
-    steps = total_steps - warmup_steps
     if name == "cosine":
-        main = CosineAnnealingLR(optimizer, T_max=steps)
-    elif name == "linear":
-        main = LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=steps)
+        # Not torch's CosineAnnealingLR: its epoch 0 is the peak, so it decays one step behind the
+        # Knee, and running it one step ahead would need an epoch before step 1 when there is no
+        # warmup (torch has no such start); past T_max it also climbs back towards the peak
+        # instead of staying at 0. So the schedule is torch's LambdaLR over the project's own
+        # Knee formula with no explore phase (warmup included): the Knee's cosine decay exactly.
+        def cosine_factor(epoch: int) -> float:
+            return knee_lr(epoch + 1, 1.0, warmup_steps, 0, total_steps, "cosine")
+
+        return LambdaLR(optimizer, cosine_factor)
+
+    # The schedule is a sequence of torch schedulers, each from its first optimizer step on (that
+    # step is its epoch 0): the warmup from step 1, then the main schedule from step W + 1.
+    pieces: list[tuple[int, LRScheduler]] = []
+    if warmup_steps > 0:
+        # Step k uses factor 1/W + (k-1)(1 - 1/W)/(W-1) = k/W, the Knee warmup; W = 1 included
+        # (one step at the peak), so the main schedule always starts at step W + 1.
+        warmup = LinearLR(
+            optimizer,
+            start_factor=1.0 / warmup_steps,
+            end_factor=1.0,
+            total_iters=warmup_steps - 1,
+        )
+        pieces.append((1, warmup))
+    decay_steps = total_steps - warmup_steps
+    if name == "linear":
+        if decay_steps >= 2:
+            # Step W + j uses 1 - j/D, one step ahead of LinearLR's usual start at 1: factor
+            # (D-1)/D at step W + 1, down by 1/D a step, 1/D at step T - 1.
+            decay = LinearLR(
+                optimizer,
+                start_factor=(decay_steps - 1) / decay_steps,
+                end_factor=0.0,
+                total_iters=decay_steps - 1,
+            )
+            pieces.append((warmup_steps + 1, decay))
+        # From step T on (T + 1 when it is all warmup) the LR is 0. LinearLR's recursive update
+        # would land its last step near, not at, 0 (about 1e-17, either sign) and cannot start
+        # at 0 when D = 1, so the zero is a piece of its own.
+        pieces.append((max(total_steps, warmup_steps + 1), LambdaLR(optimizer, _zero)))
     elif name == "step":
-        # The main schedule counts its own steps from the end of the warmup.
         if warmup_fraction >= min(step_milestones, default=1.0):
             raise ValueError(
                 f"step milestones {list(step_milestones)} must come after the warmup "
                 f"({warmup_fraction} of the steps)"
             )
-        # A milestone just past the warmup may round onto its last step: 0, decay right after.
+        # Epoch round(m*T) - W is step round(m*T) + 1, the first step past the milestone. One just
+        # past the warmup may round onto its last step: epoch 0, the step right after the warmup.
         milestones = [max(0, round(m * total_steps) - warmup_steps) for m in step_milestones]
-        main = MultiStepLR(optimizer, milestones=milestones, gamma=step_gamma)
+        pieces.append((warmup_steps + 1, MultiStepLR(optimizer, milestones, gamma=step_gamma)))
     else:
-        main = ConstantLR(optimizer, factor=1.0, total_iters=0)
-    if warmup_steps < 2:  # one warmup step at peak * 1/1 is no warmup at all
-        return main
-    # Step k of the warmup uses factor 1/W + (k-1)(1 - 1/W)/(W-1) = k/W, as the Knee warmup does.
-    warmup = LinearLR(
-        optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps - 1
+        pieces.append((warmup_steps + 1, ConstantLR(optimizer, factor=1.0, total_iters=0)))
+    if len(pieces) == 1:
+        return pieces[0][1]
+    # SequentialLR's milestone m hands over after m steps: the next piece starts at step m + 1.
+    return SequentialLR(
+        optimizer,
+        [scheduler for _, scheduler in pieces],
+        milestones=[first_step - 1 for first_step, _ in pieces[1:]],
     )
-    return SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
+
+
+def _zero(_epoch: int) -> float:
+    return 0.0
 
 
 def _group_peaks(optimizer: Optimizer, peak_lr: float | Sequence[float] | None) -> list[float]:

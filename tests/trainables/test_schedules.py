@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.optim.lr_scheduler import OneCycleLR
 
 from trainables.schedules import (
     DECAY_SHAPES,
@@ -15,6 +16,7 @@ from trainables.schedules import (
     KneeLRScheduler,
     knee_lr,
     make_schedule,
+    phase_steps,
 )
 
 PEAK = 0.1
@@ -199,8 +201,8 @@ T = 20
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("cosine", lambda k: PEAK * (1 + math.cos(math.pi * (k - 1) / T)) / 2),
-        ("linear", lambda k: PEAK * (1 - (k - 1) / T)),
+        ("cosine", lambda k: PEAK * (1 + math.cos(math.pi * k / T)) / 2),  # 0 at step T
+        ("linear", lambda k: PEAK * (1 - k / T)),
         ("step", lambda k: PEAK * 0.1 ** ((k > T // 2) + (k > 3 * T // 4))),
         ("constant", lambda k: PEAK),
         ("knee", lambda k: PEAK if k <= T // 2 else PEAK * (1 - (k - T // 2) / (T // 2))),
@@ -227,21 +229,24 @@ def test_warmup_is_the_knee_warmup_for_every_schedule(name):
     assert used[5] <= PEAK + 1e-12
 
 
+@pytest.mark.parametrize("split_at", [1, 2, 7, T - 1, T])  # in and right after a warmup, at T
+@pytest.mark.parametrize("warmup_fraction", [0.0, 0.05, 0.1])  # W = 0, 1, 2
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
-def test_every_schedule_is_a_resumable_torch_scheduler(name):
+def test_every_schedule_is_a_resumable_torch_scheduler(name, warmup_fraction, split_at):
     def fresh():
         opt = _optimizer()
-        return opt, make_schedule(name, opt, T, peak_lr=PEAK, warmup_fraction=0.1)
+        return opt, make_schedule(name, opt, T, peak_lr=PEAK, warmup_fraction=warmup_fraction)
 
+    steps = T if name == "onecycle" else T + 2  # OneCycleLR refuses to step past its budget
     opt, sched = fresh()
-    uninterrupted = _used_lrs(opt, sched, T)
+    uninterrupted = _used_lrs(opt, sched, steps)
     opt, sched = fresh()
-    first = _used_lrs(opt, sched, 7)
+    first = _used_lrs(opt, sched, split_at)
     state = (opt.state_dict(), sched.state_dict())
     opt, sched = fresh()
     opt.load_state_dict(state[0])
     sched.load_state_dict(state[1])
-    np.testing.assert_allclose(first + _used_lrs(opt, sched, T - 7), uninterrupted)
+    np.testing.assert_allclose(first + _used_lrs(opt, sched, steps - split_at), uninterrupted)
 
 
 def test_unknown_schedule_is_rejected_with_the_known_names():
@@ -272,3 +277,147 @@ def test_step_decays_right_after_a_warmup_that_ends_at_its_milestone_by_rounding
     )
     assert used[179] == pytest.approx(PEAK)  # the warmup's last step
     assert used[180] == pytest.approx(PEAK / 10)
+
+
+# --- baselines step for step with the Knee: its warmup, no off-by-one after it, 0 at step T ------
+
+GROUP_PEAKS = [0.2, 0.02]
+
+
+def _group_lrs(name, total, warmup_fraction, steps, **kwargs):
+    """Per-group LRs of steps 1..steps of ``make_schedule(name)`` on a two-group optimizer."""
+    opt = _optimizer(lrs=(1.0, 1.0))
+    sched = make_schedule(
+        name, opt, total, peak_lr=GROUP_PEAKS, warmup_fraction=warmup_fraction, **kwargs
+    )
+    return _used_lrs(opt, sched, steps)
+
+
+def _flat(rows):
+    return [value for row in rows for value in row]
+
+
+def _no_explore(k, peak, w, t, decay):
+    """The Knee's step k with no explore phase, written out: peak k/W, then shape((k-W)/D)."""
+    if k > t:
+        return 0.0
+    if k <= w:
+        return peak * k / w
+    progress = (k - w) / (t - w)
+    if decay == "linear":
+        return peak * (1 - progress)
+    return peak * (1 + math.cos(math.pi * progress)) / 2
+
+
+# (T, W): no warmup, one-step and two-step warmups, a third, one decay step (D = 1), all warmup.
+BUDGETS = [(t, w) for t in (5, 8, 37) for w in sorted({0, 1, 2, t // 3, t - 1, t})]
+
+
+@pytest.mark.parametrize(("t", "w"), BUDGETS)
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_linear_and_cosine_baselines_are_the_knee_with_no_explore_phase(name, t, w):
+    used = _group_lrs(name, t, w / t, t + 3)
+    knee = _group_lrs("knee", t, w / t, t + 3, explore_fraction=0.0, decay=name)
+    expected = [[_no_explore(k, peak, w, t, name) for peak in GROUP_PEAKS] for k in range(1, t + 4)]
+    assert _flat(used) == pytest.approx(_flat(expected), rel=1e-12, abs=1e-15)
+    assert _flat(used) == pytest.approx(_flat(knee), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("w", [0, 1, 2, 5])
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_decaying_baselines_are_exactly_zero_from_the_last_step_on(name, w):
+    used = _group_lrs(name, T, w / T, T + 5)
+    assert all(lr > 0 for lr in used[T - 2])  # step T - 1
+    assert used[T - 1 :] == [[0.0, 0.0]] * 6  # steps T .. T + 5, not 1e-17 and not climbing back
+
+
+@settings(deadline=None)
+@given(
+    total=st.integers(1, 300),
+    warmup_fraction=st.floats(0.0, 1.0),
+    name=st.sampled_from(["linear", "cosine"]),
+)
+def test_knee_at_explore_zero_is_the_baseline_of_its_decay_shape(total, warmup_fraction, name):
+    used = _group_lrs(name, total, warmup_fraction, total + 2)
+    knee = _group_lrs("knee", total, warmup_fraction, total + 2, explore_fraction=0.0, decay=name)
+    assert _flat(used) == pytest.approx(_flat(knee), rel=1e-12, abs=1e-15)
+    assert used[total:] == knee[total:] == [[0.0, 0.0]] * 2  # steps T + 1, T + 2
+    if phase_steps(total, 0.0, warmup_fraction)[0] < total:  # any decay step at all: 0 at step T
+        assert used[total - 1] == knee[total - 1] == [0.0, 0.0]
+
+
+_C = math.cos  # the five-step table below, by hand: T = 5 and W = 0, 1, 2 (peak 0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "w", "expected"),
+    [
+        ("linear", 0, [0.08, 0.06, 0.04, 0.02, 0.0]),
+        ("linear", 1, [0.1, 0.075, 0.05, 0.025, 0.0]),
+        ("linear", 2, [0.05, 0.1, 0.1 * 2 / 3, 0.1 / 3, 0.0]),
+        ("cosine", 0, [0.05 * (1 + _C(math.pi * k / 5)) for k in range(1, 6)]),
+        ("cosine", 1, [0.1] + [0.05 * (1 + _C(math.pi * j / 4)) for j in range(1, 5)]),
+        ("cosine", 2, [0.05, 0.1, 0.075, 0.025, 0.0]),
+        # round(0.5 * 5) = 2 and round(0.75 * 5) = 4: drops on steps 3 and 5
+        ("step", 0, [0.1, 0.1, 0.01, 0.01, 0.001]),
+        ("step", 1, [0.1, 0.1, 0.01, 0.01, 0.001]),
+        ("step", 2, [0.05, 0.1, 0.01, 0.01, 0.001]),
+        ("constant", 0, [0.1] * 5),
+        ("constant", 1, [0.1] * 5),
+        ("constant", 2, [0.05, 0.1, 0.1, 0.1, 0.1]),
+    ],
+)
+def test_baselines_on_a_five_step_budget(name, w, expected):
+    after = {"linear": 0.0, "cosine": 0.0, "step": 0.001, "constant": 0.1}[name]
+    used = _single_group_lrs(
+        lambda opt: make_schedule(name, opt, 5, PEAK, warmup_fraction=w / 5), 7
+    )
+    assert used == pytest.approx([*expected, after, after], rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(("t", "w"), [(t, w) for t in (8, 20, 37) for w in (0, 1, 2, 3)])
+@pytest.mark.parametrize("name", ["step", "constant"])
+def test_step_and_constant_baselines_keep_their_meaning_after_the_knee_warmup(name, t, w):
+    def expected(k, peak):
+        if k <= w:
+            return peak * k / w
+        if name == "constant":
+            return peak
+        return peak * 0.1 ** sum(k > round(m * t) for m in (0.5, 0.75))
+
+    used = _group_lrs(name, t, w / t, t + 2)
+    want = [[expected(k, peak) for peak in GROUP_PEAKS] for k in range(1, t + 3)]
+    assert _flat(used) == pytest.approx(_flat(want), rel=1e-12, abs=1e-15)
+
+
+# --- onecycle schedules the LR only --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "key", "configured"),
+    [
+        (lambda groups: torch.optim.SGD(groups, lr=1.0, momentum=0.9), "momentum", 0.9),
+        (lambda groups: torch.optim.AdamW(groups, lr=1.0, betas=(0.9, 0.99)), "betas", (0.9, 0.99)),
+    ],
+    ids=["sgd", "adamw"],
+)
+def test_onecycle_leaves_the_configured_momentum_alone_on_every_step(build, key, configured):
+    def optimizer():
+        return build([torch.nn.Parameter(torch.zeros(2))])
+
+    opt = optimizer()
+    sched = make_schedule("onecycle", opt, T, peak_lr=PEAK)
+    used, momenta = [], []
+    for _ in range(T):  # the whole budget: OneCycleLR refuses to step past it
+        used.append(opt.param_groups[0]["lr"])
+        momenta.append(opt.param_groups[0][key])
+        opt.step()
+        sched.step()
+    momenta.append(opt.param_groups[0][key])
+    assert momenta == [configured] * (T + 1)
+
+    # The LR is still torch's one-cycle shape (its LR does not depend on momentum cycling).
+    ref_opt = optimizer()
+    reference = _used_lrs(ref_opt, OneCycleLR(ref_opt, max_lr=PEAK, total_steps=T), T)
+    assert used == pytest.approx([lr for (lr,) in reference], rel=1e-12)
+    assert max(used) == pytest.approx(PEAK)
