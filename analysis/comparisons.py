@@ -1,11 +1,14 @@
-"""Beyond the explore sweep: Knee against baseline schedules (the paper's Table 5), Knee at a
-shorter budget against baselines at the full one (Table 6), Knee decay shapes, and the region an
-Optuna search found best.
+"""Beyond the explore sweep, as tables: Knee against baseline schedules (the paper's Table 5),
+Knee at a shorter budget against baselines at the full one (Table 6), Knee decay shapes, and the
+points an Optuna search tried.
 
-Every difference is a mean over seeds with a 90% t interval, paired by seed over the seeds both
-sides finished when they ran the same seeds or share 3 or more and at least half of the larger
-side's (Welch's otherwise; see :func:`analysis.intervals.difference_interval`), so it reads like
-the verdict. Only trials that finished without diverging are compared.
+Every difference is the first arm's *advantage* in the policy's direction (``sign * (a - b)``:
+positive when Knee is better, whether the metric is an accuracy or a loss) over seeds with a 90%
+t interval, paired by seed over the seeds both sides finished when they ran the same seeds or
+share 3 or more and at least half of the larger side's (Welch's otherwise; see
+:func:`analysis.intervals.difference_interval`). Only trials that finished their budget without
+diverging are compared. The decisions built on these comparisons are the verdicts of
+:mod:`analysis.robustness`.
 """
 
 from __future__ import annotations
@@ -13,98 +16,109 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.intervals import difference_interval, equivalence, resolution
-from analysis.robustness import Verdict, conditions, usable
+from analysis.intervals import Gap, difference_interval, equivalence, resolution
+from analysis.policy import Policy
+from analysis.trials import conditions, usable
 from analysis.wording import percent
 from trainables.train import KNEE_ONLY_KEYS
 
 
-def schedule_table(runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5):
-    """Per condition (peak LR, budget, ...) and schedule: seeds, mean and std of ``metric``, and
-    Knee at explore ``fraction`` minus that schedule (``knee_minus``) with its interval.
+def schedule_table(runs: pd.DataFrame, policy: Policy | None = None) -> pd.DataFrame:
+    """Per condition (peak LR, budget, ...) and schedule: seeds, mean and std of the metric,
+    and Knee at the policy's explore fraction ahead of that schedule (``knee_ahead``, positive:
+    Knee is better) with its interval.
 
-    Knee's arm is labelled ``knee 50%`` (``knee 50% cosine`` when decay shapes vary too).
-    Returns an empty frame when the runs hold Knee alone (the explore views cover it) or
-    nothing usable; a baseline alone gets its row, as the only summary of its accuracy.
+    Knee's arm is labelled ``knee 50%`` (``knee 50% cosine`` when decay shapes vary too; its
+    ``is_knee`` column says which rows are Knee's). Returns an empty frame when the runs hold
+    Knee alone (the explore views cover it) or nothing usable; a baseline alone gets its row,
+    as the only summary of its accuracy.
     """
-    arms = _arms(runs, metric, fraction)
-    keys = _keys(arms, exclude=("decay",))
-    floor = resolution(arms[metric])
-    if arms.empty or (arms["schedule"] == "knee").all():
+    policy = policy or Policy()
+    arms = _arms(runs, policy)
+    if arms.empty or arms["is_knee"].all():
         return pd.DataFrame()
+    keys = _keys(arms, exclude=("decay",))
+    floor = resolution(arms[policy.metric])
     rows = []
     for key, cell in arms.groupby(keys, sort=True, dropna=False):
-        knees = [arm for arm in cell["arm"].unique() if arm.startswith("knee")]
+        knees = cell.loc[cell["is_knee"], "arm"].unique()
         for arm, group in cell.groupby("arm", sort=False):
-            row = {**dict(zip(keys, key, strict=True)), "schedule": arm, **_stats(group, metric)}
-            if not arm.startswith("knee"):
+            row = {
+                **dict(zip(keys, key, strict=True)),
+                "schedule": arm,
+                "is_knee": bool(group["is_knee"].iloc[0]),
+                **_stats(group, policy.metric),
+            }
+            if not row["is_knee"]:
                 for knee in knees:  # one difference per Knee arm: usually just one
-                    seeds = cell[cell["arm"] == knee].set_index("seed")[metric]
-                    theirs = group.set_index("seed")[metric]
-                    diff = difference_interval(seeds, theirs, 0.90, floor)
+                    ours = cell[cell["arm"] == knee]
                     suffix = "" if len(knees) == 1 else f" ({knee})"
-                    row.update(_diff_columns(f"knee_minus{suffix}", diff))
+                    diff = _advantage(ours, group, policy, floor)
+                    row.update(_diff_columns(f"knee_ahead{suffix}", diff))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def budget_table(
-    runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, margin: float = 0.002
-) -> pd.DataFrame:
+def budget_table(runs: pd.DataFrame, policy: Policy | None = None) -> pd.DataFrame:
     """Knee at every budget (``epochs``) against each baseline at the full (largest) budget:
-    both means, Knee minus baseline with its interval, and whether Knee at that budget
+    both means, Knee's advantage with its interval, and whether Knee at that budget
     ``matches`` the baseline (interval above ``-margin``), ``falls short`` (below it) or is
     ``unclear``. Empty when the runs sweep no budget or hold no baseline."""
+    policy = policy or Policy()
     if "epochs" not in runs or runs["epochs"].nunique() < 2:
         return pd.DataFrame()
-    arms = _arms(runs, metric, fraction)
+    arms = _arms(runs, policy)
     keys = _keys(arms, exclude=("decay", "epochs"))
-    floor = resolution(arms[metric])
+    floor = resolution(arms[policy.metric])
     rows = []
     for key, cell in arms.groupby(keys, sort=True, dropna=False):
         full = cell["epochs"].max()
-        baselines = cell[~cell["arm"].str.startswith("knee") & (cell["epochs"] == full)]
-        knees = cell[cell["arm"].str.startswith("knee")]
+        baselines = cell[~cell["is_knee"] & (cell["epochs"] == full)]
+        knees = cell[cell["is_knee"]]
         for (knee, epochs), ours in knees.groupby(["arm", "epochs"], sort=True):
             for baseline, theirs in baselines.groupby("arm", sort=True):
-                diff = difference_interval(
-                    ours.set_index("seed")[metric], theirs.set_index("seed")[metric], 0.90, floor
-                )
+                diff = _advantage(ours, theirs, policy, floor)
                 rows.append(
                     {
                         **dict(zip(keys, key, strict=True)),
                         "knee": knee,
                         "knee_epochs": int(epochs),
-                        "knee_mean": ours[metric].mean(),
+                        "knee_mean": ours[policy.metric].mean(),
                         "baseline": baseline,
                         "baseline_epochs": int(full),
-                        "baseline_mean": theirs[metric].mean(),
-                        **_diff_columns("knee_minus", diff),
-                        "decision": _match(diff, margin),
+                        "baseline_mean": theirs[policy.metric].mean(),
+                        **_diff_columns("knee_ahead", diff),
+                        "decision": _match(diff, policy.margin),
                     }
                 )
     return pd.DataFrame(rows)
 
 
 def decay_table(
-    runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, reference: str = "linear"
+    runs: pd.DataFrame, policy: Policy | None = None, reference: str = "linear"
 ) -> pd.DataFrame:
-    """Knee at explore ``fraction`` per decay shape: seeds, mean, std, and the shape minus
-    ``reference`` (the paper's linear decay) with its interval. Empty unless decay varies."""
-    knee = _arms(runs, metric, fraction)
-    knee = knee[knee["schedule"] == "knee"]
+    """Knee at the policy's explore fraction per decay shape: seeds, mean, std, and the shape's
+    advantage over ``reference`` (the paper's linear decay) with its interval. Empty unless
+    decay varies."""
+    policy = policy or Policy()
+    knee = _arms(runs, policy)
+    knee = knee[knee["is_knee"]]
     if "decay" not in knee or knee["decay"].nunique() < 2:
         return pd.DataFrame()
     keys = _keys(knee, exclude=("decay",))
-    floor = resolution(knee[metric])
+    floor = resolution(knee[policy.metric])
     rows = []
     for key, cell in knee.groupby(keys, sort=True, dropna=False):
-        base = cell[cell["decay"] == reference].set_index("seed")[metric]
+        base = cell[cell["decay"] == reference]
         for decay, group in cell.groupby("decay", sort=True):
-            row = {**dict(zip(keys, key, strict=True)), "decay": decay, **_stats(group, metric)}
+            row = {
+                **dict(zip(keys, key, strict=True)),
+                "decay": decay,
+                **_stats(group, policy.metric),
+            }
             if decay != reference and len(base):
-                diff = difference_interval(group.set_index("seed")[metric], base, 0.90, floor)
-                row.update(_diff_columns(f"minus_{reference}", diff))
+                diff = _advantage(group, base, policy, floor)
+                row.update(_diff_columns(f"ahead_of_{reference}", diff))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -115,26 +129,22 @@ def is_search(runs: pd.DataFrame) -> bool:
     return "search" in runs and bool((runs["search"] == "optuna").any())
 
 
-def search_summary(
-    runs: pd.DataFrame,
-    metric: str = "test_acc",
-    fraction: float = 0.5,
-    window: float = 0.1,
-    margin: float = 0.002,
-) -> tuple[pd.DataFrame, dict]:
+def search_summary(runs: pd.DataFrame, policy: Policy | None = None) -> tuple[pd.DataFrame, dict]:
     """The points a search tried, best first (explore fraction, peak LR, seeds, mean, std), and
     a summary: the best point, the best region (the ranges spanned by the top quarter of the
-    points) and how accuracy near ``fraction`` compares with elsewhere: the best point within
-    ``window`` of it against the best point outside, the gap ``outside - near`` with its 90%
-    interval and a decision against ``margin`` as in the verdict. Both points are the best of
-    their group, so the comparison is a guide, not a test at a known level."""
+    points) and how the metric near the policy's fraction compares with elsewhere: the best
+    point within ``policy.window`` of it against the best point outside, the outside point's
+    advantage with its 90% interval and a decision against the margin. Both points are the best
+    of their group, so the comparison is a guide, not a test at a known level."""
+    policy = policy or Policy()
+    metric, fraction, window = policy.metric, policy.fraction, policy.window
     good = runs[usable(runs, metric)]
     good = good[good["schedule"] == "knee"] if "schedule" in good else good
     points = (
         good.groupby(["explore_fraction", "peak_lr"])[metric]
         .agg(n="size", mean="mean", std="std")
         .reset_index()
-        .sort_values("mean", ascending=False, ignore_index=True)
+        .sort_values("mean", ascending=policy.mode == "min", ignore_index=True)
     )
     if points.empty:
         return points, {}
@@ -153,18 +163,20 @@ def search_summary(
     inside = (points["explore_fraction"] - fraction).abs() <= window + 1e-12
     if not inside.any() or inside.all():
         where = "no point within" if not inside.any() else "every point within"
-        return points, {**summary, "reason": f"{where} {window:.0%} of {fraction:.0%} explore"}
+        span = f"{window * 100:.4g} explore points of {percent(fraction)}"
+        return points, {**summary, "reason": f"{where} {span}"}
     near, outside = points[inside].iloc[0], points[~inside].iloc[0]
 
-    def seeds(point: pd.Series) -> pd.Series:
+    def seeds(point: pd.Series) -> pd.DataFrame:
         at = (good["explore_fraction"] == point["explore_fraction"]) & (
             good["peak_lr"] == point["peak_lr"]
         )
-        return good[at].set_index("seed")[metric]
+        return good[at]
 
-    floor = resolution(good[metric])
-    gap, low, high, test = difference_interval(seeds(outside), seeds(near), 0.90, floor)
-    enough = min(near["n"], outside["n"]) >= 3
+    gap, low, high, test = _advantage(
+        seeds(outside), seeds(near), policy, resolution(good[metric])
+    )[:4]
+    enough = min(near["n"], outside["n"]) >= policy.min_seeds
     return points, {
         **summary,
         "near_explore": near["explore_fraction"],
@@ -177,26 +189,42 @@ def search_summary(
         "gap_low": low,
         "gap_high": high,
         "test": test,
-        "decision": equivalence(low, high, margin) if enough else "inconclusive",
-        "reason": "" if enough else "fewer than 3 seeds a point",
+        "decision": equivalence(low, high, policy.margin) if enough else "inconclusive",
+        "reason": "" if enough else f"fewer than {policy.min_seeds} seeds a point",
     }
 
 
-def _arms(runs: pd.DataFrame, metric: str, fraction: float) -> pd.DataFrame:
-    """Usable trials of Knee at ``fraction`` and of every baseline, one row per seed, with an
-    ``arm`` label. A baseline that an older grid crossed with explore fractions (the same
-    computation repeated) counts once per seed."""
-    good = runs[usable(runs, metric)]
-    knee = good[(good["schedule"] == "knee") & np.isclose(good["explore_fraction"], fraction)]
-    baselines = good[good["schedule"] != "knee"]
+def _arms(runs: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Usable trials of Knee at the policy's fraction and of every baseline, one row per seed,
+    with an ``arm`` label (for display) and ``is_knee`` (for deciding). A baseline that an older
+    grid crossed with explore fractions (the same computation repeated) counts once per seed."""
+    good = runs[usable(runs, policy.metric)]
+    is_knee = good["schedule"] == "knee"
+    knee = good[is_knee & np.isclose(good["explore_fraction"].astype(float), policy.fraction)]
+    baselines = good[~is_knee]
     keys = [k for k in conditions(good) if k not in KNEE_ONLY_KEYS] if len(good) else []
     baselines = baselines.drop_duplicates([*keys, "schedule", "seed"])
-    label = f"knee {fraction:.0%}"
+    label = f"knee {percent(policy.fraction)}"
     decays = knee["decay"].nunique() > 1 if "decay" in knee else False
     knee = knee.assign(arm=label + (" " + knee["decay"].astype(str) if decays else ""))
-    arms = pd.concat([knee, baselines.assign(arm=baselines["schedule"])], ignore_index=True)
+    arms = pd.concat(
+        [knee.assign(is_knee=True), baselines.assign(arm=baselines["schedule"], is_knee=False)],
+        ignore_index=True,
+    )
     arms.attrs = runs.attrs  # the param list, for conditions()
     return arms
+
+
+def _advantage(ours: pd.DataFrame, theirs: pd.DataFrame, policy: Policy, floor: float) -> Gap:
+    """How much better ``ours`` is than ``theirs`` over seeds, in the metric's direction."""
+    metric = policy.metric
+    return difference_interval(
+        ours.set_index("seed")[metric] * policy.sign,
+        theirs.set_index("seed")[metric] * policy.sign,
+        policy.confidence,
+        floor,
+        policy.min_seeds,
+    )
 
 
 def _keys(arms: pd.DataFrame, exclude: tuple[str, ...]) -> list[str]:
@@ -210,47 +238,16 @@ def _stats(group: pd.DataFrame, metric: str) -> dict:
     return {"n": len(values), "mean": values.mean(), "std": values.std(ddof=1)}
 
 
-def _diff_columns(name: str, diff: tuple[float, float, float, str]) -> dict:
-    value, low, high, test = diff
-    return {name: value, f"{name}_low": low, f"{name}_high": high, f"{name}_test": test}
+def _diff_columns(name: str, diff: Gap) -> dict:
+    return {
+        name: diff.estimate,
+        f"{name}_low": diff.low,
+        f"{name}_high": diff.high,
+        f"{name}_test": diff.test,
+    }
 
 
-def _match(diff: tuple[float, float, float, str], margin: float) -> str:
-    _, low, high, _ = diff
-    if np.isnan(low):
+def _match(diff: Gap, margin: float) -> str:
+    if np.isnan(diff.low):
         return "unclear"
-    return "matches" if low > -margin else "falls short" if high < -margin else "unclear"
-
-
-def search_verdict(
-    runs: pd.DataFrame,
-    fraction: float = 0.5,
-    margin: float = 0.002,
-    metric: str = "test_acc",
-    window: float = 0.1,
-) -> Verdict:
-    """The verdict for a search study, where points do not share explore fractions: does the
-    best point within ``window`` of ``fraction`` come within ``margin`` of the best point
-    outside it? ``verdict.table`` holds the search's points, best first."""
-    points, found = search_summary(runs, metric, fraction, window, margin)
-    name = f"{percent(fraction)} explore"
-    if "gap" not in found:
-        why = found.get("reason", "no usable trials")
-        return Verdict(
-            "inconclusive", points, f"{name}: inconclusive, {why}.", fraction, margin, metric
-        )
-    status = found["decision"]
-    near = f"explore {percent(found['near_explore'])}, peak LR {found['near_peak_lr']:.3g}"
-    outside = f"explore {percent(found['outside_explore'])}, peak LR {found['outside_peak_lr']:.3g}"
-    lead = {
-        "robust": f"{name} is robust in this search",
-        "not robust": f"{name} is not robust in this search",
-        "inconclusive": f"{name}: inconclusive in this search",
-    }[status]
-    explanation = (
-        f"{lead}: the best point beyond {window:.0%} of it ({outside}) minus the best point "
-        f"within ({near}) is {found['gap'] * 100:.2f} points (90% interval "
-        f"{found['gap_low'] * 100:.2f} to {found['gap_high'] * 100:.2f}), against a "
-        f"{margin * 100:.2f}-point margin{'; ' + found['reason'] if found['reason'] else ''}."
-    )
-    return Verdict(status, points, explanation, fraction, margin, metric)
+    return "matches" if diff.low > -margin else "falls short" if diff.high < -margin else "unclear"

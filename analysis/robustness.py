@@ -1,151 +1,90 @@
-"""Is 50% explore robust? Per-fraction summaries over seeds, the verdict, and the side views.
+"""The verdicts: is 50% explore robust (a grid over explore fractions), does Knee at 50% match
+each baseline (a schedule study), does Knee at a shorter budget match the full one (a budget
+study), and where a search found its best points (an Optuna study).
 
-Only trials that finished without diverging enter a mean: diverged and failed trials are counted
-in their own columns (``diverged``, ``failed``) and weigh on the verdict explicitly, never
-silently averaged in. The explore-fraction views use the Knee trials (baselines have no explore
-phase); a study that also sweeps other axes (epochs, decay, ...) is summarised per combination
-of them, so no mean ever mixes two conditions.
+Every grid verdict is a set of comparisons decided by :mod:`analysis.decide` under one
+:class:`~analysis.policy.Policy`; the search verdict has its own words, since comparing the
+best of two groups of points is a guide, not a test at a known level.
 
-The verdict's test, at each condition (peak LR): compare the fraction with every other explore
-fraction that has enough seeds. For each, the gap ``other - fraction`` of the metric gets a t
-interval, paired by seed over the seeds both ran when they share at least ``min_seeds`` of them
-and at least half of the larger side's (same initialisation and batch order, so the pairing
-removes most of the seed noise; a seed that failed on one side only is left out of the pairs
-rather than costing the pairing), and Welch's otherwise. The standard deviation is never taken
-below the metric's resolution (one test image, read off the data): with accuracies in steps of
-one image, three identical differences are luck, not certainty.
-
-* robust: every gap's 90% upper bound is below ``margin``. An intersection-union test: each
-  one-sided test at 5%, so no fraction beats ``fraction`` by more than the margin (5% level).
-* not robust: some gap's lower bound is above ``margin`` at a Bonferroni-corrected level (one-
-  sided 5% / number of comparisons), so picking the largest of several noisy gaps does not
-  make a flat curve look not robust.
-* otherwise inconclusive: more seeds would decide it.
-
-Divergence weighs separately, since a diverged seed has no accuracy to compare: against each
-other fraction swept at the condition, a one-sided Fisher exact test asks whether the fraction's
-finished seeds diverge more often. When one does so at the Bonferroni-corrected level (5% /
-number of other fractions), the condition is "not robust". More often but not significantly
-(1 of 10 seeds against 0 of 10: p = 0.5) leaves the accuracy decision standing and is said in
-its reason: capping "robust" on any excess would, with a divergence rate shared by every
-fraction, cap it in most studies (about 4 in 10 at a 5% rate over five fractions and ten seeds),
-and more seeds would make that worse, not better.
-
-Fewer than ``min_seeds`` seeds, the fraction not swept, no other fraction to compare with, or no
-usable trials (or no Knee trials at all) give "inconclusive", never a false "robust". Overall:
-robust only when robust at every condition, not robust when not robust at any.
+Explore verdict, at each condition (peak LR, and any other swept axis): 50% against every other
+explore fraction the study swept. Robust there when it holds against every one of them; robust
+overall when robust at every condition (an intersection-union test: a false "robust" is at most
+``alpha`` likely). Not robust when any comparison of the study fails at the study-wide
+Bonferroni level. Inconclusive otherwise: a swept fraction that has too few usable seeds at a
+condition (crashed, stopped, missing) makes that condition inconclusive, never silently
+dropped, and so does a fraction the study swept elsewhere but not there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from analysis.intervals import difference_interval, resolution
-from analysis.runs import REQUIRED_PARAMS, AnalysisError
-from analysis.wording import describe, percent
+from analysis.decide import Comparison, compare, decide
+from analysis.intervals import resolution
+from analysis.policy import Policy
+from analysis.runs import AnalysisError
+from analysis.summaries import explore_sensitivity, explore_summary, sharpness_correlation
+from analysis.trials import conditions, knee_trials, usable, with_outcome
+from analysis.wording import amount, describe, percent
+from trainables.train import KNEE_ONLY_KEYS
 
-STATUSES = ("robust", "not robust", "inconclusive")
-SUMMARY_COLUMNS = (
-    *("n", "mean", "std", "ci_low", "ci_high"),
-    *("best", "best_seed", "worst", "worst_seed", "diverged", "failed"),
-)
-_NOT_CONDITIONS = {*REQUIRED_PARAMS, "schedule"} - {"peak_lr"}
-# The train() keys a study may sweep or vary, for frames that lost load_runs' param list.
-KNOWN_CONDITIONS = [
-    *("peak_lr", "epochs", "decay", "batch_size", "model", "dataset", "optimizer"),
-    *("momentum", "weight_decay", "warmup_fraction"),
+__all__ = [  # the notebook API: import these from here
+    "Verdict",
+    "explore_sensitivity",
+    "explore_summary",
+    "robustness_verdict",
+    "search_verdict",
+    "sharpness_correlation",
+    "study_verdict",
 ]
-ALPHA = 0.05  # one-sided level of each test: a 90% two-sided interval
 
-
-def lower_is_better(metric: str) -> bool:
-    """Sharpness (flatter minima generalise better, as in the paper) and losses: the best seed
-    is the lowest. Accuracies: the highest."""
-    return metric == "sharpness" or metric.endswith("loss")
+STATUS_WORDS = {  # what each kind of study calls robust / not robust / inconclusive
+    "explore": {"robust": "robust", "not robust": "not robust", "inconclusive": "inconclusive"},
+    "schedule": {"robust": "matches", "not robust": "falls short", "inconclusive": "inconclusive"},
+    "budget": {"robust": "matches", "not robust": "falls short", "inconclusive": "inconclusive"},
+    "search": {
+        "robust": "near the best",
+        "not robust": "short of the best",
+        "inconclusive": "unclear",
+    },
+}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The answer to "is ``fraction`` explore robust?" and the numbers behind it."""
+    """The answer to a study's question and the numbers behind it.
 
-    status: str  # one of STATUSES
-    table: pd.DataFrame  # one row per condition (peak LR): best fraction, gap, interval, decision
-    explanation: str  # one sentence
-    fraction: float
-    margin: float
-    metric: str
+    ``decision`` is "robust", "not robust" or "inconclusive"; ``status`` the same in the words
+    of the study's kind (``explore``: the same; ``schedule`` and ``budget``: matches / falls
+    short / inconclusive; ``search``: near the best / short of the best / unclear). ``table``
+    has one row per condition, ``comparisons`` one row per comparison behind them."""
 
+    decision: str
+    table: pd.DataFrame
+    explanation: str
+    policy: Policy
+    kind: str = "explore"
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-def conditions(runs: pd.DataFrame) -> list[str]:
-    """The columns that split trials into separate experiments: peak LR first, then every other
-    param that varies (epochs, decay, ...), never seed, explore fraction or schedule."""
-    params = runs.attrs.get("params", KNOWN_CONDITIONS)  # a frame read back from runs.csv
-    varying = [
-        p
-        for p in params
-        if p not in _NOT_CONDITIONS and p != "peak_lr" and p in runs and runs[p].nunique() > 1
-    ]
-    return ["peak_lr", *varying]
+    @property
+    def status(self) -> str:
+        return STATUS_WORDS[self.kind][self.decision]
 
+    @property
+    def fraction(self) -> float:
+        return self.policy.fraction
 
-def usable(runs: pd.DataFrame, metric: str) -> pd.Series:
-    """Trials whose final ``metric`` can be averaged: FINISHED, not diverged, metric present."""
-    if metric not in runs:
-        return pd.Series(False, index=runs.index)
-    return (runs["status"] == "FINISHED") & ~runs["diverged"] & runs[metric].notna()
+    @property
+    def margin(self) -> float:
+        return self.policy.margin
 
-
-def knee_trials(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[runs["schedule"] == "knee"] if "schedule" in runs else runs
-
-
-def explore_summary(
-    runs: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.95
-) -> pd.DataFrame:
-    """Per condition (peak LR, ...) and explore fraction over seeds: ``n`` usable seeds, mean,
-    std, the ``confidence`` t interval of the mean (``ci_low``, ``ci_high``; NaN for one seed),
-    the best and worst seed and their values (best: the highest accuracy, but the lowest
-    sharpness or loss, see :func:`lower_is_better`), and how many seeds ``diverged`` or
-    ``failed``."""
-    if metric not in runs:
-        raise KeyError(f"no metric {metric!r} in the runs; columns: {', '.join(runs.columns)}")
-    trials = knee_trials(runs).reset_index(drop=True)  # unique labels for the masks
-    keys = [*conditions(trials), "explore_fraction"]
-    ok = usable(trials, metric)
-    low_best = lower_is_better(metric)
-    rows = []
-    for key, cell in trials.groupby(keys, sort=True, dropna=False):
-        good = cell[ok.loc[cell.index]]
-        values = good[metric]
-        n = len(values)
-        mean, std = (values.mean(), values.std(ddof=1)) if n else (np.nan, np.nan)
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
-        best, worst = (None, None)
-        if n:
-            low, high = good.loc[values.idxmin()], good.loc[values.idxmax()]
-            best, worst = (low, high) if low_best else (high, low)
-        rows.append(
-            {
-                **dict(zip(keys, key, strict=True)),
-                "n": n,
-                "mean": mean,
-                "std": std,
-                "ci_low": mean - half,
-                "ci_high": mean + half,
-                "best": best[metric] if n else np.nan,
-                "best_seed": best["seed"] if n else pd.NA,
-                "worst": worst[metric] if n else np.nan,
-                "worst_seed": worst["seed"] if n else pd.NA,
-                "diverged": int(cell["diverged"].sum()),
-                "failed": int(((cell["status"] != "FINISHED") & ~cell["diverged"]).sum()),
-            }
-        )
-    summary = pd.DataFrame(rows, columns=[*keys, *SUMMARY_COLUMNS])
-    return summary.astype({"best_seed": "Int64", "worst_seed": "Int64"})
+    @property
+    def metric(self) -> str:
+        return self.policy.metric
 
 
 def robustness_verdict(
@@ -154,171 +93,189 @@ def robustness_verdict(
     margin: float = 0.002,
     metric: str = "test_acc",
     min_seeds: int = 3,
+    policy: Policy | None = None,
 ) -> Verdict:
     """Is explore ``fraction`` within ``margin`` (in ``metric`` units: 0.002 = 0.2 accuracy
-    points) of the best explore fraction at every condition? See the module docstring for the
-    test; ``verdict.table`` has the numbers behind each decision."""
-    trials = knee_trials(runs).reset_index(drop=True)  # unique labels for the masks
+    points) of every other explore fraction at every condition? A ``policy`` replaces the
+    other arguments. See the module docstring and :mod:`analysis.decide` for the test."""
+    policy = policy or Policy(fraction=fraction, margin=margin, metric=metric, min_seeds=min_seeds)
+    trials = with_outcome(knee_trials(runs)).reset_index(drop=True)
+    name = f"{percent(policy.fraction)} explore"
     if trials.empty:
         ran = ", ".join(sorted(runs["schedule"].unique())) if "schedule" in runs else ""
-        name = f"{percent(fraction)} explore"
-        explanation = (
-            f"{name}: inconclusive, no Knee trials to judge ({name} was not run; "
-            f"schedules run: {ran or 'none'})."
+        return _inconclusive(
+            f"{name}: inconclusive, no Knee trials to judge ({name} was not run; schedules "
+            f"run: {ran or 'none'}).",
+            policy,
         )
-        return Verdict("inconclusive", pd.DataFrame(), explanation, fraction, margin, metric)
     keys = conditions(trials)
-    ok = usable(trials, metric)
-    _refuse_repeated_seeds(trials[ok], [*keys, "explore_fraction"])
-    floor = resolution(trials.loc[ok, metric])
-    rows = [
-        {
-            **dict(zip(keys, key, strict=True)),
-            **_decide(cell, ok, fraction, margin, metric, min_seeds, floor),
+    trials.attrs = {}  # pandas deep-copies attrs into every derived frame: thousands here
+    _refuse_repeated_seeds(trials[usable(trials, policy.metric)], [*keys, "explore_fraction"])
+    floor = resolution(trials.loc[usable(trials, policy.metric), policy.metric])
+    swept = np.unique(trials["explore_fraction"].dropna())
+    found: list[Comparison] = []
+    problems: dict[tuple, list[str]] = {}
+    for key, cell in trials.groupby(keys, sort=True, dropna=False):
+        condition = dict(zip(keys, key, strict=True))
+        at = np.isclose(cell["explore_fraction"], policy.fraction)
+        ran = np.unique(cell["explore_fraction"])
+        missing = [f for f in swept if not np.isclose(ran, f).any()]
+        problems[key] = [
+            *(["not swept"] if not at.any() else []),
+            *([f"{percent(f)} not run here" for f in missing]),
+            *(["no other explore fraction to compare"] if at.any() and len(ran) < 2 else []),
+        ]
+        if not at.any():
+            continue
+        for other in ran[~np.isclose(ran, policy.fraction)]:
+            rival = cell[np.isclose(cell["explore_fraction"], other)]
+            names = (percent(policy.fraction), percent(float(other)))
+            found.append(compare(cell[at], rival, policy, floor, condition, names, float(other)))
+    decide(found, policy)
+    table = _condition_table(trials, keys, found, problems, policy)
+    decision = _overall(table)
+    explanation = _explain_explore(decision, table, keys, policy)
+    return Verdict(decision, table, explanation, policy, "explore", _comparison_table(found))
+
+
+def _condition_table(
+    trials: pd.DataFrame,
+    keys: list[str],
+    found: list[Comparison],
+    problems: dict[tuple, list[str]],
+    policy: Policy,
+) -> pd.DataFrame:
+    """The explore verdict's table: :func:`_decisions`, with the best fraction and the seeds at
+    the judged fraction beside each condition."""
+    table = _decisions(keys, found, problems, policy)
+    extra = []
+    for _, cell in trials.groupby(keys, sort=True, dropna=False):
+        good = cell[usable(cell, policy.metric)]
+        means = good.groupby("explore_fraction")[policy.metric].mean() * policy.sign
+        at = np.isclose(cell["explore_fraction"], policy.fraction)
+        extra.append(
+            {
+                "best_fraction": float(means.idxmax()) if len(means) else np.nan,
+                "n_fraction": int(usable(cell[at], policy.metric).sum()),
+                "diverged": int(cell.loc[at, "diverged"].sum()),
+            }
+        )
+    return pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
+
+
+def _decisions(
+    keys: list[str], found: list[Comparison], problems: dict[tuple, list[str]], policy: Policy
+) -> pd.DataFrame:
+    """One row per condition (the keys of ``problems``, in order): its decision, and the
+    comparison behind it (the clearest loss when not robust, else the closest call)."""
+    rows = []
+    for key, trouble in problems.items():
+        condition = dict(zip(keys, key, strict=True))
+        mine = [c for c in found if c.condition == condition]
+        row = {
+            **condition,
+            "comparisons": len(mine),
+            **_comparison_columns(_deciding(mine), policy.confidence),
         }
-        for key, cell in trials.groupby(keys, sort=True, dropna=False)
-    ]
-    table = pd.DataFrame(rows)
-    if table.empty:
-        status = "inconclusive"
-    elif (table["decision"] == "not robust").any():
-        status = "not robust"
-    elif (table["decision"] == "robust").all():
-        status = "robust"
-    else:
-        status = "inconclusive"
-    explanation = _explain(status, table, keys, fraction, margin, metric)
-    return Verdict(status, table, explanation, fraction, margin, metric)
+        failing = [c for c in mine if c.decision == "not robust"]
+        open_ = [c for c in mine if c.decision == "inconclusive"]
+        if failing:
+            row.update(_comparison_columns(_deciding(failing), policy.confidence))
+        elif trouble or open_ or not mine:
+            reasons = [*trouble, *(f"against {c.rival_name}: {c.reason}" for c in open_)]
+            row.update(decision="inconclusive", reason="; ".join(reasons))
+        else:
+            row["decision"] = "robust"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def _decide(
-    cell: pd.DataFrame,
-    ok: pd.Series,
-    fraction: float,
-    margin: float,
-    metric: str,
-    min_seeds: int,
-    floor: float,
-) -> dict:
-    """The decision at one condition and the numbers behind it (see the module docstring)."""
-    good = cell[ok.loc[cell.index]]
-    by_fraction = good.groupby("explore_fraction")[metric]
-    means, counts = by_fraction.mean(), by_fraction.size()
-    at = np.isclose(cell["explore_fraction"], fraction)
-    mine = good[np.isclose(good["explore_fraction"], fraction)].set_index("seed")[metric]
-    row = {
-        "best_fraction": float(means.idxmax()) if len(means) else np.nan,
-        "fraction_mean": mine.mean() if len(mine) else np.nan,
-        "versus": np.nan,  # the other fraction behind the decision
-        "versus_mean": np.nan,
-        "gap": np.nan,  # versus - fraction
-        "gap_low": np.nan,
-        "gap_high": np.nan,
-        "confidence": np.nan,
-        "comparisons": 0,
-        "n_fraction": len(mine),
-        "diverged": int(cell.loc[at, "diverged"].sum()),
-        "diverged_p": np.nan,  # one-sided Fisher p: does the fraction diverge more often?
+def _deciding(found: list[Comparison]) -> Comparison | None:
+    """The comparison a condition's row shows: the clearest loss among failing ones, else the
+    closest call (the highest upper bound of a rival's advantage)."""
+    if not found:
+        return None
+    if all(c.decision == "not robust" for c in found):
+        return max(found, key=lambda c: c.strict.low if c.strict else -np.inf)
+    judged = [c for c in found if c.advantage is not None]
+    if not judged:
+        return found[0]
+    return max(judged, key=lambda c: c.advantage.high)
+
+
+def _comparison_columns(c: Comparison | None, confidence: float) -> dict:
+    """A comparison as the columns of a verdict's table (gap: the rival's advantage)."""
+    empty = {
+        **dict.fromkeys(("versus", "versus_mean", "fraction_mean", "gap", "gap_low"), np.nan),
+        **dict.fromkeys(("gap_high", "confidence", "excess_high"), np.nan),
         "test": "",
+        "seeds_needed": pd.NA,
         "decision": "inconclusive",
         "reason": "",
     }
-    if not at.any():
-        return {**row, "reason": "not swept"}
-    others = [f for f in counts.index[counts >= min_seeds] if not np.isclose(f, fraction)]
-    diverging = _divergence(cell, fraction)
-    if diverging:
-        row["diverged_p"] = diverging.p
-        if diverging.significant:
-            return {**row, "decision": "not robust", "reason": diverging.reason}
-    if len(mine) < min_seeds:
-        return {**row, "reason": f"{len(mine)} usable seed(s) at the fraction, need {min_seeds}"}
-    if not others:
-        return {**row, "reason": f"no other fraction with {min_seeds}+ usable seeds to compare"}
-
-    def gaps(confidence: float) -> pd.DataFrame:
-        found = {
-            other: difference_interval(
-                good[good["explore_fraction"] == other].set_index("seed")[metric],
-                mine,
-                confidence,
-                floor,
-                min_seeds,
-            )
-            for other in others
-        }
-        return pd.DataFrame(found, index=["gap", "gap_low", "gap_high", "test"]).T
-
-    plain_level, strict_level = 1 - 2 * ALPHA, 1 - 2 * ALPHA / len(others)  # Bonferroni
-    plain, strict = gaps(plain_level), gaps(strict_level)
-    if (strict["gap_low"] > margin).any():
-        decision, level, table = "not robust", strict_level, strict
-        versus = strict["gap_low"].astype(float).idxmax()  # the clearest win over the fraction
-    else:
-        decision = "robust" if (plain["gap_high"] < margin).all() else "inconclusive"
-        level, table = plain_level, plain
-        versus = plain["gap_high"].astype(float).idxmax()  # the closest call
-    row.update(table.loc[versus].to_dict(), versus=versus, versus_mean=means[versus])
-    row.update(confidence=level, comparisons=len(others))
-    reason = _REASONS[decision]
-    if diverging:  # more often, but not significantly: said, and left to the reader
-        reason = f"{reason}; {diverging.reason}"
-    return {**row, "decision": decision, "reason": reason}
+    if c is None:
+        return empty
+    failing = c.decision == "not robust" and c.strict is not None
+    gap, level = (c.strict, c.strict_confidence) if failing else (c.advantage, confidence)
+    return {
+        **empty,
+        "versus": c.rival,
+        "versus_mean": c.rival_mean,
+        "fraction_mean": c.arm_mean,
+        "gap": gap.estimate if gap is not None else np.nan,
+        "gap_low": gap.low if gap is not None else np.nan,
+        "gap_high": gap.high if gap is not None else np.nan,
+        "confidence": level,
+        "excess_high": c.excess.high if c.excess is not None else np.nan,
+        "test": gap.test if gap is not None else "",
+        "seeds_needed": c.seeds_needed if c.seeds_needed is not None else pd.NA,
+        "decision": c.decision,
+        "reason": c.reason,
+    }
 
 
-@dataclass(frozen=True)
-class _Diverging:
-    """The fraction's seeds diverged more often than another fraction's."""
-
-    p: float  # the smallest one-sided Fisher exact p over the other fractions
-    significant: bool  # p below ALPHA / number of other fractions (Bonferroni)
-    reason: str  # the counts and the test, in words
-
-
-def _divergence(cell: pd.DataFrame, fraction: float) -> _Diverging | None:
-    """Do the fraction's seeds diverge more often than another fraction's at this condition?
-    One-sided Fisher exact test against every other fraction swept there, Bonferroni-corrected
-    over them; None when the fraction diverged no more often than every other fraction. Only
-    trials with an outcome count: a diverged trial is FINISHED, a failed or stopped one is
-    neither diverged nor calm."""
-    finished = cell[cell["status"] == "FINISHED"]
-    counts = finished.groupby("explore_fraction")["diverged"].agg(["sum", "size"])
-    at = np.isclose(counts.index, fraction)
-    if not at.any() or counts.loc[at, "sum"].iloc[0] == 0 or at.all():
-        return None
-    mine, others = counts[at].iloc[0], counts[~at]
-    rate = mine["sum"] / mine["size"]
-    if (others["sum"] / others["size"]).min() >= rate:
-        return None
-    p_values = pd.Series(
-        {
-            other: stats.fisher_exact(
-                [
-                    [mine["sum"], mine["size"] - mine["sum"]],
-                    [theirs["sum"], theirs["size"] - theirs["sum"]],
-                ],
-                alternative="greater",
-            ).pvalue
-            for other, theirs in others.iterrows()
-        }
-    )
-    calm, level = p_values.idxmin(), ALPHA / len(others)
-    p, theirs = float(p_values[calm]), others.loc[calm]
-    significant = p < level
-    return _Diverging(
-        p,
-        significant,
-        f"{int(mine['sum'])} of {int(mine['size'])} seeds diverged, {int(theirs['sum'])} of "
-        f"{int(theirs['size'])} at {percent(calm)}: one-sided Fisher p = {p:.2g}, "
-        f"{'below' if significant else 'not below'} {level:.3g}",
+def _comparison_table(found: list[Comparison]) -> pd.DataFrame:
+    """Every comparison of the study, one row each, with both levels' bounds."""
+    return pd.DataFrame(
+        [
+            {
+                **c.condition,
+                "rival": c.rival,
+                "n_arm": c.n_arm,
+                "n_rival": c.n_rival,
+                "arm_mean": c.arm_mean,
+                "rival_mean": c.rival_mean,
+                "advantage": c.advantage.estimate if c.advantage else np.nan,
+                "advantage_high": c.advantage.high if c.advantage else np.nan,
+                "strict_low": c.strict.low if c.strict else np.nan,
+                "strict_confidence": c.strict_confidence,
+                "diverged_arm": c.ended_arm[0],
+                "ended_arm": c.ended_arm[1],
+                "diverged_rival": c.ended_rival[0],
+                "ended_rival": c.ended_rival[1],
+                "excess_high": c.excess.high if c.excess else np.nan,
+                "strict_excess_low": c.strict_excess.low if c.strict_excess else np.nan,
+                "stopped_arm": c.stopped_arm,
+                "stopped_rival": c.stopped_rival,
+                "decision": c.decision,
+                "reason": c.reason,
+                "seeds_needed": c.seeds_needed,
+            }
+            for c in found
+        ]
     )
 
 
-_REASONS = {
-    "robust": "interval below the margin",
-    "not robust": "interval above the margin",
-    "inconclusive": "interval straddles the margin",
-}
+def _overall(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "inconclusive"
+    if (table["decision"] == "not robust").any():
+        return "not robust"
+    return "robust" if (table["decision"] == "robust").all() else "inconclusive"
+
+
+def _inconclusive(explanation: str, policy: Policy, kind: str = "explore") -> Verdict:
+    return Verdict("inconclusive", pd.DataFrame(), explanation, policy, kind)
 
 
 def _refuse_repeated_seeds(good: pd.DataFrame, keys: list[str]) -> None:
@@ -334,50 +291,57 @@ def _refuse_repeated_seeds(good: pd.DataFrame, keys: list[str]) -> None:
         )
 
 
-def _explain(
-    status: str, table: pd.DataFrame, keys: list[str], fraction: float, margin: float, metric: str
-) -> str:
-    name, limit = f"{percent(fraction)} explore", f"the {_amount(margin, metric, '-point')} margin"
+def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy: Policy) -> str:
+    name = f"{percent(policy.fraction)} explore"
+    limit = f"the {amount(policy.margin, policy.metric, '-point')} margin"
     if table.empty:
         return f"{name}: inconclusive, no usable trials."
-    if status == "robust":
+    if decision == "robust":
         return (
             f"{name} is robust: at every {_plural(keys, 1)} ({len(table)}) no other explore "
-            f"fraction beats it by more than {_amount(margin, metric)} (90% upper bounds below "
-            f"the margin against each of {_span(table['comparisons'])} fractions; "
-            f"{_span(table['n_fraction'])} seeds each)."
+            f"fraction beats it by more than {amount(policy.margin, policy.metric)} "
+            f"({percent(policy.confidence)} upper bounds below the margin against each of "
+            f"{_span(table['comparisons'])} fractions; {_span(table['n_fraction'])} seeds each) "
+            f"and none diverges less often by {percent(policy.divergence_margin)} of seeds."
         )
-    rows = table[table["decision"] == status]
-    where = " and ".join(_where(row, keys, metric) for _, row in rows.iterrows())
-    if status == "not robust":
-        worse = f": another fraction beats it by more than {limit}"
-        return f"{name} is not robust {where}{worse if rows['gap'].notna().all() else ''}."
-    straddles = rows["reason"] == _REASONS["inconclusive"]
-    hints = []
-    if straddles.any():
-        hints.append(f"an interval that straddles {limit} needs more seeds to decide")
-    if (rows["gap"].notna() & ~straddles).any():  # below the margin, but seeds diverged
-        hints.append(
-            "its seeds diverged more often than another fraction's: not significantly, but a "
-            "failure that robust would have to rule out"
+    rows = table[table["decision"] == decision]
+    where = " and ".join(_where(row, keys, policy) for _, row in rows.iterrows())
+    if decision == "not robust":
+        return f"{name} is not robust {where}."
+    needed = rows["seeds_needed"].dropna()
+    hint = ""
+    if len(needed):
+        hint = (
+            f"; about {int(needed.max())} seeds per fraction would decide it at the spread "
+            "seen, if the gaps stayed as they are"
         )
-    if not hints:
-        hints.append(
-            f"robust means no other fraction beats it by more than {_amount(margin, metric)}"
-        )
-    return f"{name}: inconclusive {where}; {'; '.join(hints)}."
-
-
-def _where(row: pd.Series, keys: list[str], metric: str) -> str:
-    at = f"at {describe(keys, [row[k] for k in keys])}"
-    if np.isnan(row["gap"]):
-        return f"{at} ({row['reason']})"
-    why = "" if row["reason"] in _REASONS.values() else f"; {row['reason']}"
     return (
-        f"{at} ({percent(row['versus'])} minus it: {_amount(row['gap'], metric)}, "
-        f"{percent(row['confidence'])} interval {_amount(row['gap_low'], metric, '')} to "
-        f"{_amount(row['gap_high'], metric, '')}{why})"
+        f"{name}: inconclusive {where}{hint}; robust means no other fraction beats it by more "
+        f"than {limit}."
     )
+
+
+def _where(row: pd.Series, keys: list[str], policy: Policy) -> str:
+    at = f"at {describe(keys, [row[k] for k in keys])}"
+    if np.isnan(row["gap_low"]) or row["reason"] != _GAP_REASONS.get(row["decision"]):
+        return f"{at} ({row['reason']})"
+    return (
+        f"{at} ({_say(row['versus'])} ahead of it by {amount(row['gap'], policy.metric)}, "
+        f"{percent(row['confidence'])} interval {amount(row['gap_low'], policy.metric, '')} to "
+        f"{amount(row['gap_high'], policy.metric, '')})"
+    )
+
+
+_GAP_REASONS = {
+    "robust": "interval below the margin",
+    "not robust": "interval above the margin",
+    "inconclusive": "interval straddles the margin",
+}
+
+
+def _say(rival: object) -> str:
+    """An explore fraction as a percentage; any other rival (a schedule) by its name."""
+    return percent(rival) if isinstance(rival, float) else str(rival)
 
 
 def _span(values: pd.Series) -> str:
@@ -385,54 +349,180 @@ def _span(values: pd.Series) -> str:
     return f"{low}" if low == high else f"{low}-{high}"
 
 
-def _amount(value: float, metric: str, unit: str = " points") -> str:
-    """Accuracies are fractions: say gaps in points (0.002 -> 0.20 points)."""
-    if metric.endswith("acc"):
-        return f"{round(value * 100, 2) or 0.0:.2f}{unit}"  # never "-0.00"
-    return f"{value:.4g}"
-
-
 def _plural(keys: list[str], count: int = 2) -> str:
     label = "peak LR" if keys == ["peak_lr"] else "condition"
     return label if count == 1 else f"{label}s"
 
 
-def sharpness_correlation(
-    runs: pd.DataFrame, x: str = "sharpness", y: str = "test_acc", min_trials: int = 8
-) -> pd.DataFrame:
-    """Spearman correlation of ``x`` with ``y`` over all usable trials, and within each condition
-    that has at least ``min_trials`` of them (below that, the p-value's approximation is off and
-    one row per search point says nothing): columns ``scope``, ``n``, ``rho``, ``p_value``."""
-    good = runs[usable(runs, x) & usable(runs, y)]
-    scopes = [("all trials", good)]
-    keys = conditions(good) if len(good) else ["peak_lr"]
-    for key, cell in good.groupby(keys, sort=True, dropna=False):
-        if len(cell) >= min_trials:
-            scopes.append((describe(keys, key), cell))
-    rows = []
-    for scope, cell in scopes:
-        enough = len(cell) >= min_trials
-        rho, p = stats.spearmanr(cell[x], cell[y]) if enough else (np.nan, np.nan)
-        rows.append({"scope": scope, "n": len(cell), "rho": rho, "p_value": p})
-    return pd.DataFrame(rows)
+def schedule_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
+    """Does Knee at the policy's explore fraction match every baseline schedule? At each
+    condition, no baseline may beat it by more than the margin (the explore verdict's rules,
+    the baselines in the rivals' place)."""
+    policy = policy or Policy()
+    arms, keys = _schedule_arms(runs, policy, exclude=("decay",))
+    return _arms_verdict(arms, keys, policy, "schedule", _baselines)
 
 
-def explore_sensitivity(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """Per condition: the best and worst explore fraction by mean ``metric`` and the range
-    between them (how much the choice of explore fraction matters there)."""
-    summary = explore_summary(runs, metric).dropna(subset=["mean"])
-    keys = conditions(knee_trials(runs))
-    rows = []
-    for key, cell in summary.groupby(keys, sort=True, dropna=False):
-        best, worst = cell.loc[cell["mean"].idxmax()], cell.loc[cell["mean"].idxmin()]
-        rows.append(
-            {
-                **dict(zip(keys, key, strict=True)),
-                "best_fraction": best["explore_fraction"],
-                "best_mean": best["mean"],
-                "worst_fraction": worst["explore_fraction"],
-                "worst_mean": worst["mean"],
-                "range": best["mean"] - worst["mean"],
-            }
+def budget_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
+    """Does Knee at a shorter budget (``epochs``) match the baselines at the full (largest)
+    budget, or Knee at the full budget when the study ran no baseline?"""
+    policy = policy or Policy()
+    arms, keys = _schedule_arms(runs, policy, exclude=("decay", "epochs"))
+    return _arms_verdict(arms, keys, policy, "budget", _full_budget_rivals)
+
+
+def _schedule_arms(
+    runs: pd.DataFrame, policy: Policy, exclude: tuple[str, ...]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Every trial of Knee at the fraction and of every baseline, labelled by ``arm``; a
+    baseline an older grid crossed with explore fractions counts once per seed."""
+    keys = [k for k in conditions(runs) if k not in exclude and k not in KNEE_ONLY_KEYS]
+    at = np.isclose(runs["explore_fraction"].astype(float), policy.fraction)
+    knee = runs[(runs["schedule"] == "knee") & at]
+    decays = "decay" in knee and knee["decay"].nunique() > 1
+    label = f"Knee {percent(policy.fraction)}"
+    knee = knee.assign(arm=label + (" " + knee["decay"].astype(str) if decays else ""))
+    baselines = runs[runs["schedule"] != "knee"]
+    varying = [k for k in conditions(runs) if k not in KNEE_ONLY_KEYS]
+    baselines = baselines.drop_duplicates([*varying, "schedule", "seed"])
+    arms = pd.concat([knee, baselines.assign(arm=baselines["schedule"])], ignore_index=True)
+    return with_outcome(arms), keys
+
+
+def _baselines(cell: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {arm: group for arm, group in cell[cell["schedule"] != "knee"].groupby("arm")}
+
+
+def _full_budget_rivals(cell: pd.DataFrame) -> dict:
+    """Knee at each shorter budget against the baselines at the full one (or Knee there)."""
+    full = cell["epochs"].max()
+    at_full = cell[cell["epochs"] == full]
+    baselines = at_full[at_full["schedule"] != "knee"]
+    chosen = baselines if len(baselines) else at_full
+    return {f"{arm} {full} epochs": group for arm, group in chosen.groupby("arm")}
+
+
+def _arms_verdict(
+    arms: pd.DataFrame,
+    keys: list[str],
+    policy: Policy,
+    kind: str,
+    rivals_of: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
+) -> Verdict:
+    """Knee's arms against their rivals at each condition, decided as the explore verdict."""
+    knee = arms[arms["schedule"] == "knee"]
+    if knee.empty:
+        return _inconclusive(
+            f"Knee at {percent(policy.fraction)} explore: inconclusive, no such trial.",
+            policy,
+            kind,
         )
-    return pd.DataFrame(rows)
+    floor = resolution(arms.loc[usable(arms, policy.metric), policy.metric])
+    found: list[Comparison] = []
+    problems: dict[tuple, list[str]] = {}
+    for key, cell in arms.groupby(keys, sort=True, dropna=False):
+        rivals = rivals_of(cell)
+        ours = cell[cell["schedule"] == "knee"]
+        if kind == "budget":
+            ours = ours[ours["epochs"] < cell["epochs"].max()]
+        for arm_key, arm in ours.groupby(["arm", *(["epochs"] if kind == "budget" else [])]):
+            arm_name = " ".join(str(part) for part in np.atleast_1d(arm_key))
+            arm_name += " epochs" if kind == "budget" else ""
+            condition = {**dict(zip(keys, key, strict=True)), "arm": arm_name}
+            problems[(*key, arm_name)] = [] if rivals else ["no rival to compare"]
+            for rival_name, rival in rivals.items():
+                names = (arm_name, rival_name)
+                found.append(compare(arm, rival, policy, floor, condition, names, rival_name))
+    decide(found, policy)
+    table = _decisions([*keys, "arm"], found, problems, policy)
+    decision = _overall(table)
+    explanation = _explain_arms(decision, table, keys, policy, kind)
+    return Verdict(decision, table, explanation, policy, kind, _comparison_table(found))
+
+
+def _explain_arms(
+    decision: str, table: pd.DataFrame, keys: list[str], policy: Policy, kind: str
+) -> str:
+    if table.empty:
+        return f"Knee at {percent(policy.fraction)} explore: inconclusive, no usable trials."
+    rivals = "every baseline at the full budget" if kind == "budget" else "every baseline"
+    words = STATUS_WORDS[kind][decision]
+    if decision == "robust":
+        arms = " and ".join(dict.fromkeys(table["arm"]))
+        count = len(table[keys].drop_duplicates())
+        return (
+            f"{arms} {words} {rivals}: at every {_plural(keys, 1)} ({count}) none beats it by "
+            f"more than {amount(policy.margin, policy.metric)} ({percent(policy.confidence)} "
+            "upper bounds below the margin)."
+        )
+    rows = table[table["decision"] == decision]
+    parts = [f"{row['arm']}: {words} {_where(row, keys, policy)}" for _, row in rows.iterrows()]
+    return "; ".join(parts) + "."
+
+
+def search_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
+    """Where an Optuna search found its best points, in the search's own words: is the best
+    point within ``policy.window`` of the fraction (in explore points) within the margin of the
+    best point beyond it? Both are the best of their group, so this is a guide, not a test at a
+    known level: near the best / short of the best / unclear, never robust or not robust.
+    ``verdict.table`` holds the search's points, best first."""
+    from analysis.comparisons import search_summary  # the search's tables live with the others
+
+    policy = policy or Policy()
+    points, found = search_summary(runs, policy)
+    name = f"{percent(policy.fraction)} explore"
+    window = f"{policy.window * 100:.4g} points"
+    if "gap" not in found:
+        why = found.get("reason", "no usable trials")
+        return Verdict("inconclusive", points, f"{name}: unclear, {why}.", policy, "search")
+    decision = found["decision"]
+    near = f"explore {percent(found['near_explore'])}, peak LR {found['near_peak_lr']:.3g}"
+    outside = f"explore {percent(found['outside_explore'])}, peak LR {found['outside_peak_lr']:.3g}"
+    lead = {
+        "robust": f"the best point within {window} of {name} is near the best",
+        "not robust": f"the best point within {window} of {name} is short of the best",
+        "inconclusive": f"whether the best point within {window} of {name} is near the best "
+        "is unclear",
+    }[decision]
+    metric = policy.metric
+    explanation = (
+        f"Search (a guide, not a test): {lead}: the best point beyond ({outside}) is ahead of "
+        f"the best within ({near}) by {amount(found['gap'], metric)} (90% interval "
+        f"{amount(found['gap_low'], metric, '')} to {amount(found['gap_high'], metric, '')}), "
+        f"against a {amount(policy.margin, metric, '-point')} margin"
+        f"{'; ' + found['reason'] if found['reason'] else ''}."
+    )
+    return Verdict(decision, points, explanation, policy, "search")
+
+
+def study_kind(runs: pd.DataFrame, policy: Policy) -> str:
+    """Which question a study asked: ``search`` (an Optuna study), ``explore`` (Knee at two or
+    more explore fractions), ``budget`` (Knee over budgets), ``schedule`` (Knee at the fraction
+    against baselines), else ``explore`` (whose verdict then says what is missing)."""
+    from analysis.comparisons import is_search
+
+    if is_search(runs):
+        return "search"
+    knee = knee_trials(runs)
+    if knee["explore_fraction"].nunique() > 1:
+        return "explore"
+    if "epochs" in runs and runs["epochs"].nunique() > 1 and len(knee):
+        return "budget"
+    if (runs["schedule"] != "knee").any() and len(knee):
+        return "schedule"
+    return "explore"
+
+
+def study_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
+    """The verdict on the question the study asked (see :func:`study_kind`)."""
+    policy = policy or Policy()
+    verdicts = {
+        "search": search_verdict,
+        "explore": robustness_verdict,
+        "budget": budget_verdict,
+        "schedule": schedule_verdict,
+    }
+    kind = study_kind(runs, policy)
+    if kind == "explore":
+        return robustness_verdict(runs, policy=policy)
+    return verdicts[kind](runs, policy)

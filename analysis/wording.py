@@ -22,3 +22,11 @@ def describe(keys: list[str], values) -> str:
 def label(key: str) -> str:
     """A param in words, as the report's tables head their columns: ``peak_lr`` -> ``peak LR``."""
     return {"peak_lr": "peak LR"}.get(key, key.replace("_", " "))
+
+
+def amount(value: float, metric: str, unit: str = " points") -> str:
+    """A value or gap of ``metric`` in words: accuracies are fractions, said in points
+    (0.002 -> 0.20 points); anything else as it is, to 4 significant digits."""
+    if metric.endswith("acc"):
+        return f"{round(value * 100, 2) or 0.0:.2f}{unit}"  # never "-0.00"
+    return f"{value:.4g}"

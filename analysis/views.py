@@ -1,0 +1,149 @@
+"""How the report's tables look: the verdict table, mean ± interval cells per explore
+fraction, differences with their intervals, the budget table. Values in, display frames out;
+no statistics are computed here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.wording import describe, label, percent
+
+CI_CELLS = "mean ± 95% CI half-width (n)"  # the explore tables' cells
+STD_CELLS = "mean ± std (n)"  # the schedule and decay tables' cells
+
+
+def verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A grid verdict's table, one row per condition (and arm, for a schedule or budget
+    verdict): the rival that decided, how far ahead of the judged arm it is with its interval,
+    the decision and why, and the seeds that would decide an open one."""
+    keys = [*keys, *(["arm"] if "arm" in table else [])]
+    view = table[keys].copy()
+    if "best_fraction" in table:
+        view["best fraction"] = table["best_fraction"].map(percent)
+    view["compared with"] = table["versus"].map(_say)
+    view["its mean (%)"] = (table["versus_mean"] * 100).round(2)
+    view["judged mean (%)"] = (table["fraction_mean"] * 100).round(2)
+    view["ahead of it (points)"] = (table["gap"] * 100).round(3)
+    view["interval"] = [
+        f"{percent(level)}: {low * 100:.3f} to {high * 100:.3f}" if np.isfinite(low) else ""
+        for low, high, level in zip(
+            table["gap_low"], table["gap_high"], table["confidence"], strict=True
+        )
+    ]
+    if "n_fraction" in table:
+        view["seeds at the fraction"] = table["n_fraction"]
+    view["test"] = table["test"]
+    view["decision"] = [
+        f"{decision} ({reason})" if reason else decision
+        for decision, reason in zip(table["decision"], table["reason"], strict=True)
+    ]
+    needed = table["seeds_needed"]
+    if needed.notna().any():
+        view["seeds that would decide it"] = [
+            "" if pd.isna(n) else f"about {int(n)}" for n in needed
+        ]
+    return headed(view, keys)
+
+
+def _say(rival: object) -> str:
+    if isinstance(rival, float):
+        return percent(rival)
+    return "" if rival is None or pd.isna(rival) else str(rival)
+
+
+def headed(view: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The condition columns headed in words, as every table of the report heads them."""
+    return view.rename(columns={k: label(k) for k in keys})
+
+
+def difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Means as ``mean ± std (n)`` in percent and a difference column with its interval."""
+    heading = {
+        "knee_ahead": "Knee ahead by (points)",
+        "ahead_of_linear": "ahead of linear (points)",
+    }[name]
+    dropped = [c for c in table if c.startswith(name)] + ["n", "mean", "std", "is_knee"]
+    view = table.drop(columns=[c for c in dropped if c in table])
+    view = view.rename(columns=label)  # the conditions, and schedule or decay
+    view[f"test accuracy (%): {STD_CELLS}"] = [
+        f"{m * 100:.2f} ± {s * 100:.2f} (n={n})" if n > 1 else f"{m * 100:.2f} (n={n})"
+        for m, s, n in zip(table["mean"], table["std"], table["n"], strict=True)
+    ]
+    columns = [c for c in table if c.startswith(name) and c.endswith("_low")]
+    for low_column in columns:
+        base = low_column.removesuffix("_low")
+        suffix = base.removeprefix(name)
+        view[heading + suffix] = [
+            "" if pd.isna(d) else f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
+            for d, lo, hi in zip(table[base], table[low_column], table[f"{base}_high"], strict=True)
+        ]
+    return view
+
+
+def budget_view(table: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in table if c not in _BUDGET_COLUMNS and not c.startswith("knee_ahead")]
+    view = table[keys].copy()
+    view["Knee"] = [
+        f"{k} {e} epochs" for k, e in zip(table["knee"], table["knee_epochs"], strict=True)
+    ]
+    view["Knee (%)"] = (table["knee_mean"] * 100).round(2)
+    view["baseline"] = [
+        f"{b} {e} epochs" for b, e in zip(table["baseline"], table["baseline_epochs"], strict=True)
+    ]
+    view["baseline (%)"] = (table["baseline_mean"] * 100).round(2)
+    view["Knee ahead by (points)"] = [
+        f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
+        for d, lo, hi in zip(
+            table["knee_ahead"], table["knee_ahead_low"], table["knee_ahead_high"], strict=True
+        )
+    ]
+    view["decision"] = table["decision"]
+    return headed(view, keys)
+
+
+_BUDGET_COLUMNS = {
+    *("knee", "knee_epochs", "knee_mean", "baseline", "baseline_epochs", "baseline_mean"),
+    "decision",
+}
+
+
+def cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) -> pd.DataFrame:
+    """One row per explore fraction, one column per condition: ``mean ± CI half-width (n)``.
+
+    Pivoted on the fractions themselves, labelled afterwards: two fractions may share a label
+    at low precision (0% and 0.2%), never a row."""
+
+    def cell(row: pd.Series) -> str:
+        if not row["n"]:
+            return "no usable seeds"
+        text = f"{row['mean'] * scale:.{digits}f}"
+        if pd.notna(row["ci_high"]) and np.isfinite(row["ci_high"]):
+            text += f" ± {(row['ci_high'] - row['mean']) * scale:.{digits}f}"
+        text += f" (n={int(row['n'])}"
+        if row["diverged"]:
+            text += f", {int(row['diverged'])} diverged"
+        return text + ")"
+
+    table = summary.assign(text=summary.apply(cell, axis=1)).pivot(
+        index="explore_fraction", columns=keys, values="text"
+    )
+    table = table.sort_index()
+    columns = [c if isinstance(c, tuple) else (c,) for c in table.columns]
+    table.columns = [describe(keys, list(c)) for c in columns]
+    table.index = table.index.map(percent)
+    return table.rename_axis(f"explore (cells: {CI_CELLS})").reset_index()
+
+
+def sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    view = sensitivity[keys].copy()
+    view["best"] = [
+        f"{percent(f)} ({m * 100:.2f}%)"
+        for f, m in zip(sensitivity["best_fraction"], sensitivity["best_mean"], strict=True)
+    ]
+    view["worst"] = [
+        f"{percent(f)} ({m * 100:.2f}%)"
+        for f, m in zip(sensitivity["worst_fraction"], sensitivity["worst_mean"], strict=True)
+    ]
+    view["range (points)"] = (sensitivity["range"] * 100).round(2)
+    return headed(view, keys)
