@@ -142,9 +142,9 @@ def compare(
 
 
 def decide(found: list[Comparison], policy: Policy) -> int:
-    """Decide every comparison of a study in place, "not robust" Bonferroni-corrected over all
-    of their tests; returns the number of tests."""
-    tests = sum(c.tests for c in found)
+    """Decide every comparison of a study in place, "not robust" Bonferroni-corrected over
+    all of their tests that could reject; returns the number of tests corrected for."""
+    tests = _family_size(found, policy)
     level = policy.strict_confidence(tests)
     for c in found:
         c.strict_confidence = level
@@ -155,6 +155,30 @@ def decide(found: list[Comparison], policy: Policy) -> int:
         c.decision, c.reason = _decision(c, policy)
         c.seeds_needed = _seeds_needed(c, policy)
     return tests
+
+
+def _family_size(found: list[Comparison], policy: Policy) -> int:
+    """How many tests the Bonferroni correction divides by: every accuracy test, and the
+    divergence tests that could reject at the corrected level. A divergence test over a few
+    seeds cannot (with 3 seeds a side, not even 3 of 3 against 0 of 3 proves a 30% excess), and
+    counting it would only cost the others power: Tarone's refinement of Bonferroni, which
+    keeps its level because whether a test can reject depends on the seed counts alone. The
+    smallest K such that the tests able to reject at level alpha / K number at most K."""
+    accuracy = sum(c.advantage is not None for c in found)
+    divergence = [c for c in found if c.excess is not None]
+    for k in range(max(accuracy, 1), accuracy + len(divergence) + 1):
+        level = policy.strict_confidence(k)
+        if accuracy + sum(_can_reject(c, level, policy) for c in divergence) <= k:
+            return k
+    return accuracy + len(divergence)
+
+
+def _can_reject(c: Comparison, level: float, policy: Policy) -> bool:
+    """Whether the arm's excess divergence could be shown above the divergence margin at
+    ``level`` with these seed counts: even every seed of the arm diverging against none of the
+    rival's."""
+    arm, rival = c.ended_arm[1], c.ended_rival[1]
+    return rate_difference(arm, arm, 0, rival, level).low > policy.divergence_margin
 
 
 def _decision(c: Comparison, policy: Policy) -> tuple[str, str]:

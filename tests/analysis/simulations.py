@@ -61,7 +61,7 @@ def study(
 def rate(decision: str, studies: int, seed: int = 0, **shape) -> float:
     """The share of ``studies`` simulated studies of ``shape`` whose verdict is ``decision``."""
     rng = np.random.default_rng(seed)
-    hits = sum(robustness_verdict(study(rng, **shape)).decision == decision for _ in range(studies))
+    hits = sum(robustness_verdict(study(rng, **shape)).status == decision for _ in range(studies))
     return hits / studies
 
 
