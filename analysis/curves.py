@@ -19,12 +19,13 @@ from analysis.plots import (
     EXPLORE_COLOURS,
     LABELS,
     LEGEND_MAX,
+    PANEL_COLUMNS,
     _scale,
     condition_groups,
     condition_panels,
     dropped_note,
 )
-from analysis.robustness import conditions, knee_trials, usable
+from analysis.trials import conditions, knee_trials, outcome, usable
 from analysis.wording import describe, percent
 
 METRICS = ("test_acc", "train_loss", "lr")  # the per-epoch metrics drawn, top to bottom
@@ -37,21 +38,41 @@ BAND = (0.25, 0.75)  # the quantiles the band spans: the interquartile range
 BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))  # one per baseline schedule
 JUDGED_WIDTH, LINE_WIDTH = 2.4, 1.3  # the judged fraction's line stands out
 ZOOM_FROM = 0.2  # the accuracy axis spans the curves from this share of the epochs on
+# The history of at most this many trials is fetched: 3,000 requests, ~20 s from a local sqlite
+# store (benchmarks/RESULTS.md); past it, each line draws its lowest-numbered seeds.
+HISTORY_RUNS = 1000
+MIN_SEEDS = 3  # seeds per line drawn however many lines there are
 
 
 def finished(runs: pd.DataFrame) -> pd.Series:
-    """Trials whose curves are drawn: FINISHED and not diverged."""
-    return (runs["status"] == "FINISHED") & ~runs["diverged"]
+    """Trials whose curves are drawn: those that trained their whole budget without diverging
+    (not stopped early, not failed: see :mod:`analysis.trials`)."""
+    return outcome(runs) == "finished"
 
 
-def needed(runs: pd.DataFrame) -> pd.DataFrame:
-    """The trials whose history :func:`learning_curves` draws: the finished trials of a grid
-    study with a usable Knee trial; none for a search or a study of baselines alone, whose
-    report has no learning curves. Pass it to ``load_history(runs=...)``: the history costs a
-    request per run and metric."""
+def needed(runs: pd.DataFrame, budget: int = HISTORY_RUNS) -> pd.DataFrame:
+    """The trials whose history :func:`learning_curves` draws, for ``load_history(runs=...)``
+    (the history costs a request per trial and metric): the finished trials of the conditions
+    the figure shows, at most about ``budget`` of them. Past the budget each line (a fraction
+    or a baseline schedule in a condition) keeps its lowest-numbered seeds, the same number for
+    every line (at least ``MIN_SEEDS``), and the legend says how many of how many. None for a
+    search or a study of baselines alone: their report has no learning curves."""
     if is_search(runs) or not usable(knee_trials(runs), "test_acc").any():
         return runs.iloc[:0]
-    return runs[finished(runs)]
+    keys = conditions(knee_trials(runs))
+    shown = pd.DataFrame(
+        [key for key, _ in condition_groups(knee_trials(runs), keys)], columns=keys
+    )
+    good = runs[finished(runs)]
+    # A left merge keeps the left rows' order: one flag per trial, in the conditions drawn or not.
+    flags = good[keys].merge(shown.assign(shown=True), on=keys, how="left")["shown"]
+    good = good[flags.eq(True).to_numpy()]
+    if len(good) <= budget:
+        return good
+    line = [*keys, "schedule", "explore_fraction"]
+    per_line = max(MIN_SEEDS, budget // good.groupby(line, dropna=False).ngroups)
+    picked = good.sort_values("seed", kind="stable").groupby(line, dropna=False).head(per_line)
+    return good[good.index.isin(picked.index)]  # in the runs' own order
 
 
 def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
@@ -59,9 +80,10 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
     condition of the Knee trials in ``runs``: per explore fraction the median over its finished
     seeds and the interquartile band (none on the LR: one schedule per fraction), coloured as
     the other figures colour explore fractions, ``fraction`` drawn thicker; baseline schedules
-    of the same condition grey, one dash pattern each. The legend gives each line's seeds (n,
-    a range when the panels differ). ``history`` is ``load_history``'s frame (its trials'
-    params are taken from ``runs``; trials not finished in ``runs`` are left out)."""
+    of the same condition grey, one dash pattern each. The legend gives each line's seeds
+    (``n=10``; ``n=50 of 250`` when the history holds only some of the finished ones; a range
+    when the panels differ). ``history`` is ``load_history``'s frame (its trials' params are
+    taken from ``runs``; trials not finished in ``runs`` are left out)."""
     keys = conditions(knee_trials(runs))
     good = runs[finished(runs)]
     drawn = [m for m in METRICS if m in history]
@@ -70,19 +92,21 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
     )
     groups = condition_groups(knee_trials(runs), keys)
     total = knee_trials(runs).groupby(keys, dropna=False).ngroups
-    columns = min(len(groups), 4)
+    blocks = -(-len(groups) // PANEL_COLUMNS)
     fig = Figure(
-        figsize=(3.3 * max(columns, 1) + 2.4, 2.3 * len(METRICS) * -(-len(groups) // 4) + 0.9),
+        figsize=(3.3 * min(len(groups), PANEL_COLUMNS) + 2.4, 2.3 * len(METRICS) * blocks + 0.9),
         layout="constrained",
     )
     panels = condition_panels(fig, len(groups), len(METRICS))
     baselines = sorted(data.loc[data["schedule"] != "knee", "schedule"].unique())
-    seeds: dict[object, set[int]] = {}  # per line (fraction or schedule): its n in each panel
+    counts: dict[object, set[tuple[int, int]]] = {}  # per line: (drawn, finished) per panel
     accuracies: list[pd.Series] = []  # each line's median test accuracy per epoch, as drawn
     for axes, (key, _) in zip(panels, groups, strict=True):
-        cell = data.merge(pd.DataFrame([key], columns=keys), on=keys)  # NaN matches NaN
+        condition = pd.DataFrame([key], columns=keys)
+        cell = data.merge(condition, on=keys)  # NaN matches NaN
+        of = dict(_lines(good.merge(condition, on=keys)))
         for line, trials in _lines(cell):
-            seeds.setdefault(line, set()).add(trials["run_id"].nunique())
+            counts.setdefault(line, set()).add((trials["run_id"].nunique(), len(of[line])))
             style = _style(line, fraction, baselines)
             for ax, metric in zip(axes, METRICS, strict=True):
                 if metric in trials:
@@ -91,17 +115,13 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
                         accuracies.append(median)
         if cell.empty:
             axes[0].annotate(
-                "no finished trial",
-                (0.5, 0.5),
-                xycoords="axes fraction",
-                ha="center",
-                color="grey",
+                "no finished trial", (0.5, 0.5), xycoords="axes fraction", ha="center", color="grey"
             )
         axes[0].set_title(describe(keys, key), fontsize="medium")
         axes[-1].set_xlabel("epoch")
     for axes in panels:
         for ax, metric in zip(axes, METRICS, strict=True):
-            if metric == "train_loss" and (data[metric] > 0).all() and len(data):
+            if metric == "train_loss" and len(data) and (data[metric] > 0).all():
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
             if ax.get_subplotspec().is_first_col():
@@ -109,13 +129,8 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
     if panels:
         _zoom(panels[0][0], accuracies)
     left_out = len(knee_trials(runs)) - int(finished(knee_trials(runs)).sum())
-    _curve_legend(
-        fig,
-        seeds,
-        fraction,
-        baselines,
-        f"finished seeds per panel\n({left_out} diverged or\nunfinished left out)",
-    )
+    title = f"finished seeds per panel\n({left_out} diverged or\nunfinished left out)"
+    _curve_legend(fig, counts, fraction, baselines, title)
     fig.suptitle(
         f"Median over finished seeds, band: interquartile range{dropped_note(total)}",
         fontsize="medium",
@@ -182,14 +197,16 @@ def _draw(ax, trials: pd.DataFrame, metric: str, style: dict, band: bool) -> pd.
 
 
 def _curve_legend(
-    fig: Figure, seeds: dict, fraction: float, baselines: list[str], title: str
+    fig: Figure, counts: dict, fraction: float, baselines: list[str], title: str
 ) -> None:
-    """One entry per line beside the panels, with its seeds per panel: ``50% explore (n=10)``."""
-    fractions = sorted(f for f in seeds if not isinstance(f, str))
+    """One entry per line beside the panels, with its seeds per panel: ``50% explore (n=10)``,
+    ``(n=50 of 250)`` when only some of the finished seeds were drawn."""
+    fractions = sorted(f for f in counts if not isinstance(f, str))
     handles = []
-    for line in [*fractions, *[b for b in baselines if b in seeds]]:
-        low, high = min(seeds[line]), max(seeds[line])
-        n = f"n={low}" if low == high else f"n={low}–{high}"
+    for line in [*fractions, *[b for b in baselines if b in counts]]:
+        drawn = _span({d for d, _ in counts[line]})
+        finished_ = _span({f for _, f in counts[line]})
+        n = f"n={drawn}" if all(d == f for d, f in counts[line]) else f"n={drawn} of {finished_}"
         name = line if isinstance(line, str) else f"{percent(line)} explore"
         style = _style(line, fraction, baselines)
         style.pop("zorder", None)
@@ -202,3 +219,9 @@ def _curve_legend(
             fontsize="small",
             title_fontsize="small",
         )
+
+
+def _span(values: set[int]) -> str:
+    """``10``, or ``7–10`` when the panels differ."""
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}–{high}"

@@ -16,6 +16,7 @@ from analysis.robustness import (
     sharpness_correlation,
     usable,
 )
+from analysis.trials import counts
 from analysis.wording import describe, percent
 
 LABELS = {
@@ -369,17 +370,11 @@ def _wrapped(label: str) -> str:
 
 
 def _left_out(ax, cell: pd.DataFrame, position: dict) -> None:
-    """``2 diverged, 1 failed`` above each fraction of ``cell`` with seeds left out (a trial
-    the scheduler stopped early, where load_runs says so, is counted as stopped, not failed)."""
+    """``2 diverged, 1 failed`` above each fraction of ``cell`` with seeds left out (how each
+    trial ended: :mod:`analysis.trials`)."""
     for f, seeds in cell.groupby("explore_fraction"):
-        diverged = seeds["diverged"]
-        stopped = seeds["stopped"].fillna(False).astype(bool) if "stopped" in seeds else False
-        counts = {
-            "diverged": int(diverged.sum()),
-            "stopped": int((stopped & ~diverged).sum()),
-            "failed": int(((seeds["status"] != "FINISHED") & ~diverged & ~stopped).sum()),
-        }
-        words = [f"{n} {what}" for what, n in counts.items() if n]
+        ended = counts(seeds)
+        words = [f"{ended[how]} {how}" for how in ("diverged", "stopped", "failed") if ended[how]]
         if words:
             ax.annotate(
                 "\n".join(words),

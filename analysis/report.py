@@ -210,7 +210,9 @@ def _curve_sections(
                 curves.learning_curves(history, runs, fraction),
             ),
             "Per explore fraction, the median over its finished seeds at each epoch (n in the "
-            "legend: seeds per panel, a range when the panels differ) and, shaded, their "
+            "legend: seeds per panel, a range when the panels differ; past "
+            f"{curves.HISTORY_RUNS:,} finished trials each line draws its lowest-numbered "
+            "seeds, n of how many) and, shaded, their "
             f"interquartile range (25th to 75th percentile); {percent(fraction)} explore drawn "
             "thicker, baseline schedules grey and dashed. Diverged, failed and unfinished trials "
             "are left out. Test accuracy in percent (when the first epochs' climb would "
@@ -228,8 +230,8 @@ def _curve_sections(
         ),
         "Every usable seed's final value, one dot each (spread sideways so equal values stay "
         f"apart), the black bar its median; {percent(fraction)} explore shaded where it was "
-        "run. Above a fraction, how many of its seeds diverged or failed: they have no value "
-        "to show.",
+        "run. Above a fraction, how many of its seeds diverged, were stopped early or failed: "
+        "they have no final value to show.",
     ]
 
 

@@ -153,7 +153,7 @@ SEED_OFFSETS = [0.0, 0.01, 0.02, 0.03]  # seeds 0-3: median 0.015, quartiles 0.0
 
 
 def accuracy_at(fraction: float, epoch: int, seed: int) -> float:
-    return 0.5 + 0.1 * epoch + 0.05 * fraction + SEED_OFFSETS[seed]
+    return 0.5 + 0.1 * epoch + 0.05 * fraction + SEED_OFFSETS[seed % len(SEED_OFFSETS)]
 
 
 def lr_at(fraction: float, peak_lr: float, epoch: int) -> float:
@@ -329,3 +329,34 @@ def test_distributions_draw_exactly_the_usable_seeds():
     bars = [c for c in panels[2].collections if not isinstance(c, PathCollection)]
     heights = sorted(segment[0][1] for c in bars for segment in c.get_segments())
     assert heights == pytest.approx([1.4, 1.7])
+
+
+def test_history_is_fetched_for_the_finished_trials_of_the_conditions_drawn():
+    frame, _ = curve_study()  # seeds 0-3 finished, 4 diverged, 5 failed
+    many = runs([0.5], [0.001 * (i + 1) for i in range(plots.PANELS_MAX + 2)], seeds=(0,))
+
+    assert set(curves.needed(frame)["seed"]) == {0, 1, 2, 3}
+    assert len(curves.needed(frame)) == 16
+    lrs = set(curves.needed(many)["peak_lr"])  # the figure draws the first PANELS_MAX only
+    assert lrs == {0.001 * (i + 1) for i in range(plots.PANELS_MAX)}
+    assert curves.needed(frame.assign(search="optuna")).empty  # a search: no learning curves
+    assert curves.needed(frame.assign(schedule="cosine", explore_fraction=np.nan)).empty
+
+
+@pytest.mark.parametrize(("budget", "seeds"), [(8, 3), (20, 5), (40, 10)])
+def test_past_its_budget_each_line_draws_its_lowest_seeds_and_says_so(budget, seeds):
+    frame = runs([0.25, 0.5], [0.05, 0.1], seeds=range(10))  # 4 lines of 10 finished seeds
+    frame["run_id"] = [f"run{i}" for i in range(len(frame))]
+
+    picked = curves.needed(frame, budget=budget)
+
+    # At least 3 a line (a budget of 8 gives each of the 4 lines 2: too few for quartiles).
+    assert len(picked) == 4 * seeds
+    assert (picked.groupby(["peak_lr", "explore_fraction"])["seed"].max() == seeds - 1).all()
+    fig = curves.learning_curves(history_of(picked, set()), frame)
+    (legend,) = fig.legends
+    n = f"n={seeds}" if seeds == 10 else f"n={seeds} of 10"
+    assert [t.get_text() for t in legend.get_texts()] == [
+        f"25% explore ({n})",
+        f"50% explore ({n})",
+    ]
