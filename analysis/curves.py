@@ -129,7 +129,9 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
     if panels:
         _zoom(panels[0][0], accuracies)
     left_out = len(knee_trials(runs)) - int(finished(knee_trials(runs)).sum())
-    title = f"finished seeds per panel\n({left_out} diverged or\nunfinished left out)"
+    title = "finished seeds per panel"
+    if left_out:
+        title += f"\n({left_out} diverged or\nunfinished left out)"
     _curve_legend(fig, counts, fraction, baselines, title)
     fig.suptitle(
         f"Median over finished seeds, band: interquartile range{dropped_note(total)}",

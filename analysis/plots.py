@@ -324,7 +324,7 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
     position = {f: i for i, f in enumerate(fractions)}
     groups = condition_groups(trials, keys)
     total = trials.groupby(keys, dropna=False).ngroups
-    width = max(4.0, 0.55 * len(fractions) + 1.2)  # a panel's, in inches: room per fraction
+    width = max(3.2, 0.5 * len(fractions) + 1.0)  # a panel's, in inches: room per fraction
     blocks = -(-len(groups) // PANEL_COLUMNS)
     fig = Figure(
         figsize=(width * min(len(groups), PANEL_COLUMNS) + 1, 2.6 * len(metrics) * blocks + 0.8),
