@@ -9,8 +9,13 @@ create / log_batch / terminate per run).
 
 Then times ``knee-study report --experiment NAME --tracking-uri URI --out DIR`` as a subprocess:
 wall time and its peak resident memory (``getrusage(RUSAGE_CHILDREN).ru_maxrss``). Target: < 60 s.
+The report includes the learning curves, so it loads the per-epoch history of the trials they
+draw; the parts are then timed in this process (median of ``--rounds``): ``load_runs``,
+``load_history`` of those trials and metrics, and ``write_report`` without and with that
+history.
 
     .venv/bin/python benchmarks/analysis_scale.py [--runs 5000] [--cache PATH] [--quick]
+        [--rounds 3]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import itertools
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +112,39 @@ def cached_store(cache: Path, runs: int, epochs: int) -> Path:
     return path
 
 
+def time_parts(uri: str, rounds: int) -> None:
+    """The report's parts in this process, each the median of ``rounds``: what the history
+    adds, beside what the rest of the report costs."""
+    from analysis import curves
+    from analysis.report import write_report
+    from analysis.runs import load_history, load_runs
+
+    times: dict[str, list[float]] = {}
+
+    def lap(name: str, started: float) -> None:
+        times.setdefault(name, []).append(time.perf_counter() - started)
+
+    for _ in range(rounds):
+        started = time.perf_counter()
+        runs = load_runs(EXPERIMENT, uri)
+        lap("load_runs", started)
+        started = time.perf_counter()
+        needed = curves.needed(runs)
+        history = load_history(None, uri, runs=needed, metrics=curves.METRICS)
+        lap("load_history", started)
+        for name, given in [("no history", None), ("with history", history)]:
+            with tempfile.TemporaryDirectory() as out:
+                started = time.perf_counter()
+                write_report(runs, Path(out), EXPERIMENT, history=given)
+                lap(f"write_report, {name}", started)
+    requests = len(needed) * len(curves.METRICS)
+    print(f"  in one process, median of {rounds} (each round's in brackets):")
+    print(f"    history: {len(needed)} runs x {len(curves.METRICS)} metrics = {requests} requests")
+    for name, values in times.items():
+        each = ", ".join(f"{v:.1f}" for v in values)
+        print(f"    {name}: {statistics.median(values):.1f} s ({each})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5000)
@@ -117,6 +156,7 @@ def main() -> None:
         help="folder keeping the built store between invocations",
     )
     parser.add_argument("--quick", action="store_true", help="500 runs")
+    parser.add_argument("--rounds", type=int, default=3, help="of the in-process parts")
     args = parser.parse_args()
     if args.quick:
         args.runs = 500
@@ -137,6 +177,7 @@ def main() -> None:
     print(f"  wrote {', '.join(written)}")
     print(f"  {args.runs} runs: {wall:.1f} s, peak resident memory {peak_kb / 1024:.0f} MB")
     verdict(f"analysis report of {args.runs} runs, wall time", wall, TARGET_S, " s", False)
+    time_parts(uri, args.rounds)
 
 
 if __name__ == "__main__":
