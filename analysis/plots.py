@@ -266,11 +266,12 @@ PANEL_COLUMNS = 4  # conditions side by side; more wrap onto further rows of pan
 PANELS_MAX = 16  # conditions drawn at most (the tables give every one)
 
 
-def condition_panels(fig: Figure, count: int, rows: int) -> list[list]:
+def condition_panels(fig: Figure, count: int, rows: int, share_y: bool = True) -> list[list]:
     """``rows`` axes (one per metric, top to bottom) for each of ``count`` conditions, at most
     ``PANEL_COLUMNS`` conditions side by side and further ones wrapped below. A condition's axes
-    share their x axis (epochs, or explore fractions), a metric's axes their y axis, so panels
-    compare at a glance; tick labels only where the axes are not shared."""
+    share their x axis (epochs, or explore fractions), a metric's axes their y axis unless not
+    ``share_y``, so panels compare at a glance; tick labels only where the axes are not
+    shared."""
     columns = max(1, min(count, PANEL_COLUMNS))
     blocks = max(1, -(-count // columns))
     grid = fig.subplots(rows * blocks, columns, squeeze=False)
@@ -286,9 +287,9 @@ def condition_panels(fig: Figure, count: int, rows: int) -> list[list]:
                 ax.sharex(axes[0])
             if r < rows - 1:
                 ax.tick_params(labelbottom=False)
-            if c:
+            if c and share_y:
                 ax.sharey(panels[0][r])
-            if c % columns:
+            if c % columns and share_y:
                 ax.tick_params(labelleft=False)
     return panels
 
@@ -314,7 +315,8 @@ JITTER = 0.28  # dots spread up to this far either side of their fraction (1 apa
 def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
     """Every usable seed's final test accuracy and sharpness per explore fraction: one dot per
     seed (spread sideways at random, fixed seed, so dots at one value stay apart), a black bar
-    at the median; one panel row per metric, one column per condition (peak LR, ...). Above a
+    at the median; one panel row per metric, one column per condition (peak LR, ...), each
+    panel on its own y scale. Above a
     fraction, how many of its seeds diverged or failed (they have no value to show);
     ``fraction`` is shaded."""
     trials = knee_trials(runs)
@@ -330,7 +332,9 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
         figsize=(width * min(len(groups), PANEL_COLUMNS) + 1, 2.6 * len(metrics) * blocks + 0.8),
         layout="constrained",
     )
-    panels = condition_panels(fig, len(groups), len(metrics))
+    # Each panel its own y scale: sharpness differs several-fold between peak LRs, and what a
+    # panel asks is how the fractions compare at its condition.
+    panels = condition_panels(fig, len(groups), len(metrics), share_y=False)
     rng = np.random.default_rng(0)
     for axes, (key, cell) in zip(panels, groups, strict=True):
         for row, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
@@ -339,9 +343,11 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
             for f, seeds in good.groupby("explore_fraction", sort=True):
                 x = position[f] + rng.uniform(-JITTER, JITTER, len(seeds))
                 values = seeds[metric].to_numpy() * scale
-                ax.scatter(x, values, color=EXPLORE_COLOURS(f), s=16, alpha=0.75, linewidths=0)
-                middle = np.median(values)
-                ax.hlines(middle, position[f] - 0.38, position[f] + 0.38, color="black", lw=1.5)
+                ax.scatter(
+                    x, values, color=EXPLORE_COLOURS(f), s=16, alpha=0.8, linewidths=0, zorder=3
+                )
+                middle = np.median(values)  # under the dots: seeds at the median stay visible
+                ax.hlines(middle, position[f] - 0.38, position[f] + 0.38, color="black", zorder=2)
             if row == 0:
                 _left_out(ax, cell, position)
             if fraction in position:

@@ -152,7 +152,7 @@ def _write_inconclusive(runs: pd.DataFrame, out: Path, title: str, policy: Polic
 def _metrics(runs: pd.DataFrame) -> str:
     """The metric columns of ``runs`` (everything but the params and the run's own columns)."""
     params = set(runs.attrs.get("params", ()))
-    own = ("run_id", "status", "diverged", "search")
+    own = ("run_id", "status", "diverged", "search", "stopped", "stopped_at_epoch")
     found = [c for c in runs if c not in params and c not in own]
     return ", ".join(sorted(found)) or "none"
 

@@ -79,10 +79,19 @@ def table(studies: int = 1000) -> pd.DataFrame:
             add(f"rival at {times}x the margin", "robust", seeds=seeds, ahead={1.0: times * MARGIN})
     for lrs, seeds in itertools.product((1, 2, 5, 10), (5, 10, 20)):
         every = dict.fromkeys((0.0, 0.25, 0.75, 1.0), MARGIN)
-        add(f"every rival at the margin, {lrs} peak LRs", "not robust", seeds=seeds,
-            peak_lrs=lrs, ahead=every)
-    add("1.0 ahead by a point, 8 of its 10 seeds failed", "robust", ahead={1.0: 0.01},
-        failed={1.0: 8})
+        add(
+            f"every rival at the margin, {lrs} peak LRs",
+            "not robust",
+            seeds=seeds,
+            peak_lrs=lrs,
+            ahead=every,
+        )
+    add(
+        "1.0 ahead by a point, 8 of its 10 seeds failed",
+        "robust",
+        ahead={1.0: 0.01},
+        failed={1.0: 8},
+    )
     add("50% diverges on half its seeds, others never", "robust", diverge={0.5: 0.5})
     for share in (0.05, 0.2):
         shared = dict.fromkeys(FRACTIONS, share)

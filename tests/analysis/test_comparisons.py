@@ -10,6 +10,7 @@ from analysis.comparisons import (
     schedule_table,
     search_summary,
 )
+from analysis.policy import Policy
 from analysis.report import write_report
 
 SEEDS = range(4)
@@ -28,7 +29,7 @@ def trial(schedule: str, accuracy: float, seed: int, **params) -> dict:
     return {**row, "test_acc": accuracy + SEED_EFFECT[seed]}
 
 
-def test_schedule_table_gives_knee_minus_each_baseline():
+def test_schedule_table_gives_how_far_knee_is_ahead_of_each_baseline():
     means = {"knee": 0.980, "cosine": 0.975, "linear": 0.981}
     rows = [trial(s, acc, seed) for s, acc in means.items() for seed in SEEDS]
     rows += [trial("knee", 0.9, seed, explore_fraction=0.0) for seed in SEEDS]  # not the 50% arm
@@ -37,14 +38,14 @@ def test_schedule_table_gives_knee_minus_each_baseline():
 
     assert set(table.index) == {"knee 50%", "cosine", "linear"}
     assert table.loc["knee 50%", "mean"] == pytest.approx(0.980 + sum(SEED_EFFECT) / 4)
-    assert table.loc["cosine", "knee_minus"] == pytest.approx(0.005)
-    assert table.loc["linear", "knee_minus"] == pytest.approx(-0.001)
+    assert table.loc["cosine", "knee_ahead"] == pytest.approx(0.005)
+    assert table.loc["linear", "knee_ahead"] == pytest.approx(-0.001)
     # Same seeds, the same effect per seed: the paired differences have no spread of their own,
     # so the sd is the data's resolution, 0.001: 0.005 +- t(0.95, df=3) 2.353363 * 0.001 / 2.
     half = 2.353363 * 0.001 / 2
-    assert table.loc["cosine", "knee_minus_low"] == pytest.approx(0.005 - half, rel=1e-5)
-    assert table.loc["cosine", "knee_minus_high"] == pytest.approx(0.005 + half, rel=1e-5)
-    assert table.loc["cosine", "knee_minus_test"] == "paired t"
+    assert table.loc["cosine", "knee_ahead_low"] == pytest.approx(0.005 - half, rel=1e-5)
+    assert table.loc["cosine", "knee_ahead_high"] == pytest.approx(0.005 + half, rel=1e-5)
+    assert table.loc["cosine", "knee_ahead_test"] == "paired t"
     assert (table["n"] == 4).all()
 
 
@@ -73,15 +74,15 @@ def test_budget_table_compares_short_knee_with_full_baselines():
     rows += [trial("cosine", 0.980, s, epochs=e) for s in SEEDS for e in (10, 20)]
     rows += [trial("linear", 0.985, s, epochs=20) for s in SEEDS]
 
-    table = budget_table(frame(rows, ["epochs"]), margin=0.002)
+    table = budget_table(frame(rows, ["epochs"]), Policy(margin=0.002))
     short = table[table["knee_epochs"] == 10].set_index("baseline")
 
     assert set(table["baseline_epochs"]) == {20}  # baselines at the full budget only
     # Resolution 0.0005: each interval is the difference +- 2.353363 * 0.0005 / 2.
-    assert short.loc["cosine", "knee_minus"] == pytest.approx(-0.0005)
-    assert short.loc["cosine", "knee_minus_low"] == pytest.approx(-0.0005 - 0.000588, abs=1e-6)
+    assert short.loc["cosine", "knee_ahead"] == pytest.approx(-0.0005)
+    assert short.loc["cosine", "knee_ahead_low"] == pytest.approx(-0.0005 - 0.000588, abs=1e-6)
     assert short.loc["cosine", "decision"] == "matches"  # above -0.2 points, the margin
-    assert short.loc["linear", "knee_minus"] == pytest.approx(-0.0055)
+    assert short.loc["linear", "knee_ahead"] == pytest.approx(-0.0055)
     assert short.loc["linear", "decision"] == "falls short"
     assert len(table) == 4  # knee at 10 and 20 epochs x cosine and linear
 
@@ -97,9 +98,9 @@ def test_decay_table_against_linear():
 
     table = decay_table(frame(rows, ["decay"])).set_index("decay")
 
-    assert table.loc["cosine", "minus_linear"] == pytest.approx(0.001)
-    assert table.loc["1-sqrt", "minus_linear"] == pytest.approx(-0.002)
-    assert pd.isna(table.loc["linear"].get("minus_linear"))
+    assert table.loc["cosine", "ahead_of_linear"] == pytest.approx(0.001)
+    assert table.loc["1-sqrt", "ahead_of_linear"] == pytest.approx(-0.002)
+    assert pd.isna(table.loc["linear"].get("ahead_of_linear"))
     assert (table["n"] == 4).all()
 
 
@@ -114,7 +115,7 @@ def test_search_summary_finds_the_best_region_and_judges_the_point_near_half():
     ]
     runs = frame(rows, []).assign(search="optuna")
 
-    table, summary = search_summary(runs, window=0.1, margin=0.002)
+    table, summary = search_summary(runs, Policy(window=0.1, margin=0.002))
 
     assert is_search(runs)
     assert summary["points"] == 8
@@ -124,7 +125,7 @@ def test_search_summary_finds_the_best_region_and_judges_the_point_near_half():
     assert summary["region_peak_lr"] == (0.12, 0.2)
     assert summary["near_explore"] == 0.57  # the best point within 0.1 of 50%
     assert summary["outside_explore"] == 0.62  # the best point beyond it
-    assert summary["gap"] == pytest.approx(0.05 * (0.03**2 - 0.02**2))  # outside - near
+    assert summary["gap"] == pytest.approx(0.05 * (0.03**2 - 0.02**2))  # outside's advantage
     assert summary["decision"] == "robust"
     assert table["mean"].is_monotonic_decreasing
 
@@ -149,11 +150,11 @@ def test_report_has_a_section_per_swept_axis(tmp_path):
 
     markdown = (tmp_path / "report.md").read_text()
     assert "## Knee against baseline schedules" in markdown
-    assert "+0.50 (+0.38 to +0.62)" in markdown  # knee 50% linear minus cosine, +-2.35*0.1/2
+    assert "+0.50 (+0.38 to +0.62)" in markdown  # knee 50% linear ahead of cosine, +-2.35*0.1/2
     assert "## Training budget" in markdown
     assert "cosine 20 epochs" in markdown
     assert "## Decay shape of the exploit phase" in markdown
-    assert "+0.10 (-0.02 to +0.22)" in markdown  # cosine decay minus linear decay
+    assert "+0.10 (-0.02 to +0.22)" in markdown  # cosine decay ahead of linear decay
 
 
 def test_a_search_report_judges_the_point_near_half(tmp_path):
@@ -166,8 +167,10 @@ def test_a_search_report_judges_the_point_near_half(tmp_path):
 
     verdict = write_report(frame(rows, []).assign(search="optuna"), tmp_path, "search")
 
-    assert verdict.status == "robust"
-    assert verdict.explanation.startswith("50% explore is robust in this search")
+    # A search has its own words: a guide, never the test's "robust".
+    assert verdict.status == "near the best"
+    assert verdict.explanation.startswith("Search (a guide, not a test): the best point within")
+    assert "robust" not in verdict.explanation
     assert "within (explore 57%, peak LR 0.12)" in verdict.explanation
     assert "(explore 62%, peak LR 0.2)" in verdict.explanation
     assert (tmp_path / "search_landscape.png").read_bytes().startswith(b"\x89PNG")
