@@ -3,7 +3,6 @@ construction; and the error rates of the verdict on simulated studies (tests/ana
 simulations.py), which must stay at the stated 5% level however many conditions ran."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from simulations import FRACTIONS as SIMULATED
 from simulations import MARGIN, rate
