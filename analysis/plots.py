@@ -316,9 +316,8 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
     """Every usable seed's final test accuracy and sharpness per explore fraction: one dot per
     seed (spread sideways at random, fixed seed, so dots at one value stay apart), a black bar
     at the median; one panel row per metric, one column per condition (peak LR, ...), each
-    panel on its own y scale. Above a
-    fraction, how many of its seeds diverged or failed (they have no value to show);
-    ``fraction`` is shaded."""
+    panel on its own y scale. Above a fraction, how many of its seeds diverged, were stopped
+    early or failed (they have no final value to show); ``fraction`` is shaded."""
     trials = knee_trials(runs)
     keys = conditions(trials)
     metrics = [m for m in DISTRIBUTED if usable(trials, m).any()] or ["test_acc"]
