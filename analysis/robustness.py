@@ -18,7 +18,6 @@ dropped, and so does a fraction the study swept elsewhere but not there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,18 @@ from analysis.policy import Policy
 from analysis.runs import AnalysisError
 from analysis.summaries import explore_sensitivity, explore_summary, sharpness_correlation
 from analysis.trials import conditions, knee_trials, usable, with_outcome
-from analysis.wording import amount, describe, percent
+from analysis.verdict import (
+    STATUS_WORDS,
+    Verdict,
+    comparison_table,
+    decisions,
+    describe_row,
+    inconclusive,
+    overall,
+    plural,
+    span,
+)
+from analysis.wording import amount, percent
 from trainables.train import KNEE_ONLY_KEYS
 
 __all__ = [  # the notebook API: import these from here
@@ -41,50 +51,6 @@ __all__ = [  # the notebook API: import these from here
     "sharpness_correlation",
     "study_verdict",
 ]
-
-STATUS_WORDS = {  # what each kind of study calls robust / not robust / inconclusive
-    "explore": {"robust": "robust", "not robust": "not robust", "inconclusive": "inconclusive"},
-    "schedule": {"robust": "matches", "not robust": "falls short", "inconclusive": "inconclusive"},
-    "budget": {"robust": "matches", "not robust": "falls short", "inconclusive": "inconclusive"},
-    "search": {
-        "robust": "near the best",
-        "not robust": "short of the best",
-        "inconclusive": "unclear",
-    },
-}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The answer to a study's question and the numbers behind it.
-
-    ``decision`` is "robust", "not robust" or "inconclusive"; ``status`` the same in the words
-    of the study's kind (``explore``: the same; ``schedule`` and ``budget``: matches / falls
-    short / inconclusive; ``search``: near the best / short of the best / unclear). ``table``
-    has one row per condition, ``comparisons`` one row per comparison behind them."""
-
-    decision: str
-    table: pd.DataFrame
-    explanation: str
-    policy: Policy
-    kind: str = "explore"
-    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    @property
-    def status(self) -> str:
-        return STATUS_WORDS[self.kind][self.decision]
-
-    @property
-    def fraction(self) -> float:
-        return self.policy.fraction
-
-    @property
-    def margin(self) -> float:
-        return self.policy.margin
-
-    @property
-    def metric(self) -> str:
-        return self.policy.metric
 
 
 def robustness_verdict(
@@ -103,7 +69,7 @@ def robustness_verdict(
     name = f"{percent(policy.fraction)} explore"
     if trials.empty:
         ran = ", ".join(sorted(runs["schedule"].unique())) if "schedule" in runs else ""
-        return _inconclusive(
+        return inconclusive(
             f"{name}: inconclusive, no Knee trials to judge ({name} was not run; schedules "
             f"run: {ran or 'none'}).",
             policy,
@@ -133,9 +99,9 @@ def robustness_verdict(
             found.append(compare(cell[at], rival, policy, floor, condition, names, float(other)))
     decide(found, policy)
     table = _condition_table(trials, keys, found, problems, policy)
-    decision = _overall(table)
+    decision = overall(table)
     explanation = _explain_explore(decision, table, keys, policy)
-    return Verdict(decision, table, explanation, policy, "explore", _comparison_table(found))
+    return Verdict(decision, table, explanation, policy, "explore", comparison_table(found))
 
 
 def _condition_table(
@@ -147,7 +113,7 @@ def _condition_table(
 ) -> pd.DataFrame:
     """The explore verdict's table: :func:`_decisions`, with the best fraction and the seeds at
     the judged fraction beside each condition."""
-    table = _decisions(keys, found, problems, policy)
+    table = decisions(keys, found, problems, policy)
     extra = []
     for _, cell in trials.groupby(keys, sort=True, dropna=False):
         good = cell[usable(cell, policy.metric)]
@@ -161,121 +127,6 @@ def _condition_table(
             }
         )
     return pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
-
-
-def _decisions(
-    keys: list[str], found: list[Comparison], problems: dict[tuple, list[str]], policy: Policy
-) -> pd.DataFrame:
-    """One row per condition (the keys of ``problems``, in order): its decision, and the
-    comparison behind it (the clearest loss when not robust, else the closest call)."""
-    rows = []
-    for key, trouble in problems.items():
-        condition = dict(zip(keys, key, strict=True))
-        mine = [c for c in found if c.condition == condition]
-        row = {
-            **condition,
-            "comparisons": len(mine),
-            **_comparison_columns(_deciding(mine), policy.confidence),
-        }
-        failing = [c for c in mine if c.decision == "not robust"]
-        open_ = [c for c in mine if c.decision == "inconclusive"]
-        if failing:
-            row.update(_comparison_columns(_deciding(failing), policy.confidence))
-        elif trouble or open_ or not mine:
-            reasons = [*trouble, *(f"against {c.rival_name}: {c.reason}" for c in open_)]
-            row.update(decision="inconclusive", reason="; ".join(reasons))
-        else:
-            row["decision"] = "robust"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _deciding(found: list[Comparison]) -> Comparison | None:
-    """The comparison a condition's row shows: the clearest loss among failing ones, else the
-    closest call (the highest upper bound of a rival's advantage)."""
-    if not found:
-        return None
-    if all(c.decision == "not robust" for c in found):
-        return max(found, key=lambda c: c.strict.low if c.strict else -np.inf)
-    judged = [c for c in found if c.advantage is not None]
-    if not judged:
-        return found[0]
-    return max(judged, key=lambda c: c.advantage.high)
-
-
-def _comparison_columns(c: Comparison | None, confidence: float) -> dict:
-    """A comparison as the columns of a verdict's table (gap: the rival's advantage)."""
-    empty = {
-        **dict.fromkeys(("versus", "versus_mean", "fraction_mean", "gap", "gap_low"), np.nan),
-        **dict.fromkeys(("gap_high", "confidence", "excess_high"), np.nan),
-        "test": "",
-        "seeds_needed": pd.NA,
-        "decision": "inconclusive",
-        "reason": "",
-    }
-    if c is None:
-        return empty
-    failing = c.decision == "not robust" and c.strict is not None
-    gap, level = (c.strict, c.strict_confidence) if failing else (c.advantage, confidence)
-    return {
-        **empty,
-        "versus": c.rival,
-        "versus_mean": c.rival_mean,
-        "fraction_mean": c.arm_mean,
-        "gap": gap.estimate if gap is not None else np.nan,
-        "gap_low": gap.low if gap is not None else np.nan,
-        "gap_high": gap.high if gap is not None else np.nan,
-        "confidence": level,
-        "excess_high": c.excess.high if c.excess is not None else np.nan,
-        "test": gap.test if gap is not None else "",
-        "seeds_needed": c.seeds_needed if c.seeds_needed is not None else pd.NA,
-        "decision": c.decision,
-        "reason": c.reason,
-    }
-
-
-def _comparison_table(found: list[Comparison]) -> pd.DataFrame:
-    """Every comparison of the study, one row each, with both levels' bounds."""
-    return pd.DataFrame(
-        [
-            {
-                **c.condition,
-                "rival": c.rival,
-                "n_arm": c.n_arm,
-                "n_rival": c.n_rival,
-                "arm_mean": c.arm_mean,
-                "rival_mean": c.rival_mean,
-                "advantage": c.advantage.estimate if c.advantage else np.nan,
-                "advantage_high": c.advantage.high if c.advantage else np.nan,
-                "strict_low": c.strict.low if c.strict else np.nan,
-                "strict_confidence": c.strict_confidence,
-                "diverged_arm": c.ended_arm[0],
-                "ended_arm": c.ended_arm[1],
-                "diverged_rival": c.ended_rival[0],
-                "ended_rival": c.ended_rival[1],
-                "excess_high": c.excess.high if c.excess else np.nan,
-                "strict_excess_low": c.strict_excess.low if c.strict_excess else np.nan,
-                "stopped_arm": c.stopped_arm,
-                "stopped_rival": c.stopped_rival,
-                "decision": c.decision,
-                "reason": c.reason,
-                "seeds_needed": c.seeds_needed,
-            }
-            for c in found
-        ]
-    )
-
-
-def _overall(table: pd.DataFrame) -> str:
-    if table.empty:
-        return "inconclusive"
-    if (table["decision"] == "not robust").any():
-        return "not robust"
-    return "robust" if (table["decision"] == "robust").all() else "inconclusive"
-
-
-def _inconclusive(explanation: str, policy: Policy, kind: str = "explore") -> Verdict:
-    return Verdict("inconclusive", pd.DataFrame(), explanation, policy, kind)
 
 
 def _refuse_repeated_seeds(good: pd.DataFrame, keys: list[str]) -> None:
@@ -298,14 +149,14 @@ def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy
         return f"{name}: inconclusive, no usable trials."
     if decision == "robust":
         return (
-            f"{name} is robust: at every {_plural(keys, 1)} ({len(table)}) no other explore "
+            f"{name} is robust: at every {plural(keys, 1)} ({len(table)}) no other explore "
             f"fraction beats it by more than {amount(policy.margin, policy.metric)} "
             f"({percent(policy.confidence)} upper bounds below the margin against each of "
-            f"{_span(table['comparisons'])} fractions; {_span(table['n_fraction'])} seeds each) "
+            f"{span(table['comparisons'])} fractions; {span(table['n_fraction'])} seeds each) "
             f"and none diverges less often by {percent(policy.divergence_margin)} of seeds."
         )
     rows = table[table["decision"] == decision]
-    where = " and ".join(_where(row, keys, policy) for _, row in rows.iterrows())
+    where = " and ".join(describe_row(row, keys, policy) for _, row in rows.iterrows())
     if decision == "not robust":
         return f"{name} is not robust {where}."
     needed = rows["seeds_needed"].dropna()
@@ -319,39 +170,6 @@ def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy
         f"{name}: inconclusive {where}{hint}; robust means no other fraction beats it by more "
         f"than {limit}."
     )
-
-
-def _where(row: pd.Series, keys: list[str], policy: Policy) -> str:
-    at = f"at {describe(keys, [row[k] for k in keys])}"
-    if np.isnan(row["gap_low"]) or row["reason"] != _GAP_REASONS.get(row["decision"]):
-        return f"{at} ({row['reason']})"
-    return (
-        f"{at} ({_say(row['versus'])} ahead of it by {amount(row['gap'], policy.metric)}, "
-        f"{percent(row['confidence'])} interval {amount(row['gap_low'], policy.metric, '')} to "
-        f"{amount(row['gap_high'], policy.metric, '')})"
-    )
-
-
-_GAP_REASONS = {
-    "robust": "interval below the margin",
-    "not robust": "interval above the margin",
-    "inconclusive": "interval straddles the margin",
-}
-
-
-def _say(rival: object) -> str:
-    """An explore fraction as a percentage; any other rival (a schedule) by its name."""
-    return percent(rival) if isinstance(rival, float) else str(rival)
-
-
-def _span(values: pd.Series) -> str:
-    low, high = int(values.min()), int(values.max())
-    return f"{low}" if low == high else f"{low}-{high}"
-
-
-def _plural(keys: list[str], count: int = 2) -> str:
-    label = "peak LR" if keys == ["peak_lr"] else "condition"
-    return label if count == 1 else f"{label}s"
 
 
 def schedule_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
@@ -412,7 +230,7 @@ def _arms_verdict(
     """Knee's arms against their rivals at each condition, decided as the explore verdict."""
     knee = arms[arms["schedule"] == "knee"]
     if knee.empty:
-        return _inconclusive(
+        return inconclusive(
             f"Knee at {percent(policy.fraction)} explore: inconclusive, no such trial.",
             policy,
             kind,
@@ -434,10 +252,10 @@ def _arms_verdict(
                 names = (arm_name, rival_name)
                 found.append(compare(arm, rival, policy, floor, condition, names, rival_name))
     decide(found, policy)
-    table = _decisions([*keys, "arm"], found, problems, policy)
-    decision = _overall(table)
+    table = decisions([*keys, "arm"], found, problems, policy)
+    decision = overall(table)
     explanation = _explain_arms(decision, table, keys, policy, kind)
-    return Verdict(decision, table, explanation, policy, kind, _comparison_table(found))
+    return Verdict(decision, table, explanation, policy, kind, comparison_table(found))
 
 
 def _explain_arms(
@@ -451,12 +269,14 @@ def _explain_arms(
         arms = " and ".join(dict.fromkeys(table["arm"]))
         count = len(table[keys].drop_duplicates())
         return (
-            f"{arms} {words} {rivals}: at every {_plural(keys, 1)} ({count}) none beats it by "
+            f"{arms} {words} {rivals}: at every {plural(keys, 1)} ({count}) none beats it by "
             f"more than {amount(policy.margin, policy.metric)} ({percent(policy.confidence)} "
             "upper bounds below the margin)."
         )
     rows = table[table["decision"] == decision]
-    parts = [f"{row['arm']}: {words} {_where(row, keys, policy)}" for _, row in rows.iterrows()]
+    parts = [
+        f"{row['arm']}: {words} {describe_row(row, keys, policy)}" for _, row in rows.iterrows()
+    ]
     return "; ".join(parts) + "."
 
 
