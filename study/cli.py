@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = tracking.absolute_uri(args.tracking_uri or tracking.default_tracking_uri(output))
     tracking.check_tracking_uri(tracking_uri)
     folder.check_new(output)
+    _say_verdict_reach(cfg)
 
     ray, launch = _start_ray(address)
     plan = _plan(launch, cfg)
@@ -199,7 +200,15 @@ def resume(args: argparse.Namespace) -> int:
 def validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     print(f"{cfg.name}: valid, {cfg.num_trials} trials")
+    _say_verdict_reach(cfg)
     return EXIT_OK
+
+
+def _say_verdict_reach(cfg: StudyConfig) -> None:
+    """A study too small for its verdict is told so before anything runs (and still runs)."""
+    small = reporting.verdict_reach(cfg)
+    if small:
+        print(f"knee-study: note: {small}", file=sys.stderr)
 
 
 def report(args: argparse.Namespace) -> int:

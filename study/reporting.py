@@ -43,6 +43,31 @@ def write(
     print(verdict_line(verdict))
 
 
+def verdict_reach(cfg: StudyConfig) -> str | None:
+    """Why a study is too small for its verdict to say more than "inconclusive", in one line
+    that says what to change; None when it can reach a verdict. Said before the study runs."""
+    from analysis.policy import Policy  # scipy only: no pandas or matplotlib yet
+
+    policy = Policy()
+    seeds = len(cfg.sweep.seed)
+    if cfg.tune.search == "optuna":
+        if seeds < policy.min_seeds:
+            return (
+                f"{seeds} seed{'s' * (seeds != 1)} a point: the search's summary needs "
+                f"{policy.min_seeds} (--set 'sweep.seed={list(range(policy.min_seeds))}')"
+            )
+        return None
+    need = policy.seeds_for_divergence()
+    if seeds < need:
+        return (
+            f"{seeds} seed{'s' * (seeds != 1)} a point: the verdict can be inconclusive at best; "
+            f"robust needs {need} finished seeds a setting (fewer cannot rule out that it diverges "
+            f"on {policy.divergence_margin:.0%} more of its seeds), e.g. --set "
+            f"'sweep.seed={list(range(10))}'"
+        )
+    return None
+
+
 def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
     """The ended study's own report, written into the study folder and attached to its parent
     run; whatever goes wrong, one line on stderr with the command that retries it."""

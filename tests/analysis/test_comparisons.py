@@ -186,3 +186,64 @@ def test_one_fraction_at_many_peak_lrs_is_still_a_grid():
         for s in SEEDS
     ]
     assert not is_search(frame(rows, []).assign(search="grid"))
+
+
+TEN = range(10)
+TEN_EFFECTS = (0.000, 0.003, -0.002, 0.001, 0.002, -0.001, 0.0005, -0.0005, 0.0015, -0.0015)
+
+
+def ten_seeds(schedule: str, accuracy: float, **params) -> list[dict]:
+    return [
+        {**trial(schedule, accuracy, 0, **params), "seed": s, "test_acc": accuracy + effect}
+        for s, effect in zip(TEN, TEN_EFFECTS, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cosine", "status"), [(0.980, "matches"), (0.990, "falls short"), (0.982, "inconclusive")]
+)
+def test_a_schedule_study_answers_knee_against_each_baseline(tmp_path, cosine, status):
+    """One explore fraction against baselines: the headline is Knee at 50% against each
+    baseline (the old headline: 'INCONCLUSIVE ... no other fraction'). The paired gaps have
+    no spread but the sd floor (one 0.0005 step): cosine 1 point ahead is far above the margin,
+    0.2 points ahead straddles it (0.002 +- 1.83 x 0.0005 / sqrt(10))."""
+    rows = ten_seeds("knee", 0.980) + ten_seeds("cosine", cosine) + ten_seeds("linear", 0.979)
+    runs = frame(rows, [])
+
+    verdict = write_report(runs, tmp_path, "schedules")
+
+    assert verdict.kind == "schedule"
+    assert verdict.status == status
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Does Knee at 50% explore match the baseline schedules?" in markdown
+    assert f"**Verdict: {status}.**" in markdown
+    assert "no other explore fraction" not in markdown
+    if status == "falls short":
+        assert "cosine ahead of it by 1.00 points" in verdict.explanation
+
+
+def test_a_budget_study_answers_whether_the_short_budget_matches_the_full_one(tmp_path):
+    rows = ten_seeds("knee", 0.980, epochs=20) + ten_seeds("knee", 0.981, epochs=40)
+    rows += ten_seeds("cosine", 0.980, epochs=40) + ten_seeds("cosine", 0.97, epochs=20)
+    runs = frame(rows, ["epochs"])
+
+    verdict = write_report(runs, tmp_path, "budget")
+
+    assert verdict.kind == "budget"
+    assert verdict.status == "matches"
+    assert verdict.explanation.startswith("Knee 50% 20 epochs matches every baseline at the full")
+    assert (
+        "## Does Knee at a shorter budget match the full one?"
+        in (tmp_path / "report.md").read_text()
+    )
+
+
+def test_tables_follow_the_metric_direction():
+    """A loss: lower is better, so Knee 0.1 below cosine is 0.1 *ahead* of it."""
+    rows = [
+        {**row, "test_loss": 1.0 - (0.1 if row["schedule"] == "knee" else 0.0)}
+        for row in ten_seeds("knee", 0.98) + ten_seeds("cosine", 0.98)
+    ]
+    table = schedule_table(frame(rows, []), Policy(metric="test_loss", margin=0.01))
+
+    assert table.set_index("schedule").loc["cosine", "knee_ahead"] == pytest.approx(0.1)

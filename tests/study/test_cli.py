@@ -286,7 +286,33 @@ def test_a_driver_joining_a_loopback_head_keeps_ray_on_loopback(address, local):
 
 def test_validate_accepts_the_default_study(capsys):
     assert main(["validate"]) == 0
-    assert "digits-quick: valid, 100 trials" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "digits-quick: valid, 100 trials" in captured.out
+    assert captured.err == ""  # 10 seeds a point: a verdict is within reach
+
+
+@pytest.mark.parametrize(
+    ("sets", "note"),
+    [
+        (["sweep.seed=[0, 1]"], "2 seeds a point: the verdict can be inconclusive at best"),
+        (["sweep.seed=[0, 1, 2, 3, 4, 5]"], "robust needs 7 finished seeds a setting"),
+        (
+            [
+                *("tune.search=optuna", "tune.num_samples=4", "sweep.explore_fraction=[0, 1]"),
+                *("sweep.peak_lr=[0.01, 0.3]", "sweep.seed=[0, 1]"),
+            ],
+            "2 seeds a point: the search's summary needs 3",
+        ),
+    ],
+)
+def test_a_study_too_small_for_its_verdict_is_told_before_it_runs(capsys, sets, note):
+    """The README's old example (two seeds) could never reach a verdict, silently."""
+    assert main(["validate", *(arg for s in sets for arg in ("--set", s))]) == 0
+
+    err = capsys.readouterr().err
+    assert err.startswith("knee-study: note: ")
+    assert note in err
+    assert err.count("\n") == 1
 
 
 def test_a_resumed_study_the_cluster_cannot_run_says_where_its_settings_are(
