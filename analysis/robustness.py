@@ -152,8 +152,10 @@ def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy
             f"{name} is robust: at every {plural(keys, 1)} ({len(table)}) no other explore "
             f"fraction beats it by more than {amount(policy.margin, policy.metric)} "
             f"({percent(policy.confidence)} upper bounds below the margin against each of "
-            f"{span(table['comparisons'])} fractions; {span(table['n_fraction'])} seeds each) "
-            f"and none diverges less often by {percent(policy.divergence_margin)} of seeds."
+            f"{span(table['comparisons'])} fractions; {span(table['n_fraction'])} seeds each), "
+            f"and its share of diverged seeds exceeds none of theirs by "
+            f"{percent(policy.divergence_margin)} or more ({percent(policy.confidence)} upper "
+            "bounds)."
         )
     rows = table[table["decision"] == decision]
     where = " and ".join(describe_row(row, keys, policy) for _, row in rows.iterrows())
