@@ -20,9 +20,9 @@ from analysis.plots import (
     LABELS,
     LEGEND_MAX,
     PANEL_COLUMNS,
-    _scale,
     condition_groups,
     condition_panels,
+    display_scale,
     dropped_note,
 )
 from analysis.trials import conditions, knee_trials, outcome, usable
@@ -187,7 +187,7 @@ def _draw(ax, trials: pd.DataFrame, metric: str, style: dict, band: bool) -> pd.
     """The median of ``metric`` per epoch over ``trials`` and its interquartile band; returns
     the median as drawn (scaled)."""
     per_epoch = trials.groupby("epoch")[metric]
-    scale = _scale(metric)
+    scale = display_scale(metric)
     median = per_epoch.median() * scale
     ax.plot(median.index, median, **style)
     if band:

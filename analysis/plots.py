@@ -9,14 +9,8 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from analysis.robustness import (
-    conditions,
-    explore_summary,
-    knee_trials,
-    sharpness_correlation,
-    usable,
-)
-from analysis.trials import counts
+from analysis.summaries import explore_summary, sharpness_correlation
+from analysis.trials import conditions, counts, knee_trials, usable
 from analysis.wording import describe, percent
 
 LABELS = {
@@ -31,7 +25,8 @@ LEGEND_MAX = 30  # more than this: no legend, a note instead
 DODGE_SHARE = 0.4  # the conditions side by side span at most this share of the closest spacing
 
 
-def _scale(metric: str) -> float:
+def display_scale(metric: str) -> float:
+    """Fractions (accuracies) are shown in percent; everything else as it is."""
     return 100.0 if metric in _PERCENT else 1.0
 
 
@@ -41,7 +36,7 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
     summary = explore_summary(runs, metric)
     trials = knee_trials(runs)
     keys = conditions(trials)
-    scale = _scale(metric)
+    scale = display_scale(metric)
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     groups = list(summary.groupby(keys, sort=True))
@@ -190,7 +185,7 @@ def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc") -> Figure:
     grid = summary.assign(condition=rows).pivot_table(
         index="condition", columns="explore_fraction", values="mean", sort=False
     )
-    scale = _scale(metric)
+    scale = display_scale(metric)
     values = grid.to_numpy() * scale
     fig = Figure(
         figsize=(1.2 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.8), layout="constrained"
@@ -226,7 +221,7 @@ def search_landscape(
     """The points a search tried (``search_summary``'s table): explore fraction against peak LR,
     coloured by mean ``metric`` over seeds, the best one starred, the band around ``fraction``
     shaded."""
-    scale = _scale(metric)
+    scale = display_scale(metric)
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.axvspan((fraction - window) * 100, (fraction + window) * 100, color="grey", alpha=0.12)
@@ -337,7 +332,7 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
     rng = np.random.default_rng(0)
     for axes, (key, cell) in zip(panels, groups, strict=True):
         for row, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
-            scale = _scale(metric)
+            scale = display_scale(metric)
             good = cell[usable(cell, metric)]
             for f, seeds in good.groupby("explore_fraction", sort=True):
                 x = position[f] + rng.uniform(-JITTER, JITTER, len(seeds))
