@@ -8,7 +8,6 @@ runs without the sweep's params are left out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,10 +15,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
-from trainables.train import EPOCH_METRICS
+from trainables.results import EPOCH_METRICS, PARENT_RUN_TAG, SEARCH_TAG, RunOutcome
 
 REQUIRED_PARAMS = ("explore_fraction", "peak_lr", "seed")
-PARENT_TAG = "mlflow.parentRunId"
 _PAGE = 1000  # runs per search request: thousands of runs cost a few round trips, not one each
 # History requests to a server at once: 7.5x one at a time (benchmarks/history_load.py); MLflow's
 # HTTP session pools 10 connections.
@@ -55,7 +53,7 @@ def load_runs(
     client = MlflowClient(tracking_uri)
     experiment_id = _experiment_id(client, experiment)
     runs = list(_search(client, experiment_id, parent_run_id))
-    parents = {run.data.tags.get(PARENT_TAG) for run in runs}
+    parents = {run.data.tags.get(PARENT_RUN_TAG) for run in runs}
     trials = [
         run
         for run in runs
@@ -63,7 +61,7 @@ def load_runs(
     ]
     if not trials:
         raise AnalysisError(_nothing_usable(experiment, runs))
-    studies = {run.data.tags.get(PARENT_TAG) for run in trials} - {None}
+    studies = {run.data.tags.get(PARENT_RUN_TAG) for run in trials} - {None}
     if parent_run_id is None and len(studies) > 1:
         raise AnalysisError(
             f"experiment {experiment!r} holds {len(studies)} studies (parent runs "
@@ -150,7 +148,7 @@ def _experiment_id(client: MlflowClient, experiment: str) -> str:
 
 
 def _search(client: MlflowClient, experiment_id: str, parent_run_id: str | None) -> Iterator[Run]:
-    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'" if parent_run_id else ""
+    query = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'" if parent_run_id else ""
     token = None
     while True:
         page = client.search_runs(
@@ -169,24 +167,14 @@ def _search(client: MlflowClient, experiment_id: str, parent_run_id: str | None)
 def _row(run: Run, params: list[str]) -> dict:
     tags, metrics = run.data.tags, run.data.metrics
     row = {"run_id": run.info.run_id, "status": run.info.status}
-    # knee-study tags divergence; Ray's MLflowLoggerCallback logs it as a 0/1 metric instead.
-    diverged = tags.get("diverged", str(bool(metrics.get("diverged", 0.0))))
-    row["diverged"] = diverged.lower() == "true"
-    # knee-study tags a trial ASHA stopped mid-training, with the last epoch it reported.
-    row["stopped"] = tags.get("stopped_early", "").lower() == "true"
-    row["stopped_at_epoch"] = _epoch(tags.get("stopped_at_epoch")) if row["stopped"] else math.nan
-    row["search"] = tags.get("search", "grid")  # knee-study tags an Optuna study's trials
+    ended = RunOutcome.of(tags, metrics)
+    row["diverged"], row["stopped"] = ended.diverged, ended.stopped
+    row["stopped_at_epoch"] = ended.stopped_at_epoch
+    row["search"] = tags.get(SEARCH_TAG, "grid")  # knee-study tags an Optuna study's trials
     row.update({key: run.data.params.get(key) for key in params})
     for key, value in metrics.items():
         row[f"metric.{key}" if key in row else key] = value
     return row
-
-
-def _epoch(tag: str | None) -> float:
-    try:
-        return float(tag)
-    except (TypeError, ValueError):  # no tag, or not a number: unknown
-        return math.nan
 
 
 def _typed(column: pd.Series) -> pd.Series:

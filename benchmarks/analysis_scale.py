@@ -35,7 +35,7 @@ import numpy as np
 from measure import machine, verdict
 
 from study.config import load_config, trial_label
-from study.tracking import PARENT_TAG
+from trainables.results import PARENT_RUN_TAG, TRIAL_ID_TAG
 
 TARGET_S = 60.0
 EXPERIMENT = "analysis-scale"
@@ -82,7 +82,7 @@ def build_store(path: Path, runs: int, epochs: int) -> None:
         run = client.create_run(
             experiment_id,
             run_name=trial_label(params),
-            tags={PARENT_TAG: parent.info.run_id, "trial_id": f"synthetic_{i:05d}"},
+            tags={PARENT_RUN_TAG: parent.info.run_id, TRIAL_ID_TAG: f"synthetic_{i:05d}"},
         )
         for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch
             client.log_batch(

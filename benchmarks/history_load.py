@@ -29,11 +29,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from analysis.runs import load_history, load_runs
-from trainables.train import EPOCH_METRICS
+from trainables.results import EPOCH_METRICS, PARENT_RUN_TAG
 
 TARGET = 2.0
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a line per run else
-PARENT_TAG = "mlflow.parentRunId"
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
@@ -64,7 +63,7 @@ def log_runs(uri: str, runs: int, epochs: int) -> None:
     parent = client.create_run(experiment).info.run_id
     now = int(time.time() * 1000)
     for i in range(runs):
-        run = client.create_run(experiment, tags={PARENT_TAG: parent}).info.run_id
+        run = client.create_run(experiment, tags={PARENT_RUN_TAG: parent}).info.run_id
         params = {"explore_fraction": i % 5 / 4, "peak_lr": 0.1, "seed": i // 5}
         metrics = [
             Metric(key, 0.5 + 0.01 * step, now, step)

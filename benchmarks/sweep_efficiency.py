@@ -63,13 +63,14 @@ def trial_runs(output: Path) -> list:
     """The study's child runs (one per trial) from its sqlite MLflow store."""
     from mlflow import MlflowClient
 
-    from study.tracking import PARENT_TAG, default_tracking_uri
+    from study.tracking import default_tracking_uri
+    from trainables.results import PARENT_RUN_TAG
 
     client = MlflowClient(default_tracking_uri(output))
     runs = client.search_runs(
         [e.experiment_id for e in client.search_experiments()], max_results=50_000
     )
-    return [run for run in runs if PARENT_TAG in run.data.tags]
+    return [run for run in runs if PARENT_RUN_TAG in run.data.tags]
 
 
 def main() -> None:

@@ -312,17 +312,18 @@ def _fit(tuner, cfg: StudyConfig, output: Path, meta: folder.StudyMeta, ray) -> 
     from mlflow.exceptions import MlflowException
 
     from study.tracking import browse_hint, close_open_runs, set_study_status
+    from trainables.results import is_final
 
     status, tracking_lost = "FAILED", None
     try:
         results = tuner.fit()
-        finished = [r for r in results if r.error is None and r.metrics.get("diverged") is not None]
+        finished = [r for r in results if r.error is None and is_final(r.metrics)]
         # Trials the scheduler (ASHA) stopped are done too, not interrupted: Tune marked their
         # last result done; their runs are KILLED and tagged stopped_early by the tracker.
         stopped = [
             r
             for r in results
-            if r.error is None and r.metrics.get("done") and r.metrics.get("diverged") is None
+            if r.error is None and r.metrics.get("done") and not is_final(r.metrics)
         ]
         errored = results.num_errors
         if errored:

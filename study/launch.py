@@ -25,6 +25,7 @@ from study.config import StudyConfig, trial_label
 from study.search import search_algorithm, search_space
 from study.snapshot_backup import SnapshotBackup
 from study.storage import DEFAULT_NAME
+from trainables.results import EpochsReport, FinalReport
 from trainables.train import train
 
 if TYPE_CHECKING:
@@ -110,11 +111,11 @@ def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
 
     Every ``checkpoint_every``-th epoch and the last send one report with a checkpoint (one
     ``torch.save`` file); between them an epoch is reported on its own only when the last report
-    is ``REPORT_INTERVAL_S`` old. Each report carries, as ``history``, the metrics of every epoch
-    not yet reported, so nothing is lost by reporting less often: a report is a round trip to the
-    driver that the trial waits for (~30 ms; forty of them took as long as training a digits
-    trial). After a restore the first report also carries the checkpoint's own history, so the
-    tracker can fill in any epoch its run lacks.
+    is ``REPORT_INTERVAL_S`` old. Each report (:class:`trainables.results.EpochsReport`) carries
+    the metrics of every epoch not yet reported, so nothing is lost by reporting less often: a
+    report is a round trip to the driver that the trial waits for (~30 ms; forty of them took as
+    long as training a digits trial). After a restore the first report also carries the
+    checkpoint's own history, so the tracker can fill in any epoch its run lacks.
     """
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
@@ -137,7 +138,7 @@ def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
         due = metrics["epoch"] % checkpoint_every == 0 or metrics["epoch"] == epochs
         if not due and time.monotonic() - last_report < REPORT_INTERVAL_S:
             return
-        report = {**metrics, "history": list(unreported)}
+        report = EpochsReport(tuple(unreported)).to_result()
         if due:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(train_state, Path(folder) / STATE_FILE)
@@ -147,8 +148,9 @@ def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
         unreported.clear()
         last_report = time.monotonic()
 
-    result = train(config, on_epoch=on_epoch, state=state)
-    tune.report({**result, "history": unreported} if unreported else result)
+    result = dict(train(config, on_epoch=on_epoch, state=state))
+    diverged = result.pop("diverged")
+    tune.report(FinalReport(result, diverged, tuple(unreported)).to_result())
 
 
 def build_tuner(

@@ -34,14 +34,22 @@ from ray import tune
 
 from study.config import trial_label
 from study.reporting import one_line
-from trainables.train import EPOCH_METRICS
+from trainables.results import (
+    EPOCH_METRICS,
+    PARENT_RUN_TAG,
+    STOPPED_AT_TAG,
+    STOPPED_EARLY_TAG,
+    TRIAL_ID_TAG,
+    FinalReport,
+    epoch_rows,
+    final_tags,
+    has_final,
+    read_report,
+    stopped_tags,
+)
 
-FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
-PARENT_TAG = "mlflow.parentRunId"
 # On the run of a trial the scheduler stopped before its final result: "true", and the last epoch
 # it reported (its metrics are mid-training ones, it has no sharpness).
-STOPPED_TAG = "stopped_early"
-STOPPED_EPOCH_TAG = "stopped_at_epoch"
 
 
 class TrackingError(ValueError):
@@ -268,15 +276,15 @@ class TrialTracker(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        report = read_report(result)
+        if report is None:
+            return
         run_id = self._run_id(trial)
         # A report carries the epochs since the previous one (and after a restore, the
-        # checkpoint's whole history); the final result has "diverged" and no epoch of its own.
-        epochs = list(result.get("history", ()))
-        if "diverged" not in result:
-            epochs.append(result)
-        self._log_epochs(trial.trial_id, run_id, epochs)
-        if "diverged" in result:
-            self._log_final(trial.trial_id, run_id, result)
+        # checkpoint's whole history first); the final one, the epochs not yet reported.
+        self._log_epochs(trial.trial_id, run_id, report.epochs)
+        if isinstance(report, FinalReport):
+            self._log_final(trial.trial_id, run_id, report)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # Tune calls this for a trial that returned and for one its scheduler stopped. The run
@@ -287,9 +295,8 @@ class TrialTracker(tune.Callback):
             self.client.set_terminated(run_id, status="FINISHED")
             return
         # No final result: stopped mid-training (ASHA), its metrics are those of its last epoch.
-        epoch = str(self._last_step[trial_id])
-        tags = [RunTag(STOPPED_TAG, "true"), RunTag(STOPPED_EPOCH_TAG, epoch)]
-        self.client.log_batch(run_id, tags=tags)
+        tags = stopped_tags(self._last_step[trial_id])
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self._stopped.add(trial_id)
         self.client.set_terminated(run_id, status="KILLED")
 
@@ -299,7 +306,7 @@ class TrialTracker(tune.Callback):
     def _unmark_stopped(self, trial_id: str, run_id: str) -> None:
         if trial_id not in self._stopped:
             return
-        for key in (STOPPED_TAG, STOPPED_EPOCH_TAG):
+        for key in (STOPPED_EARLY_TAG, STOPPED_AT_TAG):
             try:
                 self.client.delete_tag(run_id, key)
             except MlflowException as error:  # a tag someone removed by hand already
@@ -312,25 +319,24 @@ class TrialTracker(tune.Callback):
         now = int(time.time() * 1000)
         last = self._last_step[trial_id]
         metrics = []
-        for epoch in sorted(epochs, key=lambda e: int(e["epoch"])):
-            step = int(epoch["epoch"])
+        for epoch in epoch_rows(list(epochs)):
+            step = epoch["epoch"]
             if step <= last:
                 continue
-            metrics += [Metric(k, float(epoch[k]), now, step) for k in EPOCH_METRICS if k in epoch]
+            metrics += [Metric(k, epoch[k], now, step) for k in EPOCH_METRICS if k in epoch]
             last = step
         self.client.log_batch(run_id, metrics=metrics)  # MLflow splits it into allowed sizes
         self._last_step[trial_id] = last
 
-    def _log_final(self, trial_id: str, run_id: str, result: Mapping[str, Any]) -> None:
+    def _log_final(self, trial_id: str, run_id: str, report: FinalReport) -> None:
         # A trial whose final result was logged but not yet in Tune's snapshot when the driver
         # died runs its last step again after resume: its run keeps the first final metrics.
         if trial_id in self._final_logged:
             return
         self._final_logged.add(trial_id)
         now = int(time.time() * 1000)
-        step = int(result.get("epoch", 0))
-        metrics = [Metric(k, float(result[k]), now, step) for k in FINAL_METRICS if k in result]
-        tags = [RunTag("diverged", str(bool(result.get("diverged", False))).lower())]
+        metrics = [Metric(k, v, now, report.epoch) for k, v in report.final_metrics().items()]
+        tags = [RunTag(k, v) for k, v in final_tags(report.diverged).items()]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def _run_id(self, trial: Any) -> str:
@@ -340,7 +346,7 @@ class TrialTracker(tune.Callback):
             return self._runs[trial_id]
         found = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.trial_id = '{trial_id}' and tags.`{PARENT_TAG}` = "
+            filter_string=f"tags.{TRIAL_ID_TAG} = '{trial_id}' and tags.`{PARENT_RUN_TAG}` = "
             f"'{self.parent_run_id}'",
             max_results=1,
         )
@@ -348,9 +354,9 @@ class TrialTracker(tune.Callback):
             run_id = found[0].info.run_id
             history = self.client.get_metric_history(run_id, "test_acc")
             self._last_step[trial_id] = max((m.step for m in history), default=0)
-            if "diverged" in found[0].data.tags:
+            if has_final(found[0].data.tags):
                 self._final_logged.add(trial_id)
-            if found[0].data.tags.get(STOPPED_TAG) == "true":
+            if found[0].data.tags.get(STOPPED_EARLY_TAG) == "true":
                 self._stopped.add(trial_id)
         else:
             run_id = self._create_run(trial)
@@ -363,7 +369,11 @@ class TrialTracker(tune.Callback):
         run = self.client.create_run(
             self.experiment_id,
             run_name=trial_label(config),
-            tags={**self.run_tags, PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id},
+            tags={
+                **self.run_tags,
+                PARENT_RUN_TAG: self.parent_run_id,
+                TRIAL_ID_TAG: trial.trial_id,
+            },
         )
         params = [Param(k, str(v)) for k, v in sorted(config.items())]
         self.client.log_batch(run.info.run_id, params=params)
@@ -395,7 +405,7 @@ def _provenance() -> dict[str, str]:
 def close_open_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str) -> int:
     """Terminate every child run of the study still RUNNING; returns how many were closed."""
     client = MlflowClient(tracking_uri)
-    running = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    running = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
     open_runs, token = [], None
     while True:  # every page first: closing runs while paging would shift the pages
         page = client.search_runs(

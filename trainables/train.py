@@ -25,7 +25,6 @@ from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
-EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
 # channels_last feeds tensor cores without layout shuffles, and oneDNN's CPU convolutions prefer
 # it too (measured: the cnn's training step 1.4x faster on one CPU thread); no-op for the MLP.
 MEMORY_FORMAT = torch.channels_last

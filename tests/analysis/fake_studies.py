@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterable
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-PARENT_TAG = "mlflow.parentRunId"
-
+from trainables.results import PARENT_RUN_TAG, final_tags
 
 Trial = dict  # params (explore_fraction, peak_lr, seed, ...) and metrics (test_acc, ...)
 
@@ -37,7 +36,7 @@ def log_study(
         status = trial.pop("status", "FINISHED")
         diverged = trial.pop("diverged", False)
         metrics = {k: trial.pop(k) for k in METRIC_KEYS if k in trial}
-        run = client.create_run(experiment_id, tags={PARENT_TAG: parent.info.run_id})
+        run = client.create_run(experiment_id, tags={PARENT_RUN_TAG: parent.info.run_id})
         epochs = history(trial) if history else {}
         client.log_batch(
             run.info.run_id,
@@ -48,7 +47,7 @@ def log_study(
                 for k, values in epochs.items()
                 for step, v in enumerate(values, 1)
             ],
-            tags=[RunTag("diverged", str(diverged).lower())],
+            tags=[RunTag(k, v) for k, v in final_tags(diverged).items()],
         )
         client.set_terminated(run.info.run_id, status=status)
     client.set_terminated(parent.info.run_id)

@@ -18,7 +18,8 @@ from harness import (
     trial_states,
 )
 
-from trainables.train import EPOCH_METRICS, train
+from trainables.results import EPOCH_METRICS
+from trainables.train import train
 
 pytestmark = pytest.mark.slow
 

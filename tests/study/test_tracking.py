@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from mlflow import MlflowClient
 
 from study.tracking import (
-    PARENT_TAG,
     TrackingError,
     TrialTracker,
     absolute_uri,
@@ -23,7 +22,7 @@ from study.tracking import (
     local_path,
     start_study_run,
 )
-from trainables.train import EPOCH_METRICS
+from trainables.results import EPOCH_METRICS, PARENT_RUN_TAG, EpochsReport, FinalReport
 
 EPOCHS = 4
 
@@ -32,8 +31,15 @@ def _epoch(epoch: int) -> dict:
     return {"epoch": epoch, **{key: 0.1 * epoch for key in EPOCH_METRICS}}
 
 
-def _final() -> dict:
-    return {**_epoch(EPOCHS), "diverged": False, "sharpness": 1.5, "trial_seconds": 2.0}
+def _epochs(*epochs: int) -> dict:
+    """A trial's report of these epochs, as the trial writes it."""
+    return EpochsReport(tuple(_epoch(e) for e in epochs)).to_result()
+
+
+def _final(*unreported: int) -> dict:
+    """A trial's final report, with these epochs not reported before."""
+    metrics = {**_epoch(EPOCHS), "sharpness": 1.5, "trial_seconds": 2.0}
+    return FinalReport(metrics, False, tuple(_epoch(e) for e in unreported)).to_result()
 
 
 def test_a_resumed_trial_that_reports_its_last_epochs_again_logs_each_once(tmp_path):
@@ -43,14 +49,14 @@ def test_a_resumed_trial_that_reports_its_last_epochs_again_logs_each_once(tmp_p
     tracker = TrialTracker(uri, experiment_id, parent)
     tracker.on_trial_start(0, [], trial)
     for epoch in range(1, EPOCHS + 1):
-        tracker.on_trial_result(0, [], trial, _epoch(epoch))
+        tracker.on_trial_result(0, [], trial, _epochs(epoch))
     tracker.on_trial_result(0, [], trial, _final())
     # The driver dies before Tune records the trial as finished. The resumed driver (its tracker
     # unpickled from Tune's state) restores the trial from its last checkpoint: the history comes
     # again, then the final result.
     resumed = pickle.loads(pickle.dumps(tracker))
     resumed.on_trial_start(0, [], trial)
-    resumed.on_trial_result(0, [], trial, {**_final(), "history": [_epoch(e) for e in (3, 4)]})
+    resumed.on_trial_result(0, [], trial, _final(3, 4))
     resumed.on_trial_complete(0, [], trial)
 
     client = MlflowClient(uri)
@@ -81,10 +87,10 @@ def test_a_trial_the_scheduler_stops_is_killed_and_tagged_and_a_full_one_finishe
     for trial in (full, stopped):
         tracker.on_trial_start(0, [], trial)
     for epoch in range(1, EPOCHS + 1):
-        tracker.on_trial_result(0, [], full, _epoch(epoch))
+        tracker.on_trial_result(0, [], full, _epochs(epoch))
     tracker.on_trial_result(0, [], full, _final())
     tracker.on_trial_complete(0, [], full)
-    tracker.on_trial_result(0, [], stopped, {**_epoch(2), "history": [_epoch(1), _epoch(2)]})
+    tracker.on_trial_result(0, [], stopped, _epochs(1, 2))
     tracker.on_trial_complete(0, [], stopped)
 
     runs = _trial_runs(uri, experiment_id)
@@ -118,15 +124,15 @@ def test_after_a_driver_restart_completion_is_judged_by_what_the_run_already_has
     for trial in trials:
         tracker.on_trial_start(0, [], trial)
     for epoch in range(1, EPOCHS + 1):
-        tracker.on_trial_result(0, [], done, _epoch(epoch))
+        tracker.on_trial_result(0, [], done, _epochs(epoch))
     tracker.on_trial_result(0, [], done, _final())
-    tracker.on_trial_result(0, [], later, {**_epoch(2), "history": [_epoch(1), _epoch(2)]})
-    tracker.on_trial_result(0, [], idle, _epoch(1))
+    tracker.on_trial_result(0, [], later, _epochs(1, 2))
+    tracker.on_trial_result(0, [], idle, _epochs(1))
 
     resumed = pickle.loads(pickle.dumps(tracker))
     resumed.on_trial_complete(0, [], done)
     resumed.on_trial_start(0, [], later)
-    resumed.on_trial_result(0, [], later, {**_epoch(3), "history": [_epoch(1), _epoch(2)]})
+    resumed.on_trial_result(0, [], later, _epochs(1, 2, 3))
     resumed.on_trial_complete(0, [], later)
     pickle.loads(pickle.dumps(resumed)).on_trial_complete(0, [], idle)
 
@@ -148,15 +154,15 @@ def test_a_stopped_trial_that_trains_again_after_a_restart_loses_its_stopped_tag
     trial = SimpleNamespace(trial_id="abc_00000", config={"seed": 0, "epochs": EPOCHS})
     tracker = TrialTracker(uri, experiment_id, parent)
     tracker.on_trial_start(0, [], trial)
-    tracker.on_trial_result(0, [], trial, {**_epoch(2), "history": [_epoch(1), _epoch(2)]})
+    tracker.on_trial_result(0, [], trial, _epochs(1, 2))
     tracker.on_trial_complete(0, [], trial)
     stopped = _trial_runs(uri, experiment_id)[trial.trial_id]
     assert (stopped.info.status, stopped.data.tags.get("stopped_early")) == ("KILLED", "true")
 
     resumed = pickle.loads(pickle.dumps(tracker))
     resumed.on_trial_start(0, [], trial)
-    resumed.on_trial_result(0, [], trial, {**_epoch(3), "history": [_epoch(1), _epoch(2)]})
-    resumed.on_trial_result(0, [], trial, _epoch(4))
+    resumed.on_trial_result(0, [], trial, _epochs(1, 2, 3))
+    resumed.on_trial_result(0, [], trial, _epochs(4))
     resumed.on_trial_result(0, [], trial, _final())
     resumed.on_trial_complete(0, [], trial)
 
@@ -270,11 +276,11 @@ def test_closing_a_stopped_study_closes_every_open_run_on_every_page(tmp_path, m
     client = MlflowClient(uri)
     experiment = client.create_experiment("study")
     parent, other = (client.create_run(experiment).info.run_id for _ in range(2))
-    child = {PARENT_TAG: parent}
+    child = {PARENT_RUN_TAG: parent}
     open_ids = {client.create_run(experiment, tags=child).info.run_id for _ in range(250)}
     done = client.create_run(experiment, tags=child).info.run_id
     client.set_terminated(done, status="FINISHED")
-    others = client.create_run(experiment, tags={PARENT_TAG: other}).info.run_id
+    others = client.create_run(experiment, tags={PARENT_RUN_TAG: other}).info.run_id
     monkeypatch.setattr(MlflowClient, "search_runs", hundred_a_page)
 
     assert close_open_runs(uri, experiment, parent, "KILLED") == 250

@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from trainables.train import EPOCH_METRICS, train
+from trainables.results import EPOCH_METRICS
+from trainables.train import train
 
 QUICK = dict(dataset="digits", model="mlp", epochs=4, batch_size=64, peak_lr=0.05, seed=0)
 
