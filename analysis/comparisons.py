@@ -20,7 +20,7 @@ from analysis.intervals import Gap, difference_interval, equivalence, resolution
 from analysis.policy import Policy
 from analysis.trials import conditions, usable
 from analysis.wording import percent
-from trainables.train import KNEE_ONLY_KEYS
+from trainables.config import KNEE_ONLY_KEYS
 
 
 def schedule_table(runs: pd.DataFrame, policy: Policy | None = None) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from analysis.verdict import (
     span,
 )
 from analysis.wording import amount, percent
-from trainables.train import KNEE_ONLY_KEYS
+from trainables.config import KNEE_ONLY_KEYS
 
 __all__ = [  # the notebook API: import these from here
     "Verdict",

@@ -32,12 +32,15 @@ from pydantic import (
     model_validator,
 )
 
+from trainables import config as run
+from trainables.config import KNEE_ONLY_KEYS, OPTIMIZER_NAMES, Baseline, Knee, TrainConfig
 from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
 from trainables.models import MODEL_NAMES
 from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES, STEP_MILESTONES
-from trainables.train import KNEE_ONLY_KEYS, OPTIMIZER_NAMES
 
 DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
+# The defaults of a run are trainables.config's; the sections below validate and take them.
+_OPTIMIZER, _SHARPNESS, _KNEE = run.Optimizer(), run.Sharpness(), Knee()
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +88,15 @@ class Model(_Section):
 
 
 class Train(_Section):
-    # Field names are train()'s own keys: trial_base() passes them through unchanged.
     epochs: PositiveInt
     batch_size: PositiveInt
-    optimizer: Literal[OPTIMIZER_NAMES] = "sgd"
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
-    warmup_fraction: float = Field(0.0, ge=0, le=1)
-    decay: Literal[DECAY_SHAPES] = "linear"
-    device: str = "auto"
+    optimizer: Literal[OPTIMIZER_NAMES] = _OPTIMIZER.name
+    momentum: float = Field(_OPTIMIZER.momentum, ge=0, lt=1)
+    nesterov: bool = _OPTIMIZER.nesterov
+    weight_decay: float = Field(_OPTIMIZER.weight_decay, ge=0)
+    warmup_fraction: float = Field(TrainConfig.warmup_fraction, ge=0, le=1)
+    decay: Literal[DECAY_SHAPES] = _KNEE.decay
+    device: str = TrainConfig.device
 
     @field_validator("device")
     @classmethod
@@ -137,10 +139,10 @@ class Sweep(_Section):
 
 
 class Sharpness(_Section):
-    epsilon: PositiveFloat = 1e-3
-    steps: PositiveInt = 20
-    batches: PositiveInt = 4
-    hessian: bool = False
+    epsilon: PositiveFloat = _SHARPNESS.epsilon
+    steps: PositiveInt = _SHARPNESS.steps
+    batches: PositiveInt = _SHARPNESS.batches
+    hessian: bool = _SHARPNESS.hessian
 
 
 class Resources(_Section):
@@ -293,21 +295,41 @@ class StudyConfig(_Section):
         except ValidationError as error:
             raise ConfigError(_one_line(error)) from None
 
+    def trial_config(self, point: Mapping[str, Any]) -> TrainConfig:
+        """One trial's run: the study's settings with the point's swept values (``peak_lr``,
+        ``seed``, ``schedule``, ``explore_fraction``; ``epochs`` and ``decay`` when swept)."""
+        train = self.train
+        if point.get("schedule", "knee") == "knee":
+            schedule: run.Schedule = Knee(
+                point["explore_fraction"], point.get("decay", train.decay)
+            )
+        else:
+            schedule = Baseline(point["schedule"])
+        root = str(self.data.root) if self.data.root is not None else None
+        return TrainConfig(
+            epochs=point.get("epochs", train.epochs),
+            batch_size=train.batch_size,
+            peak_lr=point["peak_lr"],
+            seed=point["seed"],
+            schedule=schedule,
+            warmup_fraction=train.warmup_fraction,
+            data=run.Data(self.data.dataset, root, self.data.download),
+            model=run.Model(self.model.name),
+            optimizer=run.Optimizer(
+                train.optimizer, train.momentum, train.nesterov, train.weight_decay
+            ),
+            sharpness=run.Sharpness(**self.sharpness.model_dump()),
+            device=train.device,
+        )
+
     def trial_base(self) -> dict[str, Any]:
-        """The flat ``train()`` keys every trial shares (all but the swept ones)."""
-        base = {
-            "dataset": self.data.dataset,
-            "data_root": str(self.data.root) if self.data.root is not None else None,
-            "download": self.data.download,
-            "model": self.model.name,
-            **self.train.model_dump(),
-            "sharpness_epsilon": self.sharpness.epsilon,
-            "sharpness_steps": self.sharpness.steps,
-            "sharpness_batches": self.sharpness.batches,
-            "hessian": self.sharpness.hessian,
-        }
-        swept = self.swept()
-        return {k: v for k, v in base.items() if k not in swept}
+        """The flat keys every trial shares (all but the swept ones and the schedule's own,
+        which each point carries): the part of Tune's param space no trial changes."""
+        sample = {k: v[0] for k, v in self.swept().items()}
+        sample["schedule"] = "knee"
+        flat = self.trial_config(sample).to_flat()
+        own = {*self.swept(), *KNEE_ONLY_KEYS, "schedule"}
+        return {k: v for k, v in flat.items() if k not in own}
 
     def swept(self) -> dict[str, list]:
         """The swept ``train()`` keys and their values (for a search: the [low, high] ranges)."""
@@ -317,7 +339,9 @@ class StudyConfig(_Section):
         """One dict of swept values per trial of a grid study, in a stable order.
 
         A baseline schedule has no explore phase and no decay shape of Knee's: it runs once per
-        combination of the other axes, with ``explore_fraction`` and ``decay`` set to None.
+        combination of the other axes, with ``explore_fraction`` and ``decay`` set to None (Tune's
+        grid gives every trial every key; :meth:`TrainConfig.from_flat` reads None as absent,
+        and the tracker logs no Knee keys for a baseline).
         """
         axes = self.swept()
         points: dict[tuple, dict[str, Any]] = {}
@@ -329,6 +353,26 @@ class StudyConfig(_Section):
                 point.update(dict.fromkeys(KNEE_ONLY_KEYS))
             points.setdefault(tuple(point.items()), point)
         return list(points.values())
+
+    def notes(self) -> list[str]:
+        """What the study will do that its keys alone do not say, one line each (said before
+        it runs)."""
+        notes = []
+        if self.sweep.epochs is not None:
+            notes.append(
+                f"sweep.epochs {self.sweep.epochs} sets each trial's budget: train.epochs "
+                f"({self.train.epochs}) is not used"
+            )
+        decays = self.sweep.decay or []
+        whole = [f for f in self.sweep.explore_fraction if f + self.train.warmup_fraction >= 1]
+        if len(decays) > 1 and whole and "knee" in self.sweep.schedule:
+            runs = sum(1 for p in self.grid() if p.get("explore_fraction") in whole)
+            notes.append(
+                f"sweep.decay: explore {', '.join(f'{f:g}' for f in whole)} has no exploit "
+                f"phase, so its {runs} trials run the same schedule under each of the "
+                f"{len(decays)} decay shapes (each shape's explore verdict is judged on its own)"
+            )
+        return notes
 
     @property
     def num_trials(self) -> int:

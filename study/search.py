@@ -64,6 +64,7 @@ def search_space(cfg: StudyConfig) -> dict[str, Any]:
     sweep = cfg.sweep
     fixed = {k: v[0] for k, v in cfg.swept().items() if k not in ("explore_fraction", "peak_lr")}
     fixed.pop("seed")  # set per trial by SeedRepeater
+    fixed.setdefault("decay", cfg.train.decay)  # a Knee key: each point carries it, not the base
     return {
         **fixed,
         "explore_fraction": tune.uniform(*sweep.explore_fraction),

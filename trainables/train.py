@@ -7,32 +7,26 @@ what to report and where to checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from trainables.config import OPTIMIZER_NAMES, Knee, TrainConfig
 from trainables.data import ImageData, eval_batches, load_data, train_batches
 from trainables.models import build_model
 from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
 
-OPTIMIZER_NAMES = ("sgd", "adamw")
 # channels_last feeds tensor cores without layout shuffles, and oneDNN's CPU convolutions prefer
 # it too (measured: the cnn's training step 1.4x faster on one CPU thread); no-op for the MLP.
 MEMORY_FORMAT = torch.channels_last
 
-
-# The keys only the Knee schedule uses: a baseline schedule has no explore phase and no decay
-# shape of Knee's, so a baseline trial sets them to None.
-KNEE_ONLY_KEYS = ("explore_fraction", "decay")
 
 # What ``train`` hands ``on_epoch`` to save, and reads back from ``state`` to resume.
 STATE_KEYS = frozenset(
@@ -49,56 +43,18 @@ STATE_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything one run needs; any key left out of the dict given to :func:`train` defaults."""
-
-    dataset: str = "digits"  # digits | cifar10 | cifar100 | synthetic
-    data_root: str | None = None  # folder holding the CIFAR files (cifar only)
-    download: bool = False  # fetch CIFAR into data_root if missing
-    model: str = "mlp"  # mlp | cnn | resnet18
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "sgd"  # sgd | adamw
-    momentum: float = 0.9  # SGD momentum (AdamW: beta1)
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "knee"  # knee or a baseline: cosine | linear | step | onecycle | constant
-    peak_lr: float = 0.1
-    explore_fraction: float | None = 0.5  # of all steps at peak_lr after the warmup; Knee only
-    warmup_fraction: float = 0.0  # of all optimizer steps, linear ramp to peak_lr
-    decay: str | None = "linear"  # shape of the Knee exploit phase: linear | cosine | 1-sqrt
-    seed: int = 0  # moves initialisation, batch order and augmentation; never the data split
-    sharpness_epsilon: float = 1e-3  # box half-width, relative to |w| + 1
-    sharpness_steps: int = 20  # ascent steps
-    sharpness_batches: int = 4  # training batches the sharpness loss is measured on
-    hessian: bool = False  # also Hessian top eigenvalue and trace (slower)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    gpu_memory_fraction: float | None = None  # cap when trials share a GPU
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
-        """A config from a flat dict; unknown keys are an error, not silently ignored."""
-        unknown = sorted(set(config) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
-        return cls(**config)
-
-    def __post_init__(self) -> None:
-        # A baseline has no explore phase or decay shape (None); Knee needs both.
-        if self.schedule == "knee" and (self.explore_fraction is None or self.decay is None):
-            raise ValueError("schedule knee needs explore_fraction and decay")
-
-
 EpochCallback = Callable[[dict[str, float], dict[str, Any]], None]
 
 
 def train(
-    config: dict[str, Any],
+    config: TrainConfig | Mapping[str, Any],
     on_epoch: EpochCallback | None = None,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model with one schedule and return its final metrics.
+
+    ``config`` is a :class:`~trainables.config.TrainConfig`, or its flat form (the keys a
+    study's runs carry: :meth:`~trainables.config.TrainConfig.from_flat`).
 
     ``on_epoch(metrics, state)`` is called after every epoch with ``epoch, train_loss, train_acc,
     test_loss, test_acc, lr`` (accuracies are fractions, ``lr`` the LR of the epoch's last
@@ -112,25 +68,28 @@ def train(
     ``hessian_trace``. A run whose loss becomes NaN or infinite stops at that epoch with
     ``diverged: True``, the last finite epoch's metrics and no sharpness.
     """
-    cfg = TrainConfig.from_dict(config)
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_flat(config)
     device = _resolve_device(cfg.device)
     if device.type == "cuda" and cfg.gpu_memory_fraction is not None:
         torch.cuda.set_per_process_memory_fraction(cfg.gpu_memory_fraction, device)
 
-    data = load_data(cfg.dataset, root=cfg.data_root, device=device, download=cfg.download)
+    data = load_data(
+        cfg.data.dataset, root=cfg.data.root, device=device, download=cfg.data.download
+    )
     torch.manual_seed(cfg.seed)  # model initialisation
-    model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size)
+    model = build_model(cfg.model.name, data.num_classes, data.in_channels, data.image_size)
     model = model.to(device, memory_format=MEMORY_FORMAT)
     optimizer = _build_optimizer(cfg, model)
     steps_per_epoch = math.ceil(data.num_train / cfg.batch_size)
+    knee = cfg.schedule if isinstance(cfg.schedule, Knee) else Knee()  # a baseline ignores it
     scheduler = make_schedule(
-        cfg.schedule,
+        cfg.schedule.name,
         optimizer,
         cfg.epochs * steps_per_epoch,
         peak_lr=cfg.peak_lr,
-        explore_fraction=cfg.explore_fraction,
+        explore_fraction=knee.explore_fraction,
         warmup_fraction=cfg.warmup_fraction,
-        decay=cfg.decay,
+        decay=knee.decay,
     )
     generator = torch.Generator(device).manual_seed(cfg.seed)  # batch order and augmentation
 
@@ -188,13 +147,12 @@ def train(
 
 def measure_curvature(model: nn.Module, data: ImageData, cfg: TrainConfig) -> dict[str, float]:
     """Keskar sharpness (and Hessian metrics when asked) on a fixed set of training batches."""
-    batches = list(islice(eval_batches(data, "train", cfg.batch_size), cfg.sharpness_batches))
+    asked = cfg.sharpness
+    batches = list(islice(eval_batches(data, "train", cfg.batch_size), asked.batches))
     loss_fn = nn.CrossEntropyLoss()
-    sharp = keskar_sharpness(
-        model, loss_fn, batches, epsilon=cfg.sharpness_epsilon, steps=cfg.sharpness_steps
-    )
-    metrics = {"sharpness": sharp.sharpness}
-    if cfg.hessian:
+    found = keskar_sharpness(model, loss_fn, batches, epsilon=asked.epsilon, steps=asked.steps)
+    metrics = {"sharpness": found.sharpness}
+    if asked.hessian:
         metrics["hessian_top_eigenvalue"] = hessian_top_eigenvalue(model, loss_fn, batches)
         metrics["hessian_trace"] = hessian_trace(model, loss_fn, batches)
     return metrics
@@ -249,22 +207,23 @@ def _train_epoch(
 
 
 def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
+    opt = cfg.optimizer
+    if opt.name == "sgd":
         return torch.optim.SGD(
             model.parameters(),
             lr=cfg.peak_lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
         )
-    if cfg.optimizer == "adamw":
+    if opt.name == "adamw":
         return torch.optim.AdamW(
             model.parameters(),
             lr=cfg.peak_lr,
-            betas=(cfg.momentum, 0.999),
-            weight_decay=cfg.weight_decay,
+            betas=(opt.momentum, 0.999),
+            weight_decay=opt.weight_decay,
         )
-    raise ValueError(f"optimizer must be one of {OPTIMIZER_NAMES}, got {cfg.optimizer!r}")
+    raise ValueError(f"optimizer must be one of {OPTIMIZER_NAMES}, got {opt.name!r}")
 
 
 def _resolve_device(name: str) -> torch.device:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from importlib.resources import files
@@ -13,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from study.config import ConfigError, StudyConfig, load_config
+from trainables.config import Baseline, Knee, TrainConfig
 from trainables.data import CIFAR_FOLDERS
 from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
-from trainables.train import TrainConfig
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 SHIPPED = sorted(path.name for path in CONFIGS.glob("*.yaml"))
@@ -311,7 +310,6 @@ def test_trial_base_swept_and_num_trials():
         "nesterov": False,
         "weight_decay": 5e-4,
         "warmup_fraction": 0.0,
-        "decay": "linear",
         "device": "auto",
         "sharpness_epsilon": 1e-3,
         "sharpness_steps": 20,
@@ -322,12 +320,35 @@ def test_trial_base_swept_and_num_trials():
 
 def test_a_trial_is_exactly_what_train_takes(cifar_root):
     cfg = load_config(None, [f"data.root={cifar_root}"])
-    base, swept = cfg.trial_base(), cfg.swept()
-    assert not set(base) & set(swept)
-    trial = {**base, **{key: values[0] for key, values in swept.items()}}
-    assert TrainConfig.from_dict(trial).data_root == str(cifar_root)
-    # Everything train() takes comes from the study, except what the launcher sets per plan.
-    assert set(trial) == {f.name for f in dataclasses.fields(TrainConfig)} - {"gpu_memory_fraction"}
+    base, (point, *_) = cfg.trial_base(), cfg.grid()
+    assert not set(base) & set(point)
+    trial = {**base, **point}
+    # The flat trial reads back as the run the study describes, and flattens to itself.
+    assert TrainConfig.from_flat(trial) == cfg.trial_config(point)
+    assert TrainConfig.from_flat(trial).data.root == str(cifar_root)
+    assert cfg.trial_config(point).to_flat() == trial
+
+
+def test_a_baseline_trial_has_no_explore_phase():
+    cfg = load_config(None, ["sweep.schedule=[knee, cosine]"])
+    cosine = next(p for p in cfg.grid() if p["schedule"] == "cosine")
+
+    run = TrainConfig.from_flat({**cfg.trial_base(), **cosine})
+
+    assert run.schedule == Baseline("cosine")
+    assert not {"explore_fraction", "decay"} & run.to_flat().keys()
+
+
+@pytest.mark.parametrize(
+    ("sets", "note"),
+    [
+        (["sweep.epochs=[20, 40]"], "sweep.epochs [20, 40] sets each trial's budget: train.epochs"),
+        (["sweep.decay=[linear, cosine]"], "explore 1 has no exploit phase, so its 40 trials"),
+    ],
+)
+def test_the_config_says_what_it_will_do(sets, note):
+    assert any(note in line for line in load_config(None, sets).notes())
+    assert load_config(None).notes() == []
 
 
 def _ends_in_a_folder_name(name: str) -> bool:
@@ -445,3 +466,21 @@ def test_a_study_name_may_be_an_experiment_path_its_folders_take_the_last_part(n
     cfg = load_config(None, [f"name={name}"])
     assert cfg.name == name
     assert cfg.folder_name == folder
+
+
+def test_the_study_defaults_are_the_runs_defaults():
+    """One set of defaults: a study that leaves a key out trains with trainables' default."""
+    cfg = load_config(None)
+    point = cfg.grid()[0]
+    minimal = StudyConfig.from_mapping(
+        {
+            "name": "minimal",
+            "data": {"dataset": "digits"},
+            "model": {"name": "mlp"},
+            "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size},
+            "sweep": {k: [v] for k, v in point.items() if k != "decay"},
+        }
+    )
+    run = minimal.trial_config({k: v for k, v in point.items() if k != "decay"})
+    default = TrainConfig(cfg.train.epochs, cfg.train.batch_size, point["peak_lr"], point["seed"])
+    assert run == TrainConfig(**{**default.__dict__, "schedule": Knee(point["explore_fraction"])})

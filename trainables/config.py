@@ -1,0 +1,190 @@
+"""One training run's configuration: the one schema, with the one set of defaults.
+
+:class:`TrainConfig` is frozen and nested the way a reader thinks of a run (data, model,
+schedule, optimizer, sharpness); the schedule is a tagged union, :class:`Knee` (its explore
+fraction and decay shape) or :class:`Baseline` (a named torch schedule), so a baseline simply has
+no explore phase instead of keys set to None. ``study/`` validates a study against these and adds
+study-level rules only.
+
+Between processes (Ray Tune's param space, MLflow's params) a run travels as one flat dict of
+scalars: :meth:`TrainConfig.to_flat` and :meth:`TrainConfig.from_flat` are the only translation,
+and the flat keys are the names a study's runs are filtered and analysed by (``explore_fraction``,
+``peak_lr``, ``seed``, ``schedule``, ``decay``, ...). A baseline's flat form has no Knee keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZER_NAMES = ("sgd", "adamw")
+KNEE_ONLY_KEYS = ("explore_fraction", "decay")  # the flat keys only a Knee schedule has
+
+
+@dataclass(frozen=True)
+class Knee:
+    """Warm up, explore at the peak LR for ``explore_fraction`` of all steps, then decay to 0
+    with the ``decay`` shape (linear: the paper's; cosine; 1-sqrt)."""
+
+    explore_fraction: float = 0.5
+    decay: str = "linear"
+    name = "knee"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One of torch's schedules at the same peak LR and warmup: cosine, linear, step, onecycle,
+    constant (see :func:`trainables.schedules.make_schedule`)."""
+
+    name: str
+
+
+Schedule = Knee | Baseline
+
+
+@dataclass(frozen=True)
+class Data:
+    dataset: str = "digits"  # digits | cifar10 | cifar100 | synthetic
+    root: str | None = None  # folder holding the CIFAR files (CIFAR only)
+    download: bool = False  # fetch CIFAR into root if missing
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str = "mlp"  # mlp | cnn | resnet18
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    name: str = "sgd"  # sgd | adamw
+    momentum: float = 0.9  # SGD momentum (AdamW: beta1)
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+
+
+@dataclass(frozen=True)
+class Sharpness:
+    epsilon: float = 1e-3  # box half-width, relative to |w| + 1
+    steps: int = 20  # ascent steps
+    batches: int = 4  # training batches the sharpness loss is measured on
+    hessian: bool = False  # also Hessian top eigenvalue and trace (slower)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one run needs. ``epochs`` and ``batch_size`` have no default: a budget is
+    always the study's choice."""
+
+    epochs: int
+    batch_size: int
+    peak_lr: float = 0.1
+    seed: int = 0  # moves initialisation, batch order and augmentation; never the data split
+    schedule: Schedule = field(default_factory=Knee)
+    warmup_fraction: float = 0.0  # of all optimizer steps, linear ramp to peak_lr
+    data: Data = field(default_factory=Data)
+    model: Model = field(default_factory=Model)
+    optimizer: Optimizer = field(default_factory=Optimizer)
+    sharpness: Sharpness = field(default_factory=Sharpness)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    gpu_memory_fraction: float | None = None  # cap when trials share a GPU
+
+    def to_flat(self) -> dict[str, Any]:
+        """The run as one flat dict of scalars (Tune's param space, MLflow's params)."""
+        flat = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "peak_lr": self.peak_lr,
+            "seed": self.seed,
+            "schedule": self.schedule.name,
+            **(_knee_flat(self.schedule) if isinstance(self.schedule, Knee) else {}),
+            "warmup_fraction": self.warmup_fraction,
+            **_prefixed(self.data, _DATA_KEYS),
+            **_prefixed(self.model, _MODEL_KEYS),
+            **_prefixed(self.optimizer, _OPTIMIZER_KEYS),
+            **_prefixed(self.sharpness, _SHARPNESS_KEYS),
+            "device": self.device,
+        }
+        if self.gpu_memory_fraction is not None:
+            flat["gpu_memory_fraction"] = self.gpu_memory_fraction
+        return flat
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> TrainConfig:
+        """The run a flat dict describes; keys left out take their defaults. Unknown keys are an
+        error, not silently ignored; a baseline's Knee keys may be None (Tune's grid gives every
+        trial every key) but not set; a Knee schedule without them takes Knee's defaults."""
+        flat = dict(flat)
+        unknown = sorted(set(flat) - _FLAT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
+        name = flat.pop("schedule", "knee")
+        knee = {k: flat.pop(k) for k in KNEE_ONLY_KEYS if k in flat}
+        if name == "knee":
+            defaults = Knee()
+            schedule: Schedule = Knee(
+                explore_fraction=_or(knee.get("explore_fraction"), defaults.explore_fraction),
+                decay=_or(knee.get("decay"), defaults.decay),
+            )
+        else:
+            given = sorted(k for k, v in knee.items() if v is not None)
+            if given:
+                raise ValueError(f"schedule {name} has no explore phase: {', '.join(given)} set")
+            schedule = Baseline(name)
+        sections = {
+            "data": Data(**_unprefixed(flat, _DATA_KEYS)),
+            "model": Model(**_unprefixed(flat, _MODEL_KEYS)),
+            "optimizer": Optimizer(**_unprefixed(flat, _OPTIMIZER_KEYS)),
+            "sharpness": Sharpness(**_unprefixed(flat, _SHARPNESS_KEYS)),
+        }
+        return cls(schedule=schedule, **sections, **flat)
+
+
+def _knee_flat(knee: Knee) -> dict[str, Any]:
+    return {"explore_fraction": knee.explore_fraction, "decay": knee.decay}
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+# Each section's flat names, field -> flat key: the names runs already carry in MLflow.
+_DATA_KEYS = {"dataset": "dataset", "root": "data_root", "download": "download"}
+_MODEL_KEYS = {"name": "model"}
+_OPTIMIZER_KEYS = {
+    "name": "optimizer",
+    "momentum": "momentum",
+    "nesterov": "nesterov",
+    "weight_decay": "weight_decay",
+}
+_SHARPNESS_KEYS = {
+    "epsilon": "sharpness_epsilon",
+    "steps": "sharpness_steps",
+    "batches": "sharpness_batches",
+    "hessian": "hessian",
+}
+_TOP_KEYS = {f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("schedule",)} - {
+    "data",
+    "model",
+    "optimizer",
+    "sharpness",
+}
+_FLAT_KEYS = {
+    *_TOP_KEYS,
+    "schedule",
+    *KNEE_ONLY_KEYS,
+    *_DATA_KEYS.values(),
+    *_MODEL_KEYS.values(),
+    *_OPTIMIZER_KEYS.values(),
+    *_SHARPNESS_KEYS.values(),
+}
+
+
+def _prefixed(section: object, names: Mapping[str, str]) -> dict[str, Any]:
+    return {flat: getattr(section, name) for name, flat in names.items()}
+
+
+def _unprefixed(flat: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """Pop a section's keys out of ``flat``, under their field names."""
+    return {name: flat.pop(key) for name, key in names.items() if key in flat}
