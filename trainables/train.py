@@ -22,25 +22,11 @@ from trainables.data import ImageData, eval_batches, load_data, train_batches
 from trainables.models import build_model
 from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
+from trainables.state import TrainState
 
 # channels_last feeds tensor cores without layout shuffles, and oneDNN's CPU convolutions prefer
 # it too (measured: the cnn's training step 1.4x faster on one CPU thread); no-op for the MLP.
 MEMORY_FORMAT = torch.channels_last
-
-
-# What ``train`` hands ``on_epoch`` to save, and reads back from ``state`` to resume.
-STATE_KEYS = frozenset(
-    {
-        "model",
-        "optimizer",
-        "scheduler",
-        "generator",
-        "torch_rng",
-        "epoch",
-        "history",
-        "trial_seconds",
-    }
-)
 
 
 EpochCallback = Callable[[dict[str, float], dict[str, Any]], None]
@@ -49,7 +35,7 @@ EpochCallback = Callable[[dict[str, float], dict[str, Any]], None]
 def train(
     config: TrainConfig | Mapping[str, Any],
     on_epoch: EpochCallback | None = None,
-    state: dict[str, Any] | None = None,
+    state: TrainState | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model with one schedule and return its final metrics.
 
@@ -58,9 +44,10 @@ def train(
 
     ``on_epoch(metrics, state)`` is called after every epoch with ``epoch, train_loss, train_acc,
     test_loss, test_acc, lr`` (accuracies are fractions, ``lr`` the LR of the epoch's last
-    step) and a resumable ``state`` (a dict ``torch.save`` can write; it references the live
-    model, so save it before returning). Passing such a state back as ``state`` continues the run
-    from the epoch after it, with the same final numbers as an uninterrupted run.
+    step) and a resumable ``state`` (:meth:`TrainState.to_dict`: a dict ``torch.save`` can write;
+    it references the live model, so save it before returning). Passing such a state back as
+    ``state`` continues the run from the epoch after it, with the same final numbers as an
+    uninterrupted run.
 
     The result holds the last epoch's metrics plus ``sharpness`` (Keskar, in percent),
     ``trial_seconds`` (training, evaluation and sharpness compute only; not time spent in
@@ -95,12 +82,13 @@ def train(
 
     epoch, history, seconds = 0, [], 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["torch_rng"])
-        epoch, history, seconds = state["epoch"], list(state["history"]), state["trial_seconds"]
+        resumed = state if isinstance(state, TrainState) else TrainState.from_dict(state)
+        model.load_state_dict(resumed.model)
+        optimizer.load_state_dict(resumed.optimizer)
+        scheduler.load_state_dict(resumed.scheduler)
+        generator.set_state(resumed.generator.cpu())
+        torch.set_rng_state(resumed.torch_rng)
+        epoch, history, seconds = resumed.epoch, list(resumed.history), resumed.trial_seconds
 
     diverged = False
     while epoch < cfg.epochs and not diverged:
@@ -123,19 +111,17 @@ def train(
         )
         history.append(metrics)
         if on_epoch is not None:
-            on_epoch(
-                metrics,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "history": list(history),
-                    "trial_seconds": seconds,
-                },
+            resumable = TrainState(
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                generator=generator.get_state(),
+                torch_rng=torch.get_rng_state(),
+                epoch=epoch,
+                history=tuple(history),
+                trial_seconds=seconds,
             )
+            on_epoch(metrics, resumable.to_dict())
 
     result: dict[str, Any] = {**(history[-1] if history else {"epoch": 0}), "diverged": diverged}
     if not diverged:

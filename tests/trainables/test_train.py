@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from trainables.results import EPOCH_METRICS
+from trainables.state import STATE_KEYS, TrainState
 from trainables.train import train
 
 QUICK = dict(dataset="digits", model="mlp", epochs=4, batch_size=64, peak_lr=0.05, seed=0)
@@ -99,3 +100,16 @@ def test_hessian_metrics_when_asked():
 def test_unknown_config_key_is_refused():
     with pytest.raises(ValueError, match="unknown train config keys: epoch"):
         train({"epoch": 3})
+
+
+def test_the_state_handed_out_is_a_training_state_and_a_foreign_one_is_refused():
+    """on_epoch's state has exactly the TrainState keys (what a checkpoint is checked for)
+    and reads back; a dict missing some is named, not a KeyError deep in train()."""
+    states = []
+    train(QUICK | dict(epochs=1), on_epoch=lambda metrics, state: states.append(state))
+
+    (state,) = states
+    assert set(state) == STATE_KEYS
+    assert TrainState.from_dict(state).epoch == 1
+    with pytest.raises(ValueError, match="not a training state: no generator, history"):
+        train(QUICK, state={k: v for k, v in state.items() if k not in ("generator", "history")})
