@@ -16,10 +16,14 @@ A newest session with no such copy whose files are damaged (the driver of a resu
 before its first copy) is set aside (``.damaged``), so that Tune resumes from the session
 before it.
 
+How Tune lays these files out, and what a snapshot records of each trial, is read through
+:mod:`study.tune_state` (the one module that knows Ray's internals); the last good copies and
+the files set aside are knee-study's own.
+
 Nothing here imports Ray (it runs before Ray's environment is settled) or runs code from a
 checkpoint or a snapshot: files are read with ``torch.load(weights_only=True)``, memory-mapped,
 so the cost is the pickled structure, not the weights; pickles in a snapshot are only walked
-(:mod:`pickletools`), never loaded.
+(:mod:`pickletools`, in :mod:`study.tune_state`), never loaded.
 """
 
 from __future__ import annotations
@@ -27,26 +31,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickletools
-import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from study import tune_state
 from study.folder import StudyFolderError
-from trainables.train import STATE_KEYS
+from trainables.state import STATE_KEYS
 
 STATE_FILE = "state.pt"  # a trial checkpoint's one file (written by study.launch)
-TUNER_FILE = "tuner.pkl"  # what Tuner.restore reads first
-SNAPSHOT_PREFIX = "experiment_state-"
-SNAPSHOT_GLOB = SNAPSHOT_PREFIX + "*.json"  # Tune's experiment snapshots, one per session
-SESSION_EXTENSIONS = (".json", ".pkl")  # Tune's state files (all that Tune reads back)
 BACKUP_SUFFIX = ".last-good"  # beside a snapshot: its session's last complete set of files
 DAMAGED_SUFFIX = ".damaged"  # a session's file set aside: damaged, with no complete copy
-_CHECKPOINT_GLOB = "checkpoint_*"
-_CHECKPOINT_NAME = re.compile(r"checkpoint_\d+")
 
 
 class DamagedCheckpointError(StudyFolderError):
@@ -64,10 +60,10 @@ def check_resumable(experiment_dir: str | Path) -> None:
     if "://" in str(experiment_dir) and not str(experiment_dir).startswith("file://"):
         return
     root = Path(str(experiment_dir).removeprefix("file://"))
-    if not (root / TUNER_FILE).is_file():
+    if not (root / tune_state.TUNER_FILE).is_file():
         raise StudyFolderError(
-            f"{root} holds no Ray Tune state to resume from (no {TUNER_FILE}): the study stopped "
-            "before it started; run it again"
+            f"{root} holds no Ray Tune state to resume from (no {tune_state.TUNER_FILE}): the "
+            "study stopped before it started; run it again"
         )
     _repair_snapshot(root)
     trials = _snapshot_trials(root)
@@ -76,31 +72,14 @@ def check_resumable(experiment_dir: str | Path) -> None:
         if trial is not None and trial.finished:
             continue  # never restored
         if trial is not None and trial.checkpoints is not None:
-            if trial.checkpoints:  # the one Tune restores from
-                _check_state(trial_dir / max(trial.checkpoints, key=_index) / STATE_FILE)
+            if trial.restores_from is not None:
+                _check_state(trial_dir / trial.restores_from / STATE_FILE)
             continue
         # Which one the snapshot names is unknown (a layout this does not read): Tune restores
         # the newest it recorded, which is normally the newest kept.
-        newest = max((p.name for p in trial_dir.glob(_CHECKPOINT_GLOB)), key=_index, default=None)
-        if newest is not None:
-            _check_state(trial_dir / newest / STATE_FILE)
-
-
-def session_of(snapshot: Path) -> str:
-    """``<S>`` of ``experiment_state-<S>.json``: Tune's session (a timestamp)."""
-    return snapshot.name.removeprefix(SNAPSHOT_PREFIX).removesuffix(".json")
-
-
-def session_files(folder: Path, session: str) -> list[Path]:
-    """The files of Tune's state of one session in ``folder``: ``experiment_state-<S>.json`` and
-    the search and callback states (``basic-variant-state-<S>.json``, ``searcher-state-<S>.pkl``,
-    ``search_gen_state-<S>.json``, ``callback-states-<S>.pkl``)."""
-    ends = tuple(f"-{session}{extension}" for extension in SESSION_EXTENSIONS)
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.name.endswith(ends) and not p.name.startswith("tmp-") and p.is_file()
-    )
+        kept = tune_state.checkpoint_folders(trial_dir)
+        if kept:
+            _check_state(trial_dir / kept[-1] / STATE_FILE)
 
 
 def backup_of(snapshot: Path) -> Path:
@@ -120,7 +99,7 @@ def read_backup(snapshot: Path) -> dict[str, bytes] | None:
             files = {name: bundle.read(name) for name in bundle.namelist()}
     except (OSError, ValueError, zipfile.BadZipFile):
         return None
-    if snapshot.name not in files or not all(map(_complete, files.values())):
+    if snapshot.name not in files or not all(map(tune_state.reads_back_whole, files.values())):
         return None
     return files
 
@@ -129,14 +108,14 @@ def _repair_snapshot(root: Path) -> None:
     """Make the newest session Tune will find complete: its last complete set put back; or, with
     none, its own files if they are complete; or else set them aside, for the session before it
     made complete the same way. Nothing is changed when no session is usable."""
-    snapshots = sorted(root.glob(SNAPSHOT_GLOB), reverse=True)
+    snapshots = tune_state.snapshots(root)[::-1]  # newest first
     if not snapshots:
         return
     damaged: list[Path] = []  # files of newer sessions, none of them usable
     for snapshot in snapshots:
         backup = read_backup(snapshot)
-        files = session_files(root, session_of(snapshot))
-        if backup is None and not all(_complete(_read(p)) for p in files):
+        files = tune_state.session_files(root, tune_state.session_of(snapshot))
+        if backup is None and not all(tune_state.reads_back_whole(_read(p)) for p in files):
             damaged += files
             continue
         for path in damaged:  # moved, not deleted: Tune then takes this session
@@ -169,25 +148,6 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _complete(content: bytes | None) -> bool:
-    """Whether a file of Tune's state reads back whole: JSON that parses or a pickle whose opcodes
-    run to its end (walked, not loaded). Tune pickles the search state whatever the file's
-    extension (``basic-variant-state-<S>.json`` is a pickle)."""
-    if not content:
-        return False
-    try:
-        json.loads(content)
-        return True
-    except ValueError:
-        pass
-    try:
-        for _ in pickletools.genops(content):
-            pass
-    except Exception:  # any way of failing to read it back is the same damage
-        return False
-    return True
-
-
 def _check_state(path: Path) -> None:
     if not path.is_file():
         raise DamagedCheckpointError(f"{path}: missing, the trial cannot resume from its folder")
@@ -205,52 +165,20 @@ def _check_state(path: Path) -> None:
         )
 
 
-def _index(name: str) -> int:
-    try:
-        return int(name.rpartition("_")[2])
-    except ValueError:
-        return -1
-
-
-@dataclass(frozen=True)
-class _Trial:
-    finished: bool
-    checkpoints: frozenset[str] | None  # checkpoint folders it records (None: could not tell)
-
-
-def _snapshot_trials(root: Path) -> dict[str, _Trial]:
+def _snapshot_trials(root: Path) -> dict[str, tune_state.TrialRecord]:
     """Trial folder name (and trial id) -> what Tune's newest snapshot records of the trial
-    (nothing if unreadable).
-
-    The snapshot's trial entries are pairs of JSON strings (Ray 2.x): the trial (``trial_id``,
-    ``status``, ``relative_logdir``) and its run metadata, whose ``checkpoint_manager`` is a
-    hex cloudpickle naming the trial's kept checkpoints, newest highest. Should that layout
-    change, every trial is checked as if nothing were known, which only costs time.
-    """
-    snapshots = sorted(root.glob(SNAPSHOT_GLOB))
-    if not snapshots:
+    (nothing if unreadable). Should Tune's layout change, every trial is checked as if nothing
+    were known, which only costs time (tests/study/test_tune_state.py is what notices)."""
+    snapshot = tune_state.newest_snapshot(root)
+    if snapshot is None:
         return {}
     try:
-        trial_data = json.loads(snapshots[-1].read_text())["trial_data"]
-        entries = [(json.loads(entry[0]), entry[1]) for entry in trial_data]
-        trials = {}
-        for trial, runtime in entries:
-            record = _Trial(trial.get("status") == "TERMINATED", _named_checkpoints(runtime))
-            trials[trial["trial_id"]] = record
-            if isinstance(trial.get("relative_logdir"), str):
-                trials[trial["relative_logdir"]] = record
-        return trials
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        records = tune_state.read_trials(snapshot.read_bytes())
+    except (OSError, ValueError, tune_state.TuneLayoutError):
         return {}
-
-
-def _named_checkpoints(runtime_json: str) -> frozenset[str] | None:
-    try:
-        blob = bytes.fromhex(json.loads(runtime_json)["checkpoint_manager"]["value"])
-        strings = [arg for _, arg, _ in pickletools.genops(blob) if isinstance(arg, str)]
-    except Exception:  # not the layout this reads: unknown
-        return None
-    if "_latest_checkpoint_result" not in strings:
-        return None
-    names = (Path(s).name for s in strings)
-    return frozenset(n for n in names if _CHECKPOINT_NAME.fullmatch(n))
+    trials = {}
+    for record in records.values():
+        trials[record.trial_id] = record
+        if record.folder is not None:
+            trials[record.folder] = record
+    return trials

@@ -18,7 +18,7 @@ from study.checkpoints import (
     check_resumable,
 )
 from study.snapshot_backup import SnapshotBackup
-from trainables.train import STATE_KEYS
+from trainables.state import STATE_KEYS
 
 T1, T2 = "2026-01-01_10-00-00", "2026-01-01_11-00-00"
 

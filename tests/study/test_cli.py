@@ -11,7 +11,7 @@ import torch
 from study import cli, folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.config import ConfigError, load_config
-from trainables.train import STATE_KEYS
+from trainables.state import STATE_KEYS
 
 BAD_YAML = "name: broken\nsweep: [unclosed\n"
 
