@@ -9,19 +9,21 @@ the session's files from the staging folder, where Tune has just written them wh
 file beside the snapshot (``experiment_state-<S>.json.last-good``, a zip written atomically);
 resume puts the whole set back (:func:`study.checkpoints.check_resumable`). Object stores need
 none of this: an object is replaced whole.
+
+Where the staging folder is, and which files make a session's set, is read through
+:mod:`study.tune_state`, the one module that knows how Ray Tune stores an experiment.
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
-from pathlib import Path
 from typing import Any
 
-import pyarrow.fs
 from ray import tune
 
-from study.checkpoints import SNAPSHOT_GLOB, backup_of, session_files, session_of
+from study import tune_state
+from study.checkpoints import backup_of
 
 
 class SnapshotBackup(tune.Callback):
@@ -48,13 +50,10 @@ class SnapshotBackup(tune.Callback):
         self._copied: tuple[str, int, int] | None = None  # snapshot copied: (name, mtime, size)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if not trials:
-            return
-        storage = trials[0].storage
-        if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
-            return
-        staging = Path(storage.experiment_driver_staging_path)
-        snapshot = max(staging.glob(SNAPSHOT_GLOB), default=None)  # this session's: the newest
+        folders = tune_state.local_state_folders(trials)
+        if folders is None:
+            return  # no trials yet, or an object store
+        snapshot = tune_state.newest_snapshot(folders.staging)  # this session's
         if snapshot is None:
             return
         try:
@@ -64,12 +63,12 @@ class SnapshotBackup(tune.Callback):
         version = (snapshot.name, stat.st_mtime_ns, stat.st_size)
         if version == self._copied:
             return
-        backup = backup_of(Path(storage.experiment_fs_path) / snapshot.name)
+        backup = backup_of(folders.experiment / snapshot.name)
         if not backup.parent.is_dir():
             return  # the experiment folder is made by Tune's first copy
         partial = backup.with_name(backup.name + ".partial")
         with zipfile.ZipFile(partial, "w") as bundle:
-            for path in session_files(staging, session_of(snapshot)):
+            for path in tune_state.session_files(folders.staging, tune_state.session_of(snapshot)):
                 bundle.write(path, path.name)
         os.replace(partial, backup)
         self._copied = version

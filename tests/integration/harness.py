@@ -20,8 +20,9 @@ from typing import Any
 import psutil
 from mlflow import MlflowClient
 
-from study.checkpoints import SNAPSHOT_GLOB, read_backup
-from trainables.train import EPOCH_METRICS
+from study import tune_state
+from study.checkpoints import read_backup
+from trainables.results import EPOCH_METRICS
 
 BIN = Path(sys.executable).parent
 KNEE_STUDY = str(BIN / "knee-study")  # the installed command
@@ -189,12 +190,10 @@ class Study:
         return stop_session(self.sid, grace=grace, term=False)
 
     def trial_worker(self, trial_id: str) -> psutil.Process | None:
-        """The Ray worker training ``trial_id`` (Tune runs each trial in its own working dir)."""
+        """The Ray worker training ``trial_id`` (a study names each trial's folder by its id)."""
         for process in self.processes():
             try:
-                command = process.cmdline()
-                actor = command and command[0].startswith("ray::ImplicitFunc")
-                if actor and Path(process.cwd()).name == trial_id:
+                if tune_state.is_trial_worker(process.cmdline(), process.cwd(), trial_id):
                     return process
             except psutil.Error:
                 pass
@@ -205,36 +204,36 @@ class Study:
 
 
 # What Ray Tune leaves in <output>/tune (a study on its own local Ray): read-only views for
-# watching a study.
+# watching a study, read through study.tune_state like resume reads it.
 
 
 def trial_states(output: Path) -> dict[str, dict[str, Any]]:
     """trial_id -> {"status", "num_failures", "start_time", "epoch"} from Tune's newest
     experiment snapshot or its last good copy ({} while there is none or it is being rewritten).
     ``epoch``: of the trial's last result the state holds; with a checkpoint every epoch (as
-    :func:`study_args` pins), the checkpoint a restore of this state continues from."""
-    snapshots = sorted((output / "tune").glob(SNAPSHOT_GLOB))
-    if not snapshots:
+    :func:`study_args` pins), the checkpoint a restore of this state continues from. A snapshot
+    laid out otherwise than study.tune_state expects raises its TuneLayoutError."""
+    snapshot = tune_state.newest_snapshot(output / "tune")
+    if snapshot is None:
         return {}
-    backup = read_backup(snapshots[-1]) or {}
-    for content in (_read(snapshots[-1]), backup.get(snapshots[-1].name)):
+    backup = read_backup(snapshot) or {}
+    for content in (_read(snapshot), backup.get(snapshot.name)):
         try:  # a damaged snapshot: its last good copy, as resume uses it
-            trial_data = json.loads(content or b"")["trial_data"]
+            trials = tune_state.read_trials(content or b"")
             break
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             pass
     else:
         return {}
-    states = {}
-    for trial_json, runtime_json in trial_data:
-        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
-        states[trial["trial_id"]] = {
-            "status": trial["status"],
-            "num_failures": int(runtime.get("num_failures", 0)),
-            "start_time": runtime.get("start_time"),
-            "epoch": (runtime.get("last_result") or {}).get("epoch"),
+    return {
+        trial_id: {
+            "status": trial.status,
+            "num_failures": trial.num_failures,
+            "start_time": trial.start_time,
+            "epoch": trial.epoch,
         }
-    return states
+        for trial_id, trial in trials.items()
+    }
 
 
 def _read(path: Path) -> bytes | None:
@@ -245,20 +244,23 @@ def _read(path: Path) -> bytes | None:
 
 
 def checkpoints(output: Path, trial_id: str) -> list[str]:
-    """The trial's checkpoint folders on disk (Tune keeps the newest two)."""
-    return sorted(p.name for p in (output / "tune" / trial_id).glob("checkpoint_*"))
+    """The trial's checkpoint folders on disk, oldest first (Tune keeps the newest two)."""
+    return tune_state.checkpoint_folders(output / "tune" / trial_id)
 
 
 def latest_checkpoint(output: Path, trial_id: str) -> int:
     """The index of the trial's newest checkpoint (epoch - 1 with one per epoch), or -1."""
     names = checkpoints(output, trial_id)
-    return int(names[-1].rpartition("_")[2]) if names else -1
+    return tune_state.checkpoint_index(names[-1]) if names else -1
 
 
 def checkpoint_files(output: Path, trial_id: str) -> dict[str, int]:
     """Every file of a trial's checkpoints with its modification time."""
     folder = output / "tune" / trial_id
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("checkpoint_*/*")}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in folder.glob(f"{tune_state.CHECKPOINT_GLOB}/*")
+    }
 
 
 # The MLflow picture a study leaves.
