@@ -17,6 +17,7 @@ disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -57,13 +58,15 @@ def write_report(
     margin: float = 0.002,
     history: pd.DataFrame | None = None,
     policy: Policy | None = None,
+    swept: Sequence[float] | None = None,
 ) -> Verdict:
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
     (created if needed); returns the verdict. A ``policy`` replaces ``fraction`` and ``margin``.
 
     ``history`` (from :func:`analysis.runs.load_history`, at least ``curves.METRICS`` of the
     trials ``curves.needed(runs)`` names) adds the learning curves to a grid study's report;
-    without it (or with fewer than two epochs in it) that section is left out.
+    without it (or with fewer than two epochs in it) that section is left out. ``swept``: the
+    explore fractions the study meant to run, so one with no run at all is named by the verdict.
 
     The headline answers the question the study asked (:func:`analysis.robustness.study_kind`):
     a grid over explore fractions gets the explore verdict, a schedule study Knee against each
@@ -81,7 +84,7 @@ def write_report(
     _clear(out)  # a figure or table this report does not write must not survive from the last
     if not usable(runs, metric).any():
         return _write_inconclusive(runs, out, title, policy)
-    verdict = study_verdict(runs, policy)
+    verdict = study_verdict(runs, policy, swept)
     search = verdict.kind == "search"
     # Explore-fraction views need a usable Knee trial: a study of baselines alone has none.
     knee = usable(knee_trials(runs), metric).any()

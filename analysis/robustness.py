@@ -17,7 +17,7 @@ dropped, and so does a fraction the study swept elsewhere but not there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,10 +60,13 @@ def robustness_verdict(
     metric: str = "test_acc",
     min_seeds: int = 3,
     policy: Policy | None = None,
+    swept: Sequence[float] | None = None,
 ) -> Verdict:
     """Is explore ``fraction`` within ``margin`` (in ``metric`` units: 0.002 = 0.2 accuracy
     points) of every other explore fraction at every condition? A ``policy`` replaces the
-    other arguments. See the module docstring and :mod:`analysis.decide` for the test."""
+    other arguments. ``swept``: the fractions the study meant to run (default: those its runs
+    have), so a fraction with no run at all is named too. See the module docstring and
+    :mod:`analysis.decide` for the test."""
     policy = policy or Policy(fraction=fraction, margin=margin, metric=metric, min_seeds=min_seeds)
     trials = with_outcome(knee_trials(runs)).reset_index(drop=True)
     name = f"{percent(policy.fraction)} explore"
@@ -78,7 +81,8 @@ def robustness_verdict(
     trials.attrs = {}  # pandas deep-copies attrs into every derived frame: thousands here
     _refuse_repeated_seeds(trials[usable(trials, policy.metric)], [*keys, "explore_fraction"])
     floor = resolution(trials.loc[usable(trials, policy.metric), policy.metric])
-    swept = np.unique(trials["explore_fraction"].dropna())
+    ran = trials["explore_fraction"].dropna()
+    swept = np.unique(np.concatenate([ran.to_numpy(dtype=float), np.asarray(swept or [], float)]))
     found: list[Comparison] = []
     problems: dict[tuple, list[str]] = {}
     for key, cell in trials.groupby(keys, sort=True, dropna=False):
@@ -335,8 +339,11 @@ def study_kind(runs: pd.DataFrame, policy: Policy) -> str:
     return "explore"
 
 
-def study_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
-    """The verdict on the question the study asked (see :func:`study_kind`)."""
+def study_verdict(
+    runs: pd.DataFrame, policy: Policy | None = None, swept: Sequence[float] | None = None
+) -> Verdict:
+    """The verdict on the question the study asked (see :func:`study_kind`); ``swept`` as for
+    :func:`robustness_verdict`."""
     policy = policy or Policy()
     verdicts = {
         "search": search_verdict,
@@ -346,5 +353,5 @@ def study_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     }
     kind = study_kind(runs, policy)
     if kind == "explore":
-        return robustness_verdict(runs, policy=policy)
+        return robustness_verdict(runs, policy=policy, swept=swept)
     return verdicts[kind](runs, policy)

@@ -22,9 +22,11 @@ def write(
     out: Path,
     fraction: float = 0.5,
     margin: float = 0.002,
+    swept: list[float] | None = None,
 ) -> None:
     """Load the runs and the history of those the learning curves draw, write the report into
-    ``out`` and print where it is and the verdict.
+    ``out`` and print where it is and the verdict. ``swept``: the explore fractions the study
+    ran (a grid's), so a fraction MLflow has no run of is named rather than left out.
 
     Raises ``analysis.runs.AnalysisError`` when the runs cannot make a report.
     """
@@ -37,7 +39,7 @@ def write(
     # A request per run and metric: only the trials and metrics the learning curves draw.
     history = load_history(None, tracking_uri, runs=curves.needed(runs), metrics=curves.METRICS)
     title = f"Knee study report: {experiment}"
-    verdict = write_report(runs, out, title, fraction, margin, history=history)
+    verdict = write_report(runs, out, title, fraction, margin, history=history, swept=swept)
     trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
     print(f"knee-study: report of {trials} in {out.resolve() / 'report.html'}")
     print(verdict_line(verdict))
@@ -75,7 +77,8 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
 
     report_dir = output / folder.REPORT_DIR
     try:
-        write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir)
+        swept = cfg.sweep.explore_fraction if cfg.tune.search == "grid" else None
+        write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, swept=swept)
     except Exception as error:  # a report bug must not hide the study's outcome
         first = one_line(error, expected=isinstance(error, AnalysisError))
         print(

@@ -181,3 +181,14 @@ def test_a_crashed_rival_ahead_is_never_robust():
     """1.0 ahead by a full point, 8 of its 10 seeds FAILED: the old verdict said robust in 193
     of 200 such studies."""
     assert rate("robust", 100, ahead={1.0: 0.01}, failed={1.0: 8}) == 0.0
+
+
+def test_a_swept_fraction_with_no_run_at_all_is_named():
+    """MLflow has no run of 100% (the study never ran it): the verdict is told what was swept."""
+    runs = sweep(lambda f, lr, s: plateau(f, s), peak_lrs=[0.1], fractions=(0.0, 0.25, 0.5))
+
+    told = robustness_verdict(runs, swept=FRACTIONS)
+
+    assert robustness_verdict(runs).status == "robust"  # what the runs alone can say
+    assert told.status == "inconclusive"
+    assert "75% not run here; 100% not run here" in told.explanation
