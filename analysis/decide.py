@@ -35,7 +35,7 @@ import pandas as pd
 
 from analysis.intervals import Gap, difference_interval, rate_difference, seeds_needed
 from analysis.policy import Policy
-from analysis.trials import outcome, usable
+from analysis.trials import metric_outcome, outcome, usable
 from analysis.wording import percent
 
 DECISIONS = ("robust", "not robust", "inconclusive")
@@ -114,8 +114,8 @@ def compare(
         rival_name=names[1],
         mine=arm[usable(arm, metric)].set_index("seed")[metric] * policy.sign,
         theirs=rival[usable(rival, metric)].set_index("seed")[metric] * policy.sign,
-        ended_arm=_ended(arm),
-        ended_rival=_ended(rival),
+        ended_arm=_ended(arm, metric),
+        ended_rival=_ended(rival, metric),
         floor=floor,
         _sign=policy.sign,
         stopped_arm=_count(arm, "stopped"),
@@ -125,7 +125,7 @@ def compare(
         if len(seeds) < policy.min_seeds:
             found.problems.append(
                 f"{len(seeds)} usable seed{'s' * (len(seeds) != 1)} at {name}, need "
-                f"{policy.min_seeds}{_losses(trials)}"
+                f"{policy.min_seeds}{_losses(trials, metric)}"
             )
     if not found.problems:
         found.advantage = difference_interval(
@@ -233,16 +233,16 @@ def _count(trials: pd.DataFrame, ending: str) -> int:
     return int((outcome(trials) == ending).sum())
 
 
-def _ended(trials: pd.DataFrame) -> tuple[int, int]:
+def _ended(trials: pd.DataFrame, metric: str) -> tuple[int, int]:
     """(diverged, diverged + finished): the seeds with a known outcome, and the bad ones."""
-    ending = outcome(trials)
+    ending = metric_outcome(trials, metric)
     diverged = int((ending == "diverged").sum())
     return diverged, diverged + int((ending == "finished").sum())
 
 
-def _losses(trials: pd.DataFrame) -> str:
+def _losses(trials: pd.DataFrame, metric: str) -> str:
     """What happened to the seeds that are not usable: `` (8 failed, 1 diverged)``."""
-    ending = outcome(trials).value_counts()
+    ending = metric_outcome(trials, metric).value_counts()
     lost = [
         f"{ending[name]} {name}" for name in ("failed", "diverged", "stopped") if name in ending
     ]

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.policy import lower_is_better
-from analysis.trials import conditions, knee_trials, outcome, usable
+from analysis.trials import conditions, knee_trials, metric_outcome, usable
 from analysis.wording import describe
 
 _COUNTED = ("diverged", "stopped", "failed")
@@ -38,7 +38,7 @@ def explore_summary(
     trials = knee_trials(runs).reset_index(drop=True)  # unique labels for the masks
     keys = [*conditions(trials), "explore_fraction"]
     ok = usable(trials, metric)
-    ending = outcome(trials)
+    ending = metric_outcome(trials, metric)
     low_best = lower_is_better(metric)
     rows = []
     for key, cell in trials.groupby(keys, sort=True, dropna=False):

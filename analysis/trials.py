@@ -51,12 +51,26 @@ def with_outcome(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(outcome=outcome(runs))
 
 
+def metric_outcome(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """Each trial's ending as far as ``metric`` is concerned: :func:`outcome`, except that a
+    finished trial whose metric is infinite diverged after all, and one without the metric (or
+    with NaN) has no known result: ``failed``, never a calm seed."""
+    ending = outcome(runs).copy()
+    values = (
+        pd.to_numeric(runs[metric], errors="coerce")
+        if metric in runs
+        else pd.Series(np.nan, index=runs.index)
+    )
+    finished = ending == "finished"
+    ending[finished & np.isinf(values)] = "diverged"
+    ending[finished & values.isna()] = "failed"
+    return ending
+
+
 def usable(runs: pd.DataFrame, metric: str) -> pd.Series:
     """Trials whose final ``metric`` can be averaged: finished their budget, did not diverge,
-    were not stopped early, and have the metric."""
-    if metric not in runs:
-        return pd.Series(False, index=runs.index)
-    return (outcome(runs) == "finished") & runs[metric].notna()
+    were not stopped early, and have a finite value of the metric."""
+    return metric_outcome(runs, metric) == "finished"
 
 
 def knee_trials(runs: pd.DataFrame) -> pd.DataFrame:

@@ -192,3 +192,19 @@ def test_a_swept_fraction_with_no_run_at_all_is_named():
     assert robustness_verdict(runs).status == "robust"  # what the runs alone can say
     assert told.status == "inconclusive"
     assert "75% not run here; 100% not run here" in told.explanation
+
+
+def test_a_finished_trial_without_its_metric_is_no_calm_seed():
+    """FINISHED but no test_acc (a logging gap) or an infinite one (a blow-up nobody tagged):
+    the first is an unknown result, the second a divergence; neither is a calm seed."""
+    runs = diverging(0)
+    at = runs.index[runs["explore_fraction"] == 0.5]
+    runs.loc[at[:8], "test_acc"] = np.inf
+
+    verdict = robustness_verdict(runs)
+
+    assert verdict.status == "not robust"  # 8 of 10 diverged at 50%: as the hand bound above
+    runs.loc[at[:8], "test_acc"] = np.nan
+    missing = robustness_verdict(runs)
+    assert missing.status == "inconclusive"
+    assert "2 usable seeds at 50%, need 3 (8 failed)" in missing.explanation
