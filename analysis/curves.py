@@ -15,16 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis.comparisons import is_search
-from analysis.plots import (
-    EXPLORE_COLOURS,
-    LABELS,
-    LEGEND_MAX,
-    PANEL_COLUMNS,
-    condition_groups,
-    condition_panels,
-    display_scale,
-    dropped_note,
-)
+from analysis.panels import PANEL_COLUMNS, condition_groups, condition_panels, dropped_note
+from analysis.plots import EXPLORE_COLOURS, LABELS, LEGEND_MAX, display_scale
 from analysis.trials import conditions, knee_trials, outcome, usable
 from analysis.wording import describe, percent
 

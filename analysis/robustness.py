@@ -1,6 +1,6 @@
-"""The verdicts: is 50% explore robust (a grid over explore fractions), does Knee at 50% match
-each baseline (a schedule study), does Knee at a shorter budget match the full one (a budget
-study), and where a search found its best points (an Optuna study).
+"""The verdicts: is 50% explore robust (a grid over explore fractions), and where a search
+found its best points (an Optuna study); :func:`study_verdict` picks the one a study asked for,
+including the schedule and budget verdicts of :mod:`analysis.baselines`.
 
 Every grid verdict is a set of comparisons decided by :mod:`analysis.decide` under one
 :class:`~analysis.policy.Policy`; the search verdict has its own words, since comparing the
@@ -17,11 +17,13 @@ dropped, and so does a fraction the study swept elsewhere but not there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from analysis.baselines import budget_verdict, schedule_verdict
+from analysis.comparisons import is_search, search_summary
 from analysis.decide import Comparison, compare, decide
 from analysis.intervals import resolution
 from analysis.policy import Policy
@@ -29,7 +31,6 @@ from analysis.runs import AnalysisError
 from analysis.summaries import explore_sensitivity, explore_summary, sharpness_correlation
 from analysis.trials import conditions, knee_trials, usable, with_outcome
 from analysis.verdict import (
-    STATUS_WORDS,
     Verdict,
     comparison_table,
     decisions,
@@ -40,7 +41,6 @@ from analysis.verdict import (
     span,
 )
 from analysis.wording import amount, percent
-from trainables.config import KNEE_ONLY_KEYS
 
 __all__ = [  # the notebook API: import these from here
     "Verdict",
@@ -178,122 +178,12 @@ def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy
     )
 
 
-def schedule_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
-    """Does Knee at the policy's explore fraction match every baseline schedule? At each
-    condition, no baseline may beat it by more than the margin (the explore verdict's rules,
-    the baselines in the rivals' place)."""
-    policy = policy or Policy()
-    arms, keys = _schedule_arms(runs, policy, exclude=("decay",))
-    return _arms_verdict(arms, keys, policy, "schedule", _baselines)
-
-
-def budget_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
-    """Does Knee at a shorter budget (``epochs``) match the baselines at the full (largest)
-    budget, or Knee at the full budget when the study ran no baseline?"""
-    policy = policy or Policy()
-    arms, keys = _schedule_arms(runs, policy, exclude=("decay", "epochs"))
-    return _arms_verdict(arms, keys, policy, "budget", _full_budget_rivals)
-
-
-def _schedule_arms(
-    runs: pd.DataFrame, policy: Policy, exclude: tuple[str, ...]
-) -> tuple[pd.DataFrame, list[str]]:
-    """Every trial of Knee at the fraction and of every baseline, labelled by ``arm``; a
-    baseline an older grid crossed with explore fractions counts once per seed."""
-    keys = [k for k in conditions(runs) if k not in exclude and k not in KNEE_ONLY_KEYS]
-    at = np.isclose(runs["explore_fraction"].astype(float), policy.fraction)
-    knee = runs[(runs["schedule"] == "knee") & at]
-    decays = "decay" in knee and knee["decay"].nunique() > 1
-    label = f"Knee {percent(policy.fraction)}"
-    knee = knee.assign(arm=label + (" " + knee["decay"].astype(str) if decays else ""))
-    baselines = runs[runs["schedule"] != "knee"]
-    varying = [k for k in conditions(runs) if k not in KNEE_ONLY_KEYS]
-    baselines = baselines.drop_duplicates([*varying, "schedule", "seed"])
-    arms = pd.concat([knee, baselines.assign(arm=baselines["schedule"])], ignore_index=True)
-    return with_outcome(arms), keys
-
-
-def _baselines(cell: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {arm: group for arm, group in cell[cell["schedule"] != "knee"].groupby("arm")}
-
-
-def _full_budget_rivals(cell: pd.DataFrame) -> dict:
-    """Knee at each shorter budget against the baselines at the full one (or Knee there)."""
-    full = cell["epochs"].max()
-    at_full = cell[cell["epochs"] == full]
-    baselines = at_full[at_full["schedule"] != "knee"]
-    chosen = baselines if len(baselines) else at_full
-    return {f"{arm} {full} epochs": group for arm, group in chosen.groupby("arm")}
-
-
-def _arms_verdict(
-    arms: pd.DataFrame,
-    keys: list[str],
-    policy: Policy,
-    kind: str,
-    rivals_of: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
-) -> Verdict:
-    """Knee's arms against their rivals at each condition, decided as the explore verdict."""
-    knee = arms[arms["schedule"] == "knee"]
-    if knee.empty:
-        return inconclusive(
-            f"Knee at {percent(policy.fraction)} explore: inconclusive, no such trial.",
-            policy,
-            kind,
-        )
-    floor = resolution(arms.loc[usable(arms, policy.metric), policy.metric])
-    found: list[Comparison] = []
-    problems: dict[tuple, list[str]] = {}
-    for key, cell in arms.groupby(keys, sort=True, dropna=False):
-        rivals = rivals_of(cell)
-        ours = cell[cell["schedule"] == "knee"]
-        if kind == "budget":
-            ours = ours[ours["epochs"] < cell["epochs"].max()]
-        for arm_key, arm in ours.groupby(["arm", *(["epochs"] if kind == "budget" else [])]):
-            arm_name = " ".join(str(part) for part in np.atleast_1d(arm_key))
-            arm_name += " epochs" if kind == "budget" else ""
-            condition = {**dict(zip(keys, key, strict=True)), "arm": arm_name}
-            problems[(*key, arm_name)] = [] if rivals else ["no rival to compare"]
-            for rival_name, rival in rivals.items():
-                names = (arm_name, rival_name)
-                found.append(compare(arm, rival, policy, floor, condition, names, rival_name))
-    decide(found, policy)
-    table = decisions([*keys, "arm"], found, problems, policy)
-    decision = overall(table)
-    explanation = _explain_arms(decision, table, keys, policy, kind)
-    return Verdict(decision, table, explanation, policy, kind, comparison_table(found))
-
-
-def _explain_arms(
-    decision: str, table: pd.DataFrame, keys: list[str], policy: Policy, kind: str
-) -> str:
-    if table.empty:
-        return f"Knee at {percent(policy.fraction)} explore: inconclusive, no usable trials."
-    rivals = "every baseline at the full budget" if kind == "budget" else "every baseline"
-    words = STATUS_WORDS[kind][decision]
-    if decision == "robust":
-        arms = " and ".join(dict.fromkeys(table["arm"]))
-        count = len(table[keys].drop_duplicates())
-        return (
-            f"{arms} {words} {rivals}: at every {plural(keys, 1)} ({count}) none beats it by "
-            f"more than {amount(policy.margin, policy.metric)} ({percent(policy.confidence)} "
-            "upper bounds below the margin)."
-        )
-    rows = table[table["decision"] == decision]
-    parts = [
-        f"{row['arm']}: {words} {describe_row(row, keys, policy)}" for _, row in rows.iterrows()
-    ]
-    return "; ".join(parts) + "."
-
-
 def search_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     """Where an Optuna search found its best points, in the search's own words: is the best
     point within ``policy.window`` of the fraction (in explore points) within the margin of the
     best point beyond it? Both are the best of their group, so this is a guide, not a test at a
     known level: near the best / short of the best / unclear, never robust or not robust.
     ``verdict.table`` holds the search's points, best first."""
-    from analysis.comparisons import search_summary  # the search's tables live with the others
-
     policy = policy or Policy()
     points, found = search_summary(runs, policy)
     name = f"{percent(policy.fraction)} explore"
@@ -325,8 +215,6 @@ def study_kind(runs: pd.DataFrame, policy: Policy) -> str:
     """Which question a study asked: ``search`` (an Optuna study), ``explore`` (Knee at two or
     more explore fractions), ``budget`` (Knee over budgets), ``schedule`` (Knee at the fraction
     against baselines), else ``explore`` (whose verdict then says what is missing)."""
-    from analysis.comparisons import is_search
-
     if is_search(runs):
         return "search"
     knee = knee_trials(runs)
@@ -345,13 +233,8 @@ def study_verdict(
     """The verdict on the question the study asked (see :func:`study_kind`); ``swept`` as for
     :func:`robustness_verdict`."""
     policy = policy or Policy()
-    verdicts = {
-        "search": search_verdict,
-        "explore": robustness_verdict,
-        "budget": budget_verdict,
-        "schedule": schedule_verdict,
-    }
     kind = study_kind(runs, policy)
     if kind == "explore":
         return robustness_verdict(runs, policy=policy, swept=swept)
+    verdicts = {"search": search_verdict, "budget": budget_verdict, "schedule": schedule_verdict}
     return verdicts[kind](runs, policy)

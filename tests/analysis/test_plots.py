@@ -13,6 +13,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgba
 
 from analysis import curves, plots
+from analysis.distributions import JITTER, distributions
+from analysis.panels import PANEL_COLUMNS, PANELS_MAX
 from analysis.wording import percent
 
 PARAMS = ["explore_fraction", "peak_lr", "seed", "schedule", "epochs"]
@@ -283,7 +285,7 @@ def test_learning_curves_draw_baselines_grey_and_dashed_in_their_condition():
     assert "cosine (n=3)" in [t.get_text() for t in legend.get_texts()]
 
 
-@pytest.mark.parametrize(("lrs", "drawn"), [(6, 6), (20, plots.PANELS_MAX)])
+@pytest.mark.parametrize(("lrs", "drawn"), [(6, 6), (20, PANELS_MAX)])
 def test_learning_curves_wrap_many_conditions_and_say_when_some_are_left_out(lrs, drawn):
     frame = runs([0.5], [0.01 * (i + 1) for i in range(lrs)], seeds=(0, 1))
     frame["run_id"] = [f"run{i}" for i in range(len(frame))]
@@ -292,16 +294,16 @@ def test_learning_curves_wrap_many_conditions_and_say_when_some_are_left_out(lrs
 
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 3 * drawn
-    assert len({ax.get_subplotspec().colspan.start for ax in panels}) == plots.PANEL_COLUMNS
-    note = f"the first {plots.PANELS_MAX} of {lrs} conditions"
-    assert (note in fig.get_suptitle()) == (lrs > plots.PANELS_MAX)
+    assert len({ax.get_subplotspec().colspan.start for ax in panels}) == PANEL_COLUMNS
+    note = f"the first {PANELS_MAX} of {lrs} conditions"
+    assert (note in fig.get_suptitle()) == (lrs > PANELS_MAX)
 
 
 def test_distributions_draw_exactly_the_usable_seeds():
     frame, _ = curve_study()
     frame.loc[(frame["explore_fraction"] == 0.5) & (frame["seed"] == 0), "sharpness"] = np.nan
 
-    fig = plots.distributions(frame)
+    fig = distributions(frame)
 
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 2 * 2  # accuracy and sharpness rows, one column per peak LR
@@ -320,7 +322,7 @@ def test_distributions_draw_exactly_the_usable_seeds():
             seeds = cell[(cell["seed"] < 4) & cell[metric].notna()]
             offsets = found[colour(fraction)[:3]]
             assert sorted(offsets[:, 1]) == pytest.approx(sorted(seeds[metric] * scale))
-            assert (np.abs(offsets[:, 0] - position) <= plots.JITTER).all()
+            assert (np.abs(offsets[:, 0] - position) <= JITTER).all()
         if metric == "test_acc":
             notes = [t.get_text() for t in ax.texts]
             assert notes == ["1 diverged\n1 failed"] * 2
@@ -333,12 +335,12 @@ def test_distributions_draw_exactly_the_usable_seeds():
 
 def test_history_is_fetched_for_the_finished_trials_of_the_conditions_drawn():
     frame, _ = curve_study()  # seeds 0-3 finished, 4 diverged, 5 failed
-    many = runs([0.5], [0.001 * (i + 1) for i in range(plots.PANELS_MAX + 2)], seeds=(0,))
+    many = runs([0.5], [0.001 * (i + 1) for i in range(PANELS_MAX + 2)], seeds=(0,))
 
     assert set(curves.needed(frame)["seed"]) == {0, 1, 2, 3}
     assert len(curves.needed(frame)) == 16
     lrs = set(curves.needed(many)["peak_lr"])  # the figure draws the first PANELS_MAX only
-    assert lrs == {0.001 * (i + 1) for i in range(plots.PANELS_MAX)}
+    assert lrs == {0.001 * (i + 1) for i in range(PANELS_MAX)}
     assert curves.needed(frame.assign(search="optuna")).empty  # a search: no learning curves
     assert curves.needed(frame.assign(schedule="cosine", explore_fraction=np.nan)).empty
 
