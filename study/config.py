@@ -10,167 +10,34 @@ equal to 1, got 1.5``). The pydantic models below are the reference for every ke
 from __future__ import annotations
 
 import itertools
-import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from study.config_rules import check_asha, check_search
+from study.config_sections import Data, Model, Resources, Section, Sharpness, Sweep, Train, Tune
 from trainables import config as run
-from trainables.config import KNEE_ONLY_KEYS, OPTIMIZER_NAMES, Baseline, Knee, TrainConfig
-from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
-from trainables.models import MODEL_NAMES
-from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES, STEP_MILESTONES
+from trainables.config import KNEE_ONLY_KEYS, Baseline, Knee, TrainConfig
+from trainables.schedules import STEP_MILESTONES
 
 DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
-# The defaults of a run are trainables.config's; the sections below validate and take them.
-_OPTIMIZER, _SHARPNESS, _KNEE = run.Optimizer(), run.Sharpness(), Knee()
-
-log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
     """A study config that must not run; the message is one line naming the key."""
 
 
-class _Section(BaseModel):
-    # strict: "3" is not 3 and 1.0 is not an int; an int is still a valid float.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-class Data(_Section):
-    dataset: Literal[DATASET_NAMES]
-    download: bool = False
-    # Relative to the working directory (what a CLI user expects); stored absolute.
-    root: Path | None = Field(None, strict=False, validate_default=True)
-
-    @field_validator("root")
-    @classmethod
-    def _cifar_files_present(cls, root: Path | None, info: ValidationInfo) -> Path | None:
-        root = root.expanduser().resolve() if root is not None else None
-        dataset = info.data.get("dataset")
-        folder = CIFAR_FOLDERS.get(dataset)
-        if folder is None:
-            return root
-        if root is None:
-            raise ValueError(
-                f"{dataset} needs the folder that holds {folder}/ (or one to download to)"
-            )
-        if info.data.get("download") or not (info.context or {}).get("check_files", True):
-            return root
-        if not root.is_dir():
-            raise ValueError(f"{root} is not a directory (data.download: true fetches {dataset})")
-        if not (root / folder).is_dir():
-            raise ValueError(
-                f"{root} has no {folder}/ inside (data.download: true fetches {dataset})"
-            )
-        return root
-
-
-class Model(_Section):
-    name: Literal[MODEL_NAMES]
-
-
-class Train(_Section):
-    epochs: PositiveInt
-    batch_size: PositiveInt
-    optimizer: Literal[OPTIMIZER_NAMES] = _OPTIMIZER.name
-    momentum: float = Field(_OPTIMIZER.momentum, ge=0, lt=1)
-    nesterov: bool = _OPTIMIZER.nesterov
-    weight_decay: float = Field(_OPTIMIZER.weight_decay, ge=0)
-    warmup_fraction: float = Field(TrainConfig.warmup_fraction, ge=0, le=1)
-    decay: Literal[DECAY_SHAPES] = _KNEE.decay
-    device: str = TrainConfig.device
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, device: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-            raise ValueError("must be auto (cuda if there is one), cpu, cuda or cuda:N")
-        return device
-
-    @field_validator("nesterov")
-    @classmethod
-    def _nesterov_needs_momentum(cls, nesterov: bool, info: ValidationInfo) -> bool:
-        # torch's SGD refuses it in every trial, after the study has started.
-        if nesterov and info.data.get("momentum") == 0:
-            raise ValueError("needs train.momentum > 0 (Nesterov momentum)")
-        return nesterov
-
-
-class Sweep(_Section):
-    """The grid: every combination of these values is one trial, except that a baseline schedule
-    runs once per combination of the axes it uses (explore fraction and decay are Knee's own).
-
-    With ``tune.search: optuna``, ``explore_fraction`` and ``peak_lr`` are each the ``[low,
-    high]`` range searched (uniform and log-uniform) and every suggestion runs every seed.
-    """
-
-    explore_fraction: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1)
-    peak_lr: list[PositiveFloat] = Field(min_length=1)
-    seed: list[NonNegativeInt] = Field(min_length=1)
-    schedule: list[Literal[SCHEDULE_NAMES]] = Field(["knee"], min_length=1)
-    epochs: list[PositiveInt] | None = Field(None, min_length=1)  # budgets; None: train.epochs
-    decay: list[Literal[DECAY_SHAPES]] | None = Field(None, min_length=1)  # None: train.decay
-
-    @field_validator("explore_fraction", "peak_lr", "seed", "schedule", "epochs", "decay")
-    @classmethod
-    def _distinct(cls, values: list | None) -> list | None:
-        # A repeated value would silently run the same trial twice and weigh it double.
-        if values is not None and len(set(values)) != len(values):
-            raise ValueError("values must be distinct")
-        return values
-
-
-class Sharpness(_Section):
-    epsilon: PositiveFloat = _SHARPNESS.epsilon
-    steps: PositiveInt = _SHARPNESS.steps
-    batches: PositiveInt = _SHARPNESS.batches
-    hessian: bool = _SHARPNESS.hessian
-
-
-class Resources(_Section):
-    cpus_per_trial: PositiveFloat = 1.0
-    gpus_per_trial: float = Field(0.0, ge=0)
-    max_concurrent: PositiveInt | None = None  # None: as many trials as the cluster fits
-    # The cluster grows for pending trials (Ray's autoscaler, KubeRay autoscaling): what is up at
-    # start neither refuses a trial nor caps how many run at once.
-    autoscaling: bool = False
-
-    @field_validator("gpus_per_trial")
-    @classmethod
-    def _whole_or_share(cls, gpus: float) -> float:
-        if gpus > 1 and not gpus.is_integer():
-            raise ValueError("must be a fraction of one GPU (<= 1) or a whole number of GPUs")
-        return gpus
-
-
-class Tune(_Section):
-    search: Literal["grid", "optuna"] = "grid"
-    num_samples: PositiveInt | None = None  # optuna: suggestions, each run over every seed
-    scheduler: Literal["fifo", "asha"] = "fifo"
-    grace_period: PositiveInt | None = None  # epochs; required with asha
-    max_failures: NonNegativeInt = 2  # retries of a trial from its last checkpoint
-    checkpoint_every: PositiveInt = 1  # epochs
-
-
-class StudyConfig(_Section):
+class StudyConfig(Section):
     """A validated study. Build one with :func:`load_config` or :meth:`from_mapping`."""
 
     name: str  # the MLflow experiment; its last part starts the study's folder names
@@ -203,7 +70,7 @@ class StudyConfig(_Section):
     def _cross_section_rules(self) -> StudyConfig:
         # Errors raised here have no location of their own: each message names its keys.
         if self.tune.search == "optuna":
-            self._check_search()
+            check_search(self)
         elif self.tune.num_samples is not None:
             raise ValueError(
                 "tune.num_samples: counts tune.search optuna's suggestions; a grid runs every "
@@ -221,62 +88,8 @@ class StudyConfig(_Section):
                 f"of the budget, after the warmup; got {warmup}"
             )
         if self.tune.scheduler == "asha":
-            budget = max(self.budgets)
-            explore_end = math.ceil((warmup + longest) * budget - 1e-9)
-            if explore_end >= budget:
-                raise ValueError(
-                    "tune.scheduler: asha judges trials after the longest explore phase, which "
-                    f"here lasts the whole budget ({budget} epochs; warmup + explore "
-                    f"{warmup + longest:g}): use fifo"
-                )
-            grace = self.tune.grace_period
-            if grace is None or not explore_end < grace <= budget:
-                raise ValueError(
-                    "tune.grace_period: asha needs a grace period past the longest explore "
-                    f"phase and within the budget ({explore_end + 1}..{budget} epochs), got {grace}"
-                )
-            log.warning(
-                "tune.scheduler asha judges trials mid-training, when a trial still exploring at "
-                "peak LR looks worst: it would prune exactly the trials the study is about. "
-                "Trials are judged only after the grace period of %d epochs (the longest explore "
-                "phase ends at epoch %d).",
-                self.tune.grace_period,
-                explore_end,
-            )
+            check_asha(self)
         return self
-
-    def _check_search(self) -> None:
-        sweep = self.sweep
-        for key in ("explore_fraction", "peak_lr"):
-            values = getattr(sweep, key)
-            if len(values) != 2 or values[0] >= values[1]:
-                raise ValueError(
-                    f"sweep.{key}: tune.search optuna searches a [low, high] range, got {values}"
-                )
-        if sweep.schedule != ["knee"]:
-            raise ValueError(
-                "sweep.schedule: tune.search optuna searches the Knee schedule's explore "
-                f"fraction; give [knee], got {sweep.schedule}"
-            )
-        if self.tune.scheduler != "fifo":
-            raise ValueError(
-                f"tune.scheduler: tune.search optuna averages each point over all its seeds; "
-                f"early stopping ({self.tune.scheduler}) would cut seed groups short, use fifo"
-            )
-        for key in ("epochs", "decay"):
-            values = getattr(sweep, key)
-            if values is not None and len(values) > 1:
-                raise ValueError(
-                    f"sweep.{key}: tune.search optuna searches explore_fraction and peak_lr "
-                    f"only; give one value, got {values}"
-                )
-        if self.tune.num_samples is None:
-            raise ValueError("tune.num_samples: tune.search optuna needs the number of suggestions")
-        if self.resources.autoscaling and self.resources.max_concurrent is None:
-            raise ValueError(
-                "resources.max_concurrent: tune.search optuna on an autoscaling cluster needs a "
-                "limit, else every suggestion is made before any result (a random search)"
-            )
 
     @property
     def budgets(self) -> list[int]:

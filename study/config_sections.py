@@ -1,0 +1,151 @@
+"""The sections of a study YAML (data, model, train, sweep, sharpness, resources, tune), each a
+frozen pydantic model that validates its keys; :class:`study.config.StudyConfig` holds them and
+adds the rules across sections. A run's defaults are trainables.config's: taken here, never
+written a second time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+)
+
+from trainables import config as run
+from trainables.config import OPTIMIZER_NAMES, Knee, TrainConfig
+from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
+from trainables.models import MODEL_NAMES
+from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
+
+_OPTIMIZER, _SHARPNESS, _KNEE = run.Optimizer(), run.Sharpness(), Knee()
+
+
+class Section(BaseModel):
+    # strict: "3" is not 3 and 1.0 is not an int; an int is still a valid float.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class Data(Section):
+    dataset: Literal[DATASET_NAMES]
+    download: bool = False
+    # Relative to the working directory (what a CLI user expects); stored absolute.
+    root: Path | None = Field(None, strict=False, validate_default=True)
+
+    @field_validator("root")
+    @classmethod
+    def _cifar_files_present(cls, root: Path | None, info: ValidationInfo) -> Path | None:
+        root = root.expanduser().resolve() if root is not None else None
+        dataset = info.data.get("dataset")
+        folder = CIFAR_FOLDERS.get(dataset)
+        if folder is None:
+            return root
+        if root is None:
+            raise ValueError(
+                f"{dataset} needs the folder that holds {folder}/ (or one to download to)"
+            )
+        if info.data.get("download") or not (info.context or {}).get("check_files", True):
+            return root
+        if not root.is_dir():
+            raise ValueError(f"{root} is not a directory (data.download: true fetches {dataset})")
+        if not (root / folder).is_dir():
+            raise ValueError(
+                f"{root} has no {folder}/ inside (data.download: true fetches {dataset})"
+            )
+        return root
+
+
+class Model(Section):
+    name: Literal[MODEL_NAMES]
+
+
+class Train(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    optimizer: Literal[OPTIMIZER_NAMES] = _OPTIMIZER.name
+    momentum: float = Field(_OPTIMIZER.momentum, ge=0, lt=1)
+    nesterov: bool = _OPTIMIZER.nesterov
+    weight_decay: float = Field(_OPTIMIZER.weight_decay, ge=0)
+    warmup_fraction: float = Field(TrainConfig.warmup_fraction, ge=0, le=1)
+    decay: Literal[DECAY_SHAPES] = _KNEE.decay
+    device: str = TrainConfig.device
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError("must be auto (cuda if there is one), cpu, cuda or cuda:N")
+        return device
+
+    @field_validator("nesterov")
+    @classmethod
+    def _nesterov_needs_momentum(cls, nesterov: bool, info: ValidationInfo) -> bool:
+        # torch's SGD refuses it in every trial, after the study has started.
+        if nesterov and info.data.get("momentum") == 0:
+            raise ValueError("needs train.momentum > 0 (Nesterov momentum)")
+        return nesterov
+
+
+class Sweep(Section):
+    """The grid: every combination of these values is one trial, except that a baseline schedule
+    runs once per combination of the axes it uses (explore fraction and decay are Knee's own).
+
+    With ``tune.search: optuna``, ``explore_fraction`` and ``peak_lr`` are each the ``[low,
+    high]`` range searched (uniform and log-uniform) and every suggestion runs every seed.
+    """
+
+    explore_fraction: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1)
+    peak_lr: list[PositiveFloat] = Field(min_length=1)
+    seed: list[NonNegativeInt] = Field(min_length=1)
+    schedule: list[Literal[SCHEDULE_NAMES]] = Field(["knee"], min_length=1)
+    epochs: list[PositiveInt] | None = Field(None, min_length=1)  # budgets; None: train.epochs
+    decay: list[Literal[DECAY_SHAPES]] | None = Field(None, min_length=1)  # None: train.decay
+
+    @field_validator("explore_fraction", "peak_lr", "seed", "schedule", "epochs", "decay")
+    @classmethod
+    def _distinct(cls, values: list | None) -> list | None:
+        # A repeated value would silently run the same trial twice and weigh it double.
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("values must be distinct")
+        return values
+
+
+class Sharpness(Section):
+    epsilon: PositiveFloat = _SHARPNESS.epsilon
+    steps: PositiveInt = _SHARPNESS.steps
+    batches: PositiveInt = _SHARPNESS.batches
+    hessian: bool = _SHARPNESS.hessian
+
+
+class Resources(Section):
+    cpus_per_trial: PositiveFloat = 1.0
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_concurrent: PositiveInt | None = None  # None: as many trials as the cluster fits
+    # The cluster grows for pending trials (Ray's autoscaler, KubeRay autoscaling): what is up at
+    # start neither refuses a trial nor caps how many run at once.
+    autoscaling: bool = False
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_or_share(cls, gpus: float) -> float:
+        if gpus > 1 and not gpus.is_integer():
+            raise ValueError("must be a fraction of one GPU (<= 1) or a whole number of GPUs")
+        return gpus
+
+
+class Tune(Section):
+    search: Literal["grid", "optuna"] = "grid"
+    num_samples: PositiveInt | None = None  # optuna: suggestions, each run over every seed
+    scheduler: Literal["fifo", "asha"] = "fifo"
+    grace_period: PositiveInt | None = None  # epochs; required with asha
+    max_failures: NonNegativeInt = 2  # retries of a trial from its last checkpoint
+    checkpoint_every: PositiveInt = 1  # epochs
