@@ -1,5 +1,5 @@
-"""A run's config: the flat form (Tune's params, MLflow's) round-trips, a baseline has no Knee
-keys, and wrong keys are refused."""
+"""trainables/config.py, a run's config: the flat form (Tune's params, MLflow's) round-trips,
+a baseline has no Knee keys, and wrong keys are refused."""
 
 import pytest
 from hypothesis import given
