@@ -1,11 +1,12 @@
 """Simulated studies with a known truth, and how often a verdict gets them wrong.
 
-Each study is a frame shaped like ``load_runs`` output: five explore fractions x some peak LRs
-x some seeds, accuracy = 0.98 + the truth's advantage + a seed effect shared by every fraction
-(the pairing removes it) + independent noise. The tests run a few hundred studies per case;
-run this file for the full table the issue note quotes:
+Each study is a frame shaped like ``load_runs`` output (``factories.runs_frame``): five explore
+fractions x some peak LRs x some seeds, accuracy = 0.98 + the truth's advantage + a seed effect
+shared by every fraction (the pairing removes it) + independent noise. The tests
+(test_robustness.py) run a few hundred studies per case; run this file for the full table,
+1,000 studies a case (``tests`` on the path, where pytest puts it, for ``factories``):
 
-    .venv/bin/python tests/analysis/simulations.py
+    PYTHONPATH=tests .venv/bin/python tests/analysis/simulations.py
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import sys
 
 import numpy as np
 import pandas as pd
+from factories import FRACTIONS, runs_frame
 
 from analysis.policy import Policy
 from analysis.robustness import robustness_verdict
 
-FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MARGIN = Policy().margin
 NOISE, SEED_EFFECT = 0.002, 0.004  # sd of a trial's own noise, and of a seed's shared effect
 
@@ -47,15 +48,12 @@ def study(
                     "explore_fraction": f,
                     "peak_lr": 0.05 * (lr + 1),
                     "seed": s,
-                    "schedule": "knee",
                     "test_acc": 0.1 if diverged else accuracy,
                     "diverged": diverged,
                     "status": "FAILED" if s < failed.get(f, 0) else "FINISHED",
                 }
             )
-    runs = pd.DataFrame(rows)
-    runs.attrs["params"] = ["explore_fraction", "peak_lr", "seed", "schedule"]
-    return runs
+    return runs_frame(rows)
 
 
 def rate(decision: str, studies: int, seed: int = 0, **shape) -> float:
@@ -66,7 +64,8 @@ def rate(decision: str, studies: int, seed: int = 0, **shape) -> float:
 
 
 def table(studies: int = 1000) -> pd.DataFrame:
-    """Every error rate the issue note quotes, ``studies`` simulated studies each."""
+    """The verdict's error rate in each case the tests check, ``studies`` simulated studies
+    each."""
     rows = []
 
     def add(case: str, decision: str, **shape) -> None:
