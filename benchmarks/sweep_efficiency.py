@@ -63,7 +63,7 @@ def trial_runs(output: Path) -> list:
     """The study's child runs (one per trial) from its sqlite MLflow store."""
     from mlflow import MlflowClient
 
-    from study.tracking import default_tracking_uri
+    from study.stores import default_tracking_uri
     from trainables.results import PARENT_RUN_TAG
 
     client = MlflowClient(default_tracking_uri(output))

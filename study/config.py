@@ -26,6 +26,7 @@ from pydantic import (
 
 from study.config_rules import check_asha, check_search
 from study.config_sections import Data, Model, Resources, Section, Sharpness, Sweep, Train, Tune
+from study.errors import BadInput
 from trainables import config as run
 from trainables.config import KNEE_ONLY_KEYS, Baseline, Knee, TrainConfig
 from trainables.schedules import STEP_MILESTONES
@@ -33,7 +34,7 @@ from trainables.schedules import STEP_MILESTONES
 DEFAULT_CONFIG = "digits_quick.yaml"  # in the packaged configs/ folder
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput):
     """A study config that must not run; the message is one line naming the key."""
 
 
@@ -247,6 +248,11 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     try:
         value = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
+        if text.lstrip().startswith(("[", "{")):  # `--set k=[0, 1]` unquoted: the shell cut it
+            raise ConfigError(
+                f"--set {key}: {text!r} is a list cut short (the shell splits an unquoted value "
+                f'at its spaces): quote the whole item, e.g. --set "{key}=[0, 1]"'
+            ) from None
         raise ConfigError(
             f"--set {key}: value is not valid YAML ({_yaml_problem(error)})"
         ) from None

@@ -13,6 +13,13 @@ from pathlib import Path
 
 from study import folder
 from study.config import StudyConfig
+from study.errors import BadInput, one_line
+from study.stores import check_tracking_uri
+
+
+class ReportError(BadInput):
+    """The runs cannot make a report (no such experiment, runs without the sweep's params), or
+    the report has nowhere to go."""
 
 
 def write(
@@ -28,18 +35,26 @@ def write(
     ``out`` and print where it is and the verdict. ``swept``: the explore fractions the study
     ran (a grid's), so a fraction MLflow has no run of is named rather than left out.
 
-    Raises ``analysis.runs.AnalysisError`` when the runs cannot make a report.
+    Raises :class:`ReportError` when the runs cannot make a report or ``out`` is a file, and
+    :class:`study.stores.TrackingError` when there is no store to read them from.
     """
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out: {out} is a file; a report is a folder of files")
+    check_tracking_uri(tracking_uri, must_exist=True)
     # analysis brings pandas and matplotlib: imported when a report is written, not before.
     from analysis import curves
     from analysis.report import verdict_line, write_report
-    from analysis.runs import load_history, load_runs
+    from analysis.runs import AnalysisError, load_history, load_runs
 
-    runs = load_runs(experiment, tracking_uri, parent_run_id)
-    # A request per run and metric: only the trials and metrics the learning curves draw.
-    history = load_history(None, tracking_uri, runs=curves.needed(runs), metrics=curves.METRICS)
-    title = f"Knee study report: {experiment}"
-    verdict = write_report(runs, out, title, fraction, margin, history=history, swept=swept)
+    try:
+        runs = load_runs(experiment, tracking_uri, parent_run_id)
+        # A request per run and metric: only the trials and metrics the learning curves draw.
+        needed = curves.needed(runs)
+        history = load_history(None, tracking_uri, runs=needed, metrics=curves.METRICS)
+        title = f"Knee study report: {experiment}"
+        verdict = write_report(runs, out, title, fraction, margin, history=history, swept=swept)
+    except AnalysisError as error:  # analysis knows nothing of the study's errors
+        raise ReportError(error) from None
     trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
     print(f"knee-study: report of {trials} in {out.resolve() / 'report.html'}")
     print(verdict_line(verdict))
@@ -70,17 +85,21 @@ def verdict_reach(cfg: StudyConfig) -> str | None:
     return None
 
 
+def swept_fractions(cfg: StudyConfig) -> list[float] | None:
+    """The explore fractions a grid study ran, for its own report; None for a search."""
+    return cfg.sweep.explore_fraction if cfg.tune.search == "grid" else None
+
+
 def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
     """The ended study's own report, written into the study folder and attached to its parent
     run; whatever goes wrong, one line on stderr with the command that retries it."""
-    from analysis.runs import AnalysisError
-
     report_dir = output / folder.REPORT_DIR
     try:
-        swept = cfg.sweep.explore_fraction if cfg.tune.search == "grid" else None
-        write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, swept=swept)
+        write(
+            cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, swept=swept_fractions(cfg)
+        )
     except Exception as error:  # a report bug must not hide the study's outcome
-        first = one_line(error, expected=isinstance(error, AnalysisError))
+        first = one_line(error, expected=isinstance(error, BadInput))
         print(
             f"knee-study: no report: {first} (retry: knee-study report {output})", file=sys.stderr
         )
@@ -91,7 +110,7 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
 def attach(tracking_uri: str, parent_run_id: str, report_dir: Path) -> None:
     """The report's files onto the study's parent run (replacing an earlier copy); a failure is
     one line on stderr, not an error."""
-    from study.tracking import attach_report
+    from study.study_run import attach_report  # MLflow: imported when a report is attached
 
     try:
         attach_report(tracking_uri, parent_run_id, report_dir)
@@ -101,9 +120,3 @@ def attach(tracking_uri: str, parent_run_id: str, report_dir: Path) -> None:
             f"(it is in {report_dir})",
             file=sys.stderr,
         )
-
-
-def one_line(error: BaseException, expected: bool = False) -> str:
-    """An error's first line; an unexpected one with its type, for whoever reports it."""
-    text = str(error) if expected else f"{type(error).__name__}: {error}"
-    return (text.splitlines() or [""])[0]

@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from study.errors import BadInput
+
 # pyarrow.fs.FileSystem.from_uri schemes that Ray's storage_path accepts (gcs is gs's alias).
 URI_SCHEMES = ("s3", "gs", "gcs", "hdfs")
 DEFAULT_NAME = "tune"  # Tune's folder in the study folder of a study on its own local Ray
 
 
-class StorageError(ValueError):
-    """An unusable ``--storage`` value."""
+class StorageError(BadInput):
+    """An unusable ``--storage`` value (the message names the option)."""
 
 
 def resolve_storage(value: str) -> str:
@@ -35,11 +37,11 @@ def resolve_storage(value: str) -> str:
         return _local(parts.path)
     if scheme not in URI_SCHEMES:
         raise StorageError(
-            f"unsupported scheme {scheme + '://'!r} in {value} (use a local or shared path, "
-            f"or {', '.join(s + '://BUCKET/PATH' for s in URI_SCHEMES)})"
+            f"--storage: unsupported scheme {scheme + '://'!r} in {value} (use a local or shared "
+            f"path, or {', '.join(s + '://BUCKET/PATH' for s in URI_SCHEMES)})"
         )
     if not parts.netloc:
-        raise StorageError(f"{value} names no bucket ({scheme}://BUCKET/PATH)")
+        raise StorageError(f"--storage: {value} names no bucket ({scheme}://BUCKET/PATH)")
     return value.rstrip("/")
 
 
@@ -52,9 +54,10 @@ def experiment_path(output: Path, storage: str | None, name: str = DEFAULT_NAME)
 def _local(value: str) -> str:
     path = Path(value).expanduser().resolve()
     if path.exists() and not path.is_dir():
-        raise StorageError(f"{path} is a file, not a folder")
+        raise StorageError(f"--storage: {path} is a file, not a folder")
     if not path.parent.is_dir():
         raise StorageError(
-            f"{path.parent} does not exist (create it, or mount the shared storage there)"
+            f"--storage: {path.parent} does not exist (create it, or mount the shared storage "
+            "there)"
         )
     return str(path)

@@ -1,37 +1,53 @@
 """Bad input through the CLI: exit status 2, one line on stderr naming the problem, no traceback,
 nothing made and nothing started (Ray is never started: the tests make starting it fail)."""
 
+import functools
 import json
-import socket
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from fakes import FakeCluster, study_with_store
+from ports import free_port
 
-from study import cli, folder
+from study import cli, cluster, driver, folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.config import ConfigError, load_config
+from study.study import Ending, Outcome
 from trainables.state import STATE_KEYS
 
 BAD_YAML = "name: broken\nsweep: [unclosed\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stopped_study(path: Path, tracking_uri: str | None = None, state: bytes | None = None) -> Path:
+def _stopped_study(
+    path: Path,
+    tracking_uri: str | None = None,
+    state: bytes | None = None,
+    store: bool = False,
+    overrides: tuple[str, ...] = (),
+) -> Path:
     """A study folder as a stopped study leaves it: config, ids, Tune's state, a trial checkpoint.
 
     ``state`` replaces the bytes of the trial's latest checkpoint (the one Tune would resume).
+    ``store``: a real MLflow store with its parent run KILLED, for a resume that gets as far as
+    Ray; otherwise an empty file stands for it (the checks that refuse first only look for it).
     """
-    folder.create(path, load_config(None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]"]))
-    uri = tracking_uri or f"sqlite:///{path / 'mlflow.db'}"
-    if tracking_uri is None:
-        (path / "mlflow.db").touch()  # the store is there (resume and report look for it)
-    folder.write_meta(path, folder.StudyMeta(uri, "1", "0" * 32))
+    if store:
+        cfg, meta = _template_store()
+        folder.create(path, load_config(None, [*cfg, *overrides]))
+        shutil.copy(Path(meta.tracking_uri.removeprefix("sqlite:///")), path / "mlflow.db")
+        folder.write_meta(path, replace(meta, tracking_uri=f"sqlite:///{path / 'mlflow.db'}"))
+    else:
+        folder.create(path, load_config(None, ["sweep.seed=[0]", "sweep.peak_lr=[0.1]"]))
+        uri = tracking_uri or f"sqlite:///{path / 'mlflow.db'}"
+        if tracking_uri is None:
+            (path / "mlflow.db").touch()  # the store is there (resume and report look for it)
+        folder.write_meta(path, folder.StudyMeta(uri, "1", "0" * 32))
     tune = path / "tune"
     tune.mkdir()
     (tune / "tuner.pkl").write_bytes(b"Tune's pickled Tuner")
@@ -49,6 +65,15 @@ def _stopped_study(path: Path, tracking_uri: str | None = None, state: bytes | N
     if state is not None:
         (latest / "state.pt").write_bytes(state)
     return path
+
+
+@functools.cache
+def _template_store() -> tuple[list[str], folder.StudyMeta]:
+    """A real store with a parent run KILLED, made once: each case copies its file."""
+    path = Path(tempfile.mkdtemp(prefix="knee-store-")) / "study"
+    overrides = ["sweep.seed=[0]", "sweep.peak_lr=[0.1]"]
+    _, meta = study_with_store(path, tuple(overrides))
+    return overrides, meta
 
 
 def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
@@ -161,6 +186,43 @@ CASES = {
         ["resume", "{study}"],
         "--tracking-uri: no MLflow server answers",
     ),
+    "resume naming a moved store that is not there either": (
+        ["resume", "{study}", "--tracking-uri", "sqlite:///{tmp}/moved/mlflow.db"],
+        "no MLflow store at {tmp}/moved/mlflow.db",
+    ),
+    "validate with a malformed --address": (
+        ["validate", "--address", "not a host"],
+        "--address: expected HOST:PORT",
+    ),
+    "validate with an --address where nothing listens": (
+        ["validate", "--address", "127.0.0.1:{port}"],
+        "--address: nothing answers at 127.0.0.1:",
+    ),
+    "validate with an unreachable --tracking-uri": (
+        ["validate", "--tracking-uri", "http://127.0.0.1:{port}"],
+        "--tracking-uri: no MLflow server answers",
+    ),
+    "validate with an unknown --tracking-uri scheme": (
+        ["validate", "--tracking-uri", "bogus://x"],
+        "--tracking-uri: MLflow has no store for bogus: URIs",
+    ),
+    "validate with an unusable --storage": (
+        ["validate", "--storage", "ftp://host/knee"],
+        "--storage: unsupported scheme 'ftp://'",
+    ),
+    "validate into an existing study": (["validate", "--output", "{study}"], "already holds"),
+    "a list the shell cut, taken for the config": (
+        ["run", "--set", "sweep.seed=[0,", "1]"],
+        'quote the whole item, e.g. --set "sweep.seed=[0, 1]"',
+    ),
+    "a list the shell cut, after a config": (
+        ["validate", "{tmp}/broken.yaml", "--set", "sweep.schedule=[knee,", "cosine]"],
+        'quote the whole item, e.g. --set "sweep.schedule=[knee, cosine]"',
+    ),
+    "a list the shell cut, its end elsewhere": (
+        ["validate", "--set", "sweep.seed=[0,"],
+        "--set sweep.seed: '[0,' is a list cut short",
+    ),
 }
 
 
@@ -180,19 +242,23 @@ def _setup(case: str, tmp: Path, port: int) -> Path:
     elif case == "report into a file":
         _stopped_study(study)
     elif case == "resume a study that never started":
-        _stopped_study(study)
+        _stopped_study(study, store=True)
         (study / "tune" / "tuner.pkl").unlink()
     elif case == "resume from a corrupt checkpoint":
-        _stopped_study(study, state=b"\x00garbage, not a torch.save file" * 100)
+        _stopped_study(study, state=b"\x00garbage, not a torch.save file" * 100, store=True)
     elif case == "resume from a checkpoint of something else":
-        _stopped_study(study)
+        _stopped_study(study, store=True)
         torch.save({"weights": torch.zeros(3)}, study / "tune/abc_00000/checkpoint_000002/state.pt")
     elif case == "resume with Tune's state damaged and no good copy":
-        _stopped_study(study)
+        _stopped_study(study, store=True)
         next((study / "tune").glob("experiment_state-*.json")).write_text('{"trial_data": [[')
     elif case == "resume with its MLflow server gone":
         _stopped_study(study, tracking_uri=f"http://127.0.0.1:{port}")
-    elif case == "run into an existing study":
+    elif case in (
+        "run into an existing study",
+        "validate into an existing study",
+        "resume naming a moved store that is not there either",
+    ):
         _stopped_study(study)
     return study
 
@@ -204,7 +270,7 @@ def no_ray(monkeypatch):
     def refuse(address):
         raise AssertionError(f"Ray was started (address={address}) for bad input")
 
-    monkeypatch.setattr(cli, "_start_ray", refuse)
+    monkeypatch.setattr(cluster, "connect", refuse)
 
 
 class RayStarted(Exception):
@@ -216,13 +282,13 @@ def ray_start_fails(monkeypatch):
     def start_ray(address):
         raise RayStarted
 
-    monkeypatch.setattr(cli, "_start_ray", start_ray)
+    monkeypatch.setattr(cluster, "connect", start_ray)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_exits_2_with_one_line_and_starts_nothing(case, tmp_path, capsys, no_ray):
     argv, words = CASES[case]
-    port = _free_port()
+    port = free_port()
     (tmp_path / "broken.yaml").write_text(BAD_YAML)
     study = _setup(case, tmp_path, port)
     out = tmp_path / "new-study"
@@ -243,7 +309,7 @@ def test_bad_input_exits_2_with_one_line_and_starts_nothing(case, tmp_path, caps
 
 def test_a_study_resumes_past_a_checkpoint_of_a_finished_trial(tmp_path, ray_start_fails):
     """Only checkpoints Tune will restore are read: a finished trial's are never used."""
-    study = _stopped_study(tmp_path / "stopped", state=b"garbage")
+    study = _stopped_study(tmp_path / "stopped", state=b"garbage", store=True)
     state_file = next((study / "tune").glob("experiment_state-*.json"))
     trial = json.dumps({"trial_id": "abc_00000", "status": "TERMINATED"})
     state_file.write_text(json.dumps({"trial_data": [[trial, "{}"]]}))
@@ -253,7 +319,7 @@ def test_a_study_resumes_past_a_checkpoint_of_a_finished_trial(tmp_path, ray_sta
 
 
 def test_resume_puts_back_the_last_good_copy_of_a_damaged_tune_state(tmp_path, ray_start_fails):
-    study = _stopped_study(tmp_path / "stopped")
+    study = _stopped_study(tmp_path / "stopped", store=True)
     snapshot = next((study / "tune").glob("experiment_state-*.json"))
     good = snapshot.read_bytes()
     snapshot.with_name(snapshot.name + ".last-good").write_bytes(good)
@@ -262,26 +328,6 @@ def test_resume_puts_back_the_last_good_copy_of_a_damaged_tune_state(tmp_path, r
     with pytest.raises(RayStarted):
         main(["resume", str(study)])
     assert snapshot.read_bytes() == good
-
-
-@pytest.mark.parametrize(
-    ("address", "local"),
-    [
-        (None, True),
-        ("local", True),
-        ("localhost", True),
-        ("127.0.0.1:6379", True),
-        ("localhost:6379", True),
-        ("[::1]:6379", True),
-        ("ray://127.0.0.1:10001", True),
-        ("auto", False),
-        ("10.1.2.3:6379", False),
-        ("head.example.org:6379", False),
-    ],
-)
-def test_a_driver_joining_a_loopback_head_keeps_ray_on_loopback(address, local):
-    """Without it, Ray swaps 127.0.0.1 for the machine's outward address and never connects."""
-    assert cli._is_local(address) is local
 
 
 def test_validate_accepts_the_default_study(capsys):
@@ -318,36 +364,33 @@ def test_a_study_too_small_for_its_verdict_is_told_before_it_runs(capsys, sets, 
 def test_a_resumed_study_the_cluster_cannot_run_says_where_its_settings_are(
     tmp_path, capsys, monkeypatch
 ):
-    """resume takes no --set: the refusal names the study's own settings file."""
-    import ray
+    """resume takes no --set: the refusal names the study's own settings file; Ray is shut."""
+    study = _stopped_study(
+        tmp_path / "stopped", store=True, overrides=("resources.gpus_per_trial=1",)
+    )
+    connected = FakeCluster({"CPU": 2.0})
+    monkeypatch.setattr(cluster, "connect", lambda address: connected)
+    capsys.readouterr()
 
-    from study import launch
-
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(ray, "shutdown", lambda: None)
-    cfg = load_config(None, ["resources.gpus_per_trial=1"])
-
-    assert cli._plan(launch, cfg, resumed=tmp_path) is None
+    assert main(["resume", str(study)]) == EXIT_BAD_INPUT
 
     (line,) = capsys.readouterr().err.splitlines()
     assert "set resources.autoscaling=true" in line
-    assert line.endswith(f"a resumed study's settings are in {tmp_path / folder.CONFIG_FILE}")
+    assert line.endswith(f"a resumed study's settings are in {study / folder.CONFIG_FILE}")
+    assert not connected.connected
 
 
 def test_a_study_that_fails_to_set_up_leaves_no_half_made_study(tmp_path, monkeypatch):
     """Tune refusing to build (here: a bug) after the folder and the parent run exist: the folder
     is no study any more, so `run` takes it again; the parent run is FAILED, not RUNNING."""
-    import ray
     from mlflow import MlflowClient
-
-    from study import launch
 
     def broken(*args, **kwargs):
         raise RuntimeError("Tune refused")
 
-    monkeypatch.setattr(cli, "_start_ray", lambda address: (ray, launch))
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(launch, "build_tuner", broken)
+    connected = FakeCluster()
+    monkeypatch.setattr(cluster, "connect", lambda address: connected)
+    monkeypatch.setattr(driver, "build_tuner", broken)
     output = tmp_path / "study"
     argv = ["run", "--output", str(output), "--set", "name=half"]
 
@@ -361,6 +404,7 @@ def test_a_study_that_fails_to_set_up_leaves_no_half_made_study(tmp_path, monkey
     assert parent.info.status == "FAILED"
     with pytest.raises(RuntimeError, match="Tune refused"):  # not "already holds a study"
         main(argv)
+    assert not connected.connected  # Ray is not left up
 
 
 def test_a_report_reads_a_cifar_study_whose_data_is_not_on_this_machine(tmp_path):
@@ -384,17 +428,13 @@ def test_an_experiment_mlflow_will_not_take_runs_is_one_line_and_no_study(
 ):
     """The study's name belongs to a deleted experiment (MLflow keeps it, and refuses runs in
     it): one line naming MLflow's reason, exit 2, and the folder is no study."""
-    import ray
     from mlflow import MlflowClient
-
-    from study import launch
 
     output = tmp_path / "study"
     output.mkdir()
     client = MlflowClient(f"sqlite:///{output / 'mlflow.db'}")
     client.delete_experiment(client.create_experiment("gone"))
-    monkeypatch.setattr(cli, "_start_ray", lambda address: (ray, launch))
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(cluster, "connect", lambda address: FakeCluster())
     capsys.readouterr()
 
     assert main(["run", "--output", str(output), "--set", "name=gone"]) == EXIT_BAD_INPUT
@@ -404,3 +444,48 @@ def test_an_experiment_mlflow_will_not_take_runs_is_one_line_and_no_study(
     assert err.count("\n") == 1, err
     assert "active" in err  # MLflow's reason: the experiment is not active
     assert not (output / folder.CONFIG_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("ending", "code"),
+    [
+        (Ending.FINISHED, 0),
+        (Ending.ALREADY_FINISHED, 0),
+        (Ending.TRIALS_FAILED, 1),
+        (Ending.STOPPED, 130),
+    ],
+)
+def test_each_outcome_has_its_exit_status(ending, code):
+    """The README's exit statuses: 0 done (a resumed study that had finished: nothing to do),
+    1 some trials failed, 130 stopped (resume it)."""
+    assert cli.exit_code(Outcome(ending, trials=4, finished=2, stopped=1, failed=1)) == code
+
+
+def test_validate_checks_the_options_run_takes_and_passes_good_ones(tmp_path, capsys, no_ray):
+    storage = tmp_path / "ray-state"
+    argv = ["validate", "--storage", str(storage), "--output", str(tmp_path / "study")]
+    argv += ["--tracking-uri", f"sqlite:///{tmp_path / 'runs.db'}"]
+
+    assert main(argv) == 0
+
+    assert "digits-quick: valid, 100 trials" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+def test_help_imports_neither_torch_nor_sklearn():
+    """--help answers at once: the arguments are read before anything heavy is imported."""
+    code = (
+        "import sys\n"
+        "from study.cli import main\n"
+        "for argv in (['--help'], ['run', '--help'], ['resume', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "print(sorted({'torch', 'sklearn', 'mlflow', 'ray', 'pandas'} & loaded))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.splitlines()[-1] == "[]", proc.stdout

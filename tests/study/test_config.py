@@ -159,7 +159,14 @@ BAD_OVERRIDES = [
     (["=3"], "--set '=3'", "expected key=value"),
     (["train..epochs=3"], "--set 'train..epochs=3'", "expected key=value"),
     (["name.first=x"], "--set name.first", "name is not a section"),
-    (["sweep.seed=[0, 1"], "--set sweep.seed", "value is not valid YAML"),
+    # an unquoted list, cut by the shell at its spaces: the fix is named
+    (["sweep.seed=[0,"], "--set sweep.seed", "cut short (the shell splits an unquoted value"),
+    (
+        ["sweep.seed=[0, 1"],
+        "--set sweep.seed",
+        'quote the whole item, e.g. --set "sweep.seed=[0, 1]"',
+    ),
+    (["name='unclosed"], "--set name", "value is not valid YAML"),
 ]
 
 

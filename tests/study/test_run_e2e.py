@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from study.tracking import default_tracking_uri
+from study.stores import default_tracking_uri
 
 pytestmark = pytest.mark.slow
 

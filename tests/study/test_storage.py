@@ -7,6 +7,7 @@ import pytest
 from study import folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.storage import StorageError, experiment_path, resolve_storage
+from study.study_run import set_study_status
 
 
 def test_local_storage_is_made_absolute(tmp_path, monkeypatch):
@@ -63,19 +64,6 @@ def test_restore_path_is_the_recorded_storage_or_the_study_folder(tmp_path):
     assert experiment_path(tmp_path, "s3://bucket/knee", "s-1") == "s3://bucket/knee/s-1"
 
 
-def test_a_study_json_from_before_storage_still_opens_at_its_own_tune_folder(tmp_path):
-    from study.config import load_config
-
-    folder.create(tmp_path, load_config(None))
-    old = {"tracking_uri": "sqlite:///x.db", "experiment_id": "1", "parent_run_id": "p"}
-    (tmp_path / folder.META_FILE).write_text(json.dumps(old))
-
-    _, meta = folder.open_study(tmp_path)
-
-    assert (meta.storage, meta.tune_name) == (None, "tune")
-    assert experiment_path(tmp_path, meta.storage, meta.tune_name) == f"{tmp_path}/tune"
-
-
 @pytest.mark.slow
 def test_study_state_goes_to_storage_and_resume_finds_it(tmp_path, knee_study):
     output, shared = tmp_path / "study", tmp_path / "x" / "somewhere"
@@ -100,8 +88,10 @@ def test_study_state_goes_to_storage_and_resume_finds_it(tmp_path, knee_study):
     assert len([p for p in state.iterdir() if p.is_dir()]) == 2  # one folder per trial
     assert not (output / "tune").exists()  # nothing of Ray's in the study folder
 
-    # Resume restores from the recorded storage (the study folder has no Ray state to find):
-    # both trials are already finished, so nothing runs again.
+    # The driver died after both trials finished, before it marked the study (its parent run
+    # RUNNING): resume restores from the recorded storage (the study folder has no Ray state to
+    # find), and nothing runs again.
+    set_study_status(meta["tracking_uri"], meta["parent_run_id"], "RUNNING")
     proc = knee_study("resume", str(output))
 
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,44 +1,36 @@
-"""Ray Tune side of a study: the param space, the resource plan, the trial function, the Tuner.
+"""The driver side of a study: how its trials pack onto the cluster, the param space, the trial
+scheduler, and the Tuner that runs them (built for a new study, restored for a resumed one).
 
 Import this module only after :func:`study.ray_env.prepare_ray_env` ran: Ray reads its
-environment when it is imported.
+environment when it is imported (:mod:`study.cluster` connects first).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import ray
-import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from study.checkpoints import STATE_FILE
 from study.config import StudyConfig, trial_label
+from study.errors import BadInput
 from study.search import search_algorithm, search_space
 from study.snapshot_backup import SnapshotBackup
 from study.storage import DEFAULT_NAME
-from trainables.results import EpochsReport, FinalReport
-from trainables.train import train
+from study.tracker import TrialTracker, logging_to
+from study.trial import run_trial
 
-if TYPE_CHECKING:
-    from study.tracking import TrialTracker
-
-# Trial workers import this module: keep Ray Train's line per saved checkpoint out of the
-# driver's terminal (the trial table already shows progress).
+# Ray Train's line per saved checkpoint stays out of the driver's terminal (the trial table
+# already shows progress); trial workers say the same in study.trial.
 logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
-REPORT_INTERVAL_S = 10.0  # longest a trial keeps finished epochs to itself between checkpoints
 
-
-class PlanError(ValueError):
+class PlanError(BadInput):
     """The cluster cannot run the study as configured."""
 
 
@@ -106,53 +98,6 @@ def param_space(cfg: StudyConfig, plan: ResourcePlan) -> dict[str, Any]:
     return space
 
 
-def run_trial(config: dict[str, Any], checkpoint_every: int = 1) -> None:
-    """The Tune trainable: train one config, reporting with each checkpoint, then the final metrics.
-
-    Every ``checkpoint_every``-th epoch and the last send one report with a checkpoint (one
-    ``torch.save`` file); between them an epoch is reported on its own only when the last report
-    is ``REPORT_INTERVAL_S`` old. Each report (:class:`trainables.results.EpochsReport`) carries
-    the metrics of every epoch not yet reported, so nothing is lost by reporting less often: a
-    report is a round trip to the driver that the trial waits for (~30 ms; forty of them took as
-    long as training a digits trial). After a restore the first report also carries the
-    checkpoint's own history, so the tracker can fill in any epoch its run lacks.
-    """
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
-    state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / STATE_FILE, weights_only=False)
-        # Said in the driver's terminal (Ray forwards a trial's stdout): where a retried or
-        # resumed trial picks up.
-        trial_id = tune.get_context().get_trial_id()
-        print(f"knee-study: trial {trial_id} continues after epoch {state['epoch']}", flush=True)
-    unreported = list(state["history"]) if state else []
-    epochs = config["epochs"]
-    last_report = time.monotonic()
-
-    def on_epoch(metrics: dict[str, float], train_state: dict[str, Any]) -> None:
-        nonlocal last_report
-        unreported.append(metrics)
-        due = metrics["epoch"] % checkpoint_every == 0 or metrics["epoch"] == epochs
-        if not due and time.monotonic() - last_report < REPORT_INTERVAL_S:
-            return
-        report = EpochsReport(tuple(unreported)).to_result()
-        if due:
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(train_state, Path(folder) / STATE_FILE)
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
-            tune.report(report)
-        unreported.clear()
-        last_report = time.monotonic()
-
-    result = dict(train(config, on_epoch=on_epoch, state=state))
-    diverged = result.pop("diverged")
-    tune.report(FinalReport(result, diverged, tuple(unreported)).to_result())
-
-
 def build_tuner(
     cfg: StudyConfig,
     plan: ResourcePlan,
@@ -196,10 +141,12 @@ def build_tuner(
     )
 
 
-def restore_tuner(cfg: StudyConfig, plan: ResourcePlan, path: str) -> tune.Tuner:
+def restore_tuner(cfg: StudyConfig, plan: ResourcePlan, path: str, tracking_uri: str) -> tune.Tuner:
     """The Tuner of a study whose driver stopped, from Ray's experiment folder ``path`` (local or
-    URI, ``study.storage.experiment_path``); its tracker comes back with Tune's state."""
-    return tune.Tuner.restore(path, _trainable(cfg, plan), resume_errored=True)
+    URI, ``study.storage.experiment_path``). Its tracker comes back with Tune's state, writing
+    to ``tracking_uri``: where the study's store is now (a moved folder's own store)."""
+    with logging_to(tracking_uri):
+        return tune.Tuner.restore(path, _trainable(cfg, plan), resume_errored=True)
 
 
 def _trainable(cfg: StudyConfig, plan: ResourcePlan):

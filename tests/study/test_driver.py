@@ -3,7 +3,7 @@
 import pytest
 
 from study.config import load_config, trial_label
-from study.launch import PlanError, plan_resources
+from study.driver import PlanError, plan_resources
 
 
 def _config(*overrides: str):

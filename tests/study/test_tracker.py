@@ -1,28 +1,15 @@
 """The tracker's promises when a study is resumed: one run per trial, every step once, the final
-metrics once, however the trial's results arrive again."""
+metrics once, however the trial's results arrive again; and a restored tracker writes to the
+store the study is in now."""
 
-import os
 import pickle
-from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import quote
 
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from mlflow import MlflowClient
 
-from study.tracking import (
-    TrackingError,
-    TrialTracker,
-    absolute_uri,
-    check_tracking_uri,
-    close_open_runs,
-    is_local_store,
-    local_path,
-    start_study_run,
-)
-from trainables.results import EPOCH_METRICS, PARENT_RUN_TAG, EpochsReport, FinalReport
+from study.study_run import start_study_run
+from study.tracker import TrialTracker, logging_to
+from trainables.results import EPOCH_METRICS, EpochsReport, FinalReport
 
 EPOCHS = 4
 
@@ -172,144 +159,18 @@ def test_a_stopped_trial_that_trains_again_after_a_restart_loses_its_stopped_tag
     assert "sharpness" in run.data.metrics
 
 
-def test_two_studies_of_one_name_starting_together_share_the_experiment(tmp_path, monkeypatch):
-    """The second study looked before the first one created the experiment, then lost the race
-    to create it: it uses the first one's experiment, with a parent run of its own."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first_experiment, first_parent = start_study_run(uri, "together", {})
-    real_lookup, lookups = MlflowClient.get_experiment_by_name, []
+def test_a_tracker_restored_inside_logging_to_writes_to_the_store_named_there(tmp_path):
+    """A moved or copied study folder: Tune's state holds the tracker pickled with the old
+    store's URI; restored inside logging_to it writes to the new one, and outside, as before."""
+    old, new = (f"sqlite:///{tmp_path / name}" for name in ("old.db", "new.db"))
+    tracker = TrialTracker(old, "1", "0" * 32, run_tags={"search": "grid"})
+    state = pickle.dumps(tracker)
 
-    def lookup(self, name):  # the first look comes before the other study's create
-        lookups.append(name)
-        return None if len(lookups) == 1 else real_lookup(self, name)
+    with logging_to(new):
+        restored = pickle.loads(state)
+    again = pickle.loads(state)
 
-    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", lookup)
-
-    experiment, parent = start_study_run(uri, "together", {})
-
-    assert experiment == first_experiment
-    assert parent != first_parent
-    assert len(lookups) == 2  # it lost the race and looked again
-
-
-@pytest.mark.parametrize(
-    ("uri", "local"),
-    [
-        ("sqlite:////data/study/mlflow.db", True),
-        ("file:///data/study/mlruns", True),
-        ("/data/study/mlruns", True),
-        ("http://127.0.0.1:5000", False),
-        ("https://mlflow.example.org", False),
-        ("postgresql://user@db.example.org/mlflow", False),  # other machines read it too
-        ("databricks", False),
-    ],
-)
-def test_only_a_local_store_keeps_artifacts_in_the_study_folder(uri, local):
-    assert is_local_store(uri) is local
-
-
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("sqlite:///runs/mlflow.db", "sqlite:///{cwd}/runs/mlflow.db"),
-        ("sqlite:///runs/mlflow.db?timeout=30", "sqlite:///{cwd}/runs/mlflow.db?timeout=30"),
-        ("sqlite:////data/mlflow.db", "sqlite:////data/mlflow.db"),
-        ("mlruns", "{cwd}/mlruns"),
-        ("file:mlruns", "file://{cwd}/mlruns"),
-        ("file:///data/mlruns", "file:///data/mlruns"),
-        ("file:my store", "file://{cwd}/my%20store"),
-        ("sqlite://", "sqlite://"),  # in memory
-        ("sqlite:///file:runs.db?mode=ro&uri=true", "sqlite:///file:runs.db?mode=ro&uri=true"),
-        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
-        ("databricks", "databricks"),
-    ],
-)
-def test_a_relative_local_store_is_made_absolute(uri, expected, tmp_path, monkeypatch):
-    """A study's URI must name the same store wherever resume or report run from."""
-    monkeypatch.chdir(tmp_path)
-    assert absolute_uri(uri) == expected.format(cwd=tmp_path.resolve())
-
-
-def test_a_stores_own_path_is_found_again_from_its_absolute_uri(tmp_path, monkeypatch):
-    """What run stores, report and resume read back: the same path, spaces and all."""
-    monkeypatch.chdir(tmp_path)
-    store = tmp_path.resolve() / "my store"
-    store.mkdir()
-    (store / "x.db").touch()
-    for uri, path in [
-        ("file:my store", store),
-        ("my store", store),
-        ("sqlite:///my store/x.db?timeout=5", store / "x.db"),
-    ]:
-        assert local_path(absolute_uri(uri)) == path
-        check_tracking_uri(absolute_uri(uri), must_exist=True)
-
-
-@pytest.mark.parametrize("uri", ["databricks", "databricks://my-profile", "file:///data/mlruns"])
-def test_stores_mlflow_knows_pass_the_check(uri):
-    check_tracking_uri(uri)
-
-
-@pytest.mark.parametrize(
-    ("uri", "words"),
-    [
-        ("bogus://x", "MLflow has no store for bogus: URIs"),
-        ("mssql+nosuchdriver://knee@127.0.0.1/runs", "cannot use mssql+nosuchdriver: "),
-    ],
-)
-def test_stores_mlflow_cannot_use_are_one_line(uri, words):
-    with pytest.raises(TrackingError) as refused:
-        check_tracking_uri(uri)
-    assert words in str(refused.value)
-    assert "\n" not in str(refused.value)
-
-
-def test_closing_a_stopped_study_closes_every_open_run_on_every_page(tmp_path, monkeypatch):
-    """250 open runs from a store that answers 100 a page: all closed; a finished run, the
-    parent and another study's runs are left as they were."""
-    search_runs = MlflowClient.search_runs
-
-    def hundred_a_page(self, *args, max_results=1000, **kwargs):
-        return search_runs(self, *args, max_results=min(max_results, 100), **kwargs)
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment = client.create_experiment("study")
-    parent, other = (client.create_run(experiment).info.run_id for _ in range(2))
-    child = {PARENT_RUN_TAG: parent}
-    open_ids = {client.create_run(experiment, tags=child).info.run_id for _ in range(250)}
-    done = client.create_run(experiment, tags=child).info.run_id
-    client.set_terminated(done, status="FINISHED")
-    others = client.create_run(experiment, tags={PARENT_RUN_TAG: other}).info.run_id
-    monkeypatch.setattr(MlflowClient, "search_runs", hundred_a_page)
-
-    assert close_open_runs(uri, experiment, parent, "KILLED") == 250
-
-    runs = search_runs(client, [experiment], max_results=1000)
-    statuses = {r.info.run_id: r.info.status for r in runs}
-    assert {statuses[i] for i in open_ids} == {"KILLED"}
-    assert statuses[done] == "FINISHED"
-    assert statuses[parent] == statuses[others] == "RUNNING"
-
-
-_PATH_PART = st.text(
-    st.characters(whitelist_categories=("L", "N"), whitelist_characters=" -_.%#"), min_size=1
-).filter(lambda part: part not in (".", ".."))
-
-
-@settings(max_examples=50, deadline=None)
-@given(parts=st.lists(_PATH_PART, min_size=1, max_size=3))
-def test_every_local_store_uri_names_the_same_path_once_made_absolute(parts, tmp_path_factory):
-    """Whatever a relative local store is called (spaces, %, #), the URI run stores names the
-    path it meant from where it ran, and making it absolute again changes nothing."""
-    cwd = tmp_path_factory.mktemp("cwd").resolve()
-    relative = "/".join(parts)
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        for uri in (relative, f"file:{quote(relative)}", f"sqlite:///{relative}"):
-            stored = absolute_uri(uri)
-            assert local_path(stored) == cwd / relative
-            assert absolute_uri(stored) == stored
-    finally:
-        os.chdir(old)
+    assert restored.tracking_uri == new
+    assert (restored.experiment_id, restored.parent_run_id) == ("1", "0" * 32)
+    assert restored.run_tags == {"search": "grid"}
+    assert again.tracking_uri == old

@@ -1,0 +1,168 @@
+"""The study's parent run in MLflow: opened when a study starts, marked as it ends, closed with
+its children when it stops, and the report's files on it.
+
+One experiment per study name; a parent run per study; one child run per trial, written by
+:class:`study.tracker.TrialTracker`. Everything here runs on the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
+
+from trainables.results import PARENT_RUN_TAG
+
+
+def start_study_run(
+    tracking_uri: str,
+    experiment_name: str,
+    params: Mapping[str, Any],
+    artifact_root: Path | None = None,
+) -> tuple[str, str]:
+    """Create (or find) the study's experiment and open its parent run; returns both ids.
+
+    ``artifact_root`` is where a new experiment keeps its artifacts; None leaves it to MLflow (for
+    a server or a shared database: a driver's local path would be useless to its other clients).
+    Run on the driver before any trial starts: the first use of a sqlite store creates its
+    tables, which concurrent first users would race on.
+    """
+    client = MlflowClient(tracking_uri)
+    experiment_id = _experiment_id(client, experiment_name, artifact_root)
+    run = client.create_run(
+        experiment_id, run_name=experiment_name, tags={"study": experiment_name, **_provenance()}
+    )
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    return experiment_id, run.info.run_id
+
+
+def _experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment ``name``, created if there is none yet.
+
+    Two studies of one name starting together against one server may both find none: the
+    second one's create fails, and the first one's experiment is the study's.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_root.resolve().as_uri() if artifact_root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _provenance() -> dict[str, str]:
+    """Tags that say which code ran: the git commit of this checkout and library versions."""
+    import ray
+    import torch
+
+    tags = {"torch_version": torch.__version__, "ray_version": ray.__version__}
+    tags["mlflow_version"] = mlflow.__version__
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        tags["mlflow.source.git.commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout (a wheel install): nothing to record
+    return tags
+
+
+def study_status(tracking_uri: str, run_id: str) -> str:
+    """The parent run's MLflow status: RUNNING, FINISHED, FAILED or KILLED."""
+    return MlflowClient(tracking_uri).get_run(run_id).info.status
+
+
+def set_study_status(tracking_uri: str, run_id: str, status: str) -> None:
+    """Mark the parent run RUNNING (resume), FINISHED, FAILED or KILLED."""
+    client = MlflowClient(tracking_uri)
+    if status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status=status)
+
+
+@contextlib.contextmanager
+def failed_on_error(tracking_uri: str, parent_run_id: str) -> Iterator[None]:
+    """Around setting up a study whose parent run is open: should it fail, the run is FAILED,
+    not left RUNNING (as far as MLflow still answers)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(MlflowException):
+            set_study_status(tracking_uri, parent_run_id, "FAILED")
+        raise
+
+
+def close_open_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str) -> int:
+    """Terminate every child run of the study still RUNNING; returns how many were closed."""
+    client = MlflowClient(tracking_uri)
+    running = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    open_runs, token = [], None
+    while True:  # every page first: closing runs while paging would shift the pages
+        page = client.search_runs(
+            [experiment_id], filter_string=running, max_results=1000, page_token=token
+        )
+        open_runs += page
+        token = page.token
+        if not token:
+            break
+    for run in open_runs:
+        client.set_terminated(run.info.run_id, status=status)
+    return len(open_runs)
+
+
+def attach_report(tracking_uri: str, run_id: str, report_dir: Path) -> None:
+    """Put the report's files on the study's parent run, under ``report/`` in its artifacts, so
+    whoever browses the experiment finds the verdict there; a second call overwrites files of
+    the same name (MLflow deletes no artifact)."""
+    MlflowClient(tracking_uri).log_artifacts(run_id, str(report_dir), artifact_path="report")
+
+
+def rehome_artifacts(tracking_uri: str, experiment_id: str, artifact_root: Path) -> bool:
+    """Point the experiment of a study's own sqlite store, and its runs, at ``artifact_root``
+    (``<study>/mlartifacts``) when they name an artifact folder of that name elsewhere: the
+    folder it was copied or moved from. Returns whether anything changed.
+
+    MLflow records absolute artifact locations and has no call that changes them: a copy of a
+    study would otherwise attach its report to the original's files. Only the two columns MLflow
+    keeps them in are rewritten, for this experiment alone.
+    """
+    new = artifact_root.resolve().as_uri()
+    old = MlflowClient(tracking_uri).get_experiment(experiment_id).artifact_location
+    if old == new or not old.startswith("file://") or not old.endswith(f"/{artifact_root.name}"):
+        return False
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(tracking_uri)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text("UPDATE experiments SET artifact_location = :new WHERE experiment_id = :id"),
+                {"new": new, "id": int(experiment_id)},
+            )
+            db.execute(
+                text(
+                    "UPDATE runs SET artifact_uri = :new || substr(artifact_uri, :cut) "
+                    "WHERE experiment_id = :id AND substr(artifact_uri, 1, :cut - 1) = :old"
+                ),
+                {"new": new, "old": old, "cut": len(old) + 1, "id": int(experiment_id)},
+            )
+    finally:
+        engine.dispose()
+    return True
