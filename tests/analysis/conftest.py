@@ -1,4 +1,4 @@
-"""A sqlite MLflow store for the analysis tests; fake_studies.py fills it."""
+"""A sqlite MLflow store for the analysis tests; tests/factories.py log_study fills it."""
 
 import pytest
 

@@ -1,7 +1,8 @@
-"""load_runs / load_history read back what the MLflow client wrote, typed, parents left out."""
+"""analysis/runs.py: load_runs / load_history read back what the MLflow client wrote (tests/
+factories.py writes it as knee-study run lays it out), typed, parents left out."""
 
 import pytest
-from fake_studies import grid, log_study
+from factories import grid, log_study
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
@@ -163,24 +164,3 @@ def test_runs_logged_by_rays_mlflow_callback(tracking_uri):
     assert runs["diverged"].dtype == bool
     assert set(runs["schedule"]) == {"knee"}
     assert set(runs["search"]) == {"grid"}
-
-
-def test_report_of_a_shared_experiment_names_its_studies(tracking_uri, tmp_path, capsys):
-    from study.cli import EXIT_BAD_INPUT, main
-
-    trials = grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0], test_acc=[0.9])
-    first = log_study(tracking_uri, "two-studies", trials)
-    client = MlflowClient(tracking_uri)
-    experiment_id = client.get_experiment_by_name("two-studies").experiment_id
-    second = client.create_run(experiment_id)
-    child = client.create_run(experiment_id, tags={"mlflow.parentRunId": second.info.run_id})
-    params = {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": 0}
-    client.log_batch(child.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    args = ["report", "--experiment", "two-studies", "--tracking-uri", tracking_uri]
-
-    assert main([*args, "--out", str(tmp_path / "a")]) == EXIT_BAD_INPUT
-    err = capsys.readouterr().err
-    assert "holds 2 studies" in err
-    assert first in err
-    assert main([*args, "--out", str(tmp_path / "b"), "--parent-run", first]) == 0
-    assert (tmp_path / "b" / "report.md").is_file()

@@ -1,0 +1,292 @@
+"""`knee-study report` as a user runs it, through ``study.cli.main``: its exit status, what it
+prints (where the report is, the verdict line), its one line on stderr for bad input, the
+options it checks (--margin, --fraction, --out, --parent-run), which report folder it writes
+and which MLflow run it attaches it to, and what history it fetches. The report's content is
+analysis.report.write_report's, tested in tests/analysis/test_report.py on the same studies
+(tests/factories.py writes them into MLflow)."""
+
+import pandas as pd
+import pytest
+from factories import (
+    PLATEAU_SEEDS,
+    experiment_id,
+    grid,
+    image_accuracy,
+    log_curve_study,
+    log_hopeless_study,
+    log_plateau_study,
+    log_study,
+    search_trials,
+)
+from matplotlib.image import imread
+from mlflow import MlflowClient
+from mlflow.entities import Param
+
+from analysis import report as report_module
+from study import folder
+from study.cli import EXIT_BAD_INPUT, main
+from study.config import load_config
+
+FIGURES = (
+    "accuracy_vs_explore.png",
+    "sharpness_vs_explore.png",
+    "sharpness_vs_accuracy.png",
+    "accuracy_heatmap.png",
+    "distributions.png",  # the plateau study has no per-epoch history: no learning curves
+)
+
+
+@pytest.fixture(scope="module")
+def plateau_study(tmp_path_factory):
+    """factories.log_plateau_study: robust at a 0.2-point margin, inconclusive at 0.1."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    log_plateau_study(uri)
+    return uri
+
+
+def report(uri: str, out, *extra: str) -> int:
+    return main(
+        ["report", "--experiment", "plateau", "--tracking-uri", uri, "--out", str(out), *extra]
+    )
+
+
+def report_of(uri: str, name: str, out) -> int:
+    return main(["report", "--experiment", name, "--tracking-uri", uri, "--out", str(out)])
+
+
+def test_report_prints_the_verdict_and_writes_every_file(plateau_study, tmp_path, capsys):
+    assert report(plateau_study, tmp_path, "--margin", "0.002") == 0  # robust: see below
+
+    out = capsys.readouterr().out
+    assert "verdict: ROBUST: 50% explore is robust" in out
+    assert str(tmp_path / "report.html") in out
+    assert f"report of {3 * 2 * len(PLATEAU_SEEDS)} trials" in out
+    for name in ("report.md", "report.html", "summary.csv", "runs.csv", *FIGURES):
+        assert (tmp_path / name).is_file(), name
+    assert {p.name for p in tmp_path.iterdir()} <= set(report_module.FILES)  # the list is whole
+
+
+# The interval behind these verdicts is worked out in tests/analysis/test_report.py: robust at
+# a 0.2-point margin, not at 0.1. The command passes --margin on to the verdict it prints.
+@pytest.mark.parametrize(("margin", "status"), [("0.002", "ROBUST"), ("0.001", "INCONCLUSIVE")])
+def test_margin_decides_the_verdict_printed(plateau_study, tmp_path, capsys, margin, status):
+    assert report(plateau_study, tmp_path, "--margin", margin) == 0
+
+    assert f"verdict: {status}:" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 48
+
+
+def test_fraction_names_the_fraction_judged(plateau_study, tmp_path, capsys):
+    assert report(plateau_study, tmp_path, "--fraction", "1.0") == 0
+
+    assert "verdict: " in (out := capsys.readouterr().out)
+    assert "100% explore" in out
+    assert "50% explore" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--experiment", "nope"], "no MLflow experiment named 'nope'"),
+        (["--experiment", "Default"], "experiment 'Default' has no runs"),
+        (["--experiment", "plateau", "--margin", "0"], "--margin"),
+        (["--experiment", "plateau", "--fraction", "1.5"], "--fraction"),
+        ([], "name a study folder, or --experiment and --tracking-uri"),
+    ],
+)
+def test_bad_report_input_exits_2_with_one_line(
+    plateau_study, argv, message, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = ["--tracking-uri", plateau_study] if argv else []
+
+    assert main(["report", *argv, *uri, "--out", str(tmp_path / "r")]) == EXIT_BAD_INPUT
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_out_that_is_a_file_exits_2_and_leaves_it(plateau_study, tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+
+    assert report(plateau_study, out) == EXIT_BAD_INPUT
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--out: {out} is a file" in err
+    assert out.read_text() == "mine"
+
+
+def test_experiment_without_sweep_params_lists_what_it_found(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("other"))
+    client.log_batch(run.info.run_id, params=[Param("lr", "0.1"), Param("depth", "3")])
+
+    code = main(
+        ["report", "--experiment", "other", "--tracking-uri", uri, "--out", str(tmp_path / "r")]
+    )
+
+    assert code == EXIT_BAD_INPUT
+    assert "params found: depth, lr" in capsys.readouterr().err
+
+
+def test_runs_without_test_acc_exit_2_before_writing(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = grid(explore_fraction=[0.0, 0.5], peak_lr=[0.05], seed=[0, 1, 2])
+    for t in trials:
+        t.update(schedule="knee", sharpness=1.0, trial_seconds=3.0)
+    log_study(uri, "noacc", trials)
+    capsys.readouterr()  # MLflow's own lines as it creates the store
+
+    assert report_of(uri, "noacc", tmp_path / "r") == EXIT_BAD_INPUT
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "no test_acc metric; metrics found: sharpness, trial_seconds" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_study_without_a_usable_trial_exits_0_with_an_inconclusive_verdict(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_hopeless_study(uri)
+
+    assert report_of(uri, "hopeless", tmp_path / "r") == 0
+
+    assert "verdict: INCONCLUSIVE: 50% explore: inconclusive, no usable trials" in (
+        capsys.readouterr().out
+    )
+    assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_a_study_of_baselines_alone_exits_0_saying_there_is_nothing_to_judge(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = grid(explore_fraction=[None], peak_lr=[0.05], seed=[0, 1, 2], schedule=["cosine"])
+    for t in trials:
+        t.update(test_acc=0.9 + 0.01 * t["seed"], sharpness=1.0 + t["seed"])
+    log_study(uri, "baselines", trials)
+
+    assert report_of(uri, "baselines", tmp_path / "r") == 0
+
+    assert (
+        "verdict: INCONCLUSIVE: 50% explore: inconclusive, no Knee trials to judge (50% explore "
+        "was not run" in capsys.readouterr().out
+    )
+
+
+def test_a_report_of_a_shared_experiment_names_its_studies(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0], test_acc=[0.9])
+    first = log_study(uri, "two-studies", trials)
+    client = MlflowClient(uri)
+    experiment = experiment_id(uri, "two-studies")
+    second = client.create_run(experiment)
+    child = client.create_run(experiment, tags={"mlflow.parentRunId": second.info.run_id})
+    params = {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": 0}
+    client.log_batch(child.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    args = ["report", "--experiment", "two-studies", "--tracking-uri", uri]
+
+    assert main([*args, "--out", str(tmp_path / "a")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "holds 2 studies" in err
+    assert first in err
+    assert main([*args, "--out", str(tmp_path / "b"), "--parent-run", first]) == 0
+    assert (tmp_path / "b" / "report.md").is_file()
+
+
+def test_a_failing_report_after_a_study_is_one_line_with_the_retry_command(
+    tmp_path, capsys, monkeypatch
+):
+    """A bug in the report must not turn a finished study into a traceback: the report a
+    study writes when it ends (study.reporting.after_study) says so in one line with the
+    command that retries it, and raises nothing, so the study's outcome stands."""
+    import analysis.report
+    from study import reporting
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = log_study(uri, "done", search_trials(3))
+    meta = folder.StudyMeta(uri, experiment_id(uri, "done"), parent)
+    cfg = load_config(None, ["name=done"])
+    capsys.readouterr()  # MLflow's own lines as it creates the store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the report\nand its second line")
+
+    monkeypatch.setattr(analysis.report, "write_report", broken)
+
+    assert reporting.after_study(cfg, meta, tmp_path / "study") is None
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("knee-study: no report: RuntimeError: a bug in the report")
+    assert f"knee-study report {tmp_path / 'study'}" in err
+
+
+def test_a_study_folders_report_goes_onto_its_run_only_when_it_is_the_studys(tmp_path, monkeypatch):
+    """``report STUDY`` rewrites the study's report and its MLflow copy; a report of other runs
+    (here another experiment in the same store) goes to ./report-NAME and onto no run."""
+    monkeypatch.chdir(tmp_path)  # ./report-NAME, and MLflow's default artifact root, land here
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = grid(explore_fraction=[0.0, 0.5, 1.0], peak_lr=[0.05], seed=[0, 1, 2])
+    for t in trials:
+        t.update(schedule="knee", test_acc=image_accuracy(t["explore_fraction"], 0.05, t["seed"]))
+    own_parent = log_study(uri, "own", trials)
+    other_parent = log_study(uri, "other", trials)
+    study = tmp_path / "study"
+    folder.create(study, load_config(None, ["name=own"]))
+    folder.write_meta(study, folder.StudyMeta(uri, experiment_id(uri, "own"), own_parent))
+    client = MlflowClient(uri)
+
+    assert main(["report", str(study)]) == 0
+    written = sorted(p.name for p in (study / "report").iterdir())
+    attached = sorted(a.path for a in client.list_artifacts(own_parent, "report"))
+    assert attached == [f"report/{name}" for name in written]
+
+    before = {p.name: p.stat().st_mtime_ns for p in (study / "report").iterdir()}
+    assert main(["report", str(study), "--experiment", "other"]) == 0
+    assert (tmp_path / "report-other" / "report.md").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in (study / "report").iterdir()} == before
+    assert client.list_artifacts(other_parent) == []
+
+
+def test_a_margin_in_points_rather_than_accuracy_units_is_pointed_out(
+    plateau_study, tmp_path, capsys
+):
+    """--margin 0.2 (for "0.2 points") judges at 20 points: allowed, and said on stderr."""
+    argv = ["--experiment", "plateau", "--tracking-uri", plateau_study, "--out", str(tmp_path)]
+
+    assert main(["report", *argv, "--margin", "0.2"]) == 0
+    assert "--margin 0.2 is 20 accuracy points" in capsys.readouterr().err
+    assert main(["report", *argv, "--margin", "0.002"]) == 0
+    assert "accuracy points" not in capsys.readouterr().err
+
+
+def test_report_fetches_only_the_history_the_learning_curves_draw(tmp_path, monkeypatch):
+    """factories.log_curve_study: 24 finished trials with three epochs of history, 6 diverged;
+    train_acc logged but not drawn."""
+    import analysis.runs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_curve_study(uri)
+    fetched = []
+    load_history = analysis.runs.load_history
+
+    def recording(*args, **kwargs):
+        fetched.append(kwargs)
+        return load_history(*args, **kwargs)
+
+    monkeypatch.setattr(analysis.runs, "load_history", recording)
+
+    assert report_of(uri, "curves", tmp_path / "r") == 0
+
+    # Only what the figure draws: the 24 finished trials (not the 6 diverged), 3 metrics.
+    (call,) = fetched
+    assert call["metrics"] == ("test_acc", "train_loss", "lr")
+    assert len(call["runs"]) == 24
+    assert not call["runs"]["diverged"].any()
+    for name in ("learning_curves.png", "distributions.png"):
+        assert imread(tmp_path / "r" / name).shape[0] > 400, name
+    assert "## Learning curves" in (tmp_path / "r" / "report.md").read_text()
