@@ -2,6 +2,7 @@
 read back with mlflow.search_runs as a user would."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def _attached_report(output, name="report.md") -> str:
         return Path(path).read_text()
 
 
+def _files(path: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*")
+    }
+
+
 def test_the_report_is_attached_to_the_study_run_and_follows_a_rewrite(finished_study, knee_study):
     output, _ = finished_study
     written = (output / "report" / "report.md").read_text()
@@ -100,3 +107,29 @@ def test_the_report_is_attached_to_the_study_run_and_follows_a_rewrite(finished_
     rewritten = (output / "report" / "report.md").read_text()
     assert rewritten != written
     assert _attached_report(output) == rewritten
+
+
+def test_a_copied_study_reports_into_its_own_store_never_the_originals(
+    finished_study, knee_study, tmp_path
+):
+    """cp -r STUDY COPY && knee-study report COPY once overwrote the original's attached report
+    (study.json named the original's store, whose artifact paths name the original's folder)."""
+    output, _ = finished_study
+    copy = tmp_path / "copy"
+    shutil.copytree(output, copy)
+    original = _files(output)
+
+    proc = knee_study("report", str(copy), "--margin", "0.01")
+
+    assert proc.returncode == 0, proc.stderr
+    assert f"report of 4 trials in {copy / 'report' / 'report.html'}" in proc.stdout
+    assert _files(output) == original  # its store, its artifacts, its report: untouched
+    meta = json.loads((copy / "study.json").read_text())
+    assert meta["tracking_uri"] == default_tracking_uri(copy)
+    assert meta["store"] == "mlflow.db"
+    written = (copy / "report" / "report.md").read_text()
+    assert written != (output / "report" / "report.md").read_text()  # another margin
+    assert _attached_report(copy) == written
+    client = MlflowClient(default_tracking_uri(copy))
+    artifacts = client.get_run(meta["parent_run_id"]).info.artifact_uri
+    assert artifacts.startswith((copy / "mlartifacts").as_uri())
