@@ -91,12 +91,14 @@ def runs_frame(rows: Iterable[Mapping] | pd.DataFrame, params: Sequence[str] | N
 def combined(*frames: pd.DataFrame) -> pd.DataFrame:
     """Several frames as one ``load_runs`` frame of them all (pandas keeps no ``attrs`` that
     differ when it concatenates): the params are every frame's, and every column added since
-    that is neither bookkeeping nor a metric (``.assign(epochs=20)``)."""
-    runs = pd.concat(frames, ignore_index=True).drop(columns="run_id")
-    inferred = [c for c in runs if c not in BOOKKEEPING and c not in METRICS]
-    return runs_frame(
-        runs, sorted({p for f in frames for p in f.attrs.get("params", [])} | {*inferred})
-    )
+    that is neither bookkeeping nor a metric (``.assign(epochs=20)``). Run ids stay as they are
+    when no two trials share one, else every trial is numbered afresh (``run-0``, ...)."""
+    runs = pd.concat(frames, ignore_index=True)
+    if runs["run_id"].duplicated().any():
+        runs = runs.drop(columns="run_id")
+    inferred = {c for c in runs if c != "run_id" and c not in BOOKKEEPING and c not in METRICS}
+    params = {p for frame in frames for p in frame.attrs.get("params", [])}
+    return runs_frame(runs, sorted(params | inferred))
 
 
 def grid(**axes) -> list[Trial]:

@@ -1,0 +1,94 @@
+"""analysis/baselines.py: the schedule and budget verdicts on arms whose answer is known by
+construction (factories.arm: ten seeds, each seed's effect shared by every arm, so the paired
+gaps have no spread of their own and the sd floor is the data's resolution, 0.0005).
+
+A gap g then has the 90% interval g +- t(0.95, df=9) 1.833113 x 0.0005 / sqrt(10) = g +-
+0.00029, against the 0.2-point margin."""
+
+import pytest
+from factories import arm, runs_frame
+
+from analysis.baselines import budget_verdict, schedule_verdict
+
+
+def arms(*each: list[dict]):
+    return runs_frame([t for trials in each for t in trials])
+
+
+@pytest.mark.parametrize(
+    ("cosine", "status"),
+    [
+        (0.980, "matches"),  # cosine 0 ahead: [-0.00029, 0.00029], below the margin
+        (0.990, "falls short"),  # 1 point ahead: far above it
+        (0.982, "inconclusive"),  # 0.2 points ahead: the interval straddles it
+    ],
+)
+def test_knee_against_each_baseline(cosine, status):
+    runs = arms(arm("knee", 0.980, 10), arm("cosine", cosine, 10), arm("linear", 0.979, 10))
+
+    verdict = schedule_verdict(runs)
+
+    assert (verdict.kind, verdict.status) == ("schedule", status)
+    table = verdict.comparisons.set_index("rival")
+    assert set(table.index) == {"cosine", "linear"}
+    assert table.loc["cosine", "advantage"] == pytest.approx(cosine - 0.980)
+    assert table.loc["linear", "advantage"] == pytest.approx(-0.001)
+    assert table.loc["cosine", "advantage_high"] == pytest.approx(
+        cosine - 0.980 + 0.00029, abs=1e-5
+    )
+    if status == "matches":
+        assert verdict.explanation == (
+            "Knee 50% matches every baseline: at every peak LR (1) none beats it by more than "
+            "0.20 points (90% upper bounds below the margin)."
+        )
+    if status == "falls short":
+        assert "cosine ahead of it by 1.00 points" in verdict.explanation
+
+
+def test_the_correction_counts_every_test_that_could_reject():
+    """Two accuracy tests and two divergence tests of 10 seeds a side, each able to show a 30%
+    excess even at K = 4 (at 97.5%, z^2 = 5.0239: Wilson's lower bound of 10 of 10 is
+    10 / 15.0239 = 0.66561, the upper of 0 of 10 is 0.33439, the excess's lower bound
+    1 - sqrt(2) 0.33439 = 0.52710 > 0.3): all four count, the study-wide level is 1 - 0.1/4."""
+    runs = arms(arm("knee", 0.980, 10), arm("cosine", 0.990, 10), arm("linear", 0.979, 10))
+
+    verdict = schedule_verdict(runs)
+
+    assert verdict.comparisons["strict_confidence"].tolist() == pytest.approx([0.975, 0.975])
+
+
+def test_a_study_without_knee_at_the_fraction_is_inconclusive():
+    verdict = schedule_verdict(
+        arms(arm("knee", 0.98, 10, explore_fraction=0.0), arm("cosine", 0.98, 10))
+    )
+
+    assert verdict.status == "inconclusive"
+    assert verdict.explanation == "Knee at 50% explore: inconclusive, no such trial."
+
+
+def test_a_shorter_budget_against_the_baselines_at_the_full_one():
+    """Knee at 20 epochs against cosine at 40 (0 ahead): matches; cosine at 20 epochs, 1 point
+    behind, is no rival, nor is Knee at 40."""
+    runs = arms(
+        arm("knee", 0.980, 10, epochs=20),
+        arm("knee", 0.981, 10, epochs=40),
+        arm("cosine", 0.980, 10, epochs=40),
+        arm("cosine", 0.970, 10, epochs=20),
+    )
+
+    verdict = budget_verdict(runs)
+
+    assert (verdict.kind, verdict.status) == ("budget", "matches")
+    assert verdict.comparisons["rival"].tolist() == ["cosine 40 epochs"]
+    assert verdict.explanation.startswith("Knee 50% 20 epochs matches every baseline at the full")
+
+
+def test_without_baselines_a_shorter_budget_is_judged_against_knee_at_the_full_one():
+    """Knee at 40 epochs 0.1 points ahead: 0.001 +- 0.00029, below the margin: matches; 0.3
+    points ahead: above it, falls short."""
+    close = arms(arm("knee", 0.980, 10, epochs=20), arm("knee", 0.981, 10, epochs=40))
+    far = arms(arm("knee", 0.980, 10, epochs=20), arm("knee", 0.983, 10, epochs=40))
+
+    assert budget_verdict(close).comparisons["rival"].tolist() == ["Knee 50% 40 epochs"]
+    assert budget_verdict(close).status == "matches"
+    assert budget_verdict(far).status == "falls short"
