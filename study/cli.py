@@ -20,12 +20,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from study.errors import BadInput, one_line
+from study.outcome import Ending, Outcome
 
 if TYPE_CHECKING:
     from study.config import StudyConfig
-    from study.study import Outcome, Study
+    from study.study import Study
 
 EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUS = {
+    Ending.FINISHED: EXIT_OK,
+    Ending.ALREADY_FINISHED: EXIT_OK,  # a resumed study that had finished: nothing to do
+    Ending.TRIALS_FAILED: EXIT_TRIALS_FAILED,
+    Ending.STOPPED: EXIT_INTERRUPTED,  # resume it
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,14 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def exit_code(outcome: Outcome) -> int:
     """The exit status of a study's outcome."""
-    from study.study import Ending
-
-    return {
-        Ending.FINISHED: EXIT_OK,
-        Ending.ALREADY_FINISHED: EXIT_OK,
-        Ending.TRIALS_FAILED: EXIT_TRIALS_FAILED,
-        Ending.STOPPED: EXIT_INTERRUPTED,
-    }[outcome.ending]
+    return EXIT_STATUS[outcome.ending]
 
 
 def _fit(tuner, cfg, output, meta, ray) -> int:

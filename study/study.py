@@ -3,9 +3,9 @@
 :meth:`Study.create` checks everything a new study needs and makes nothing; :meth:`Study.fit`
 makes the folder and the parent run, runs every trial and ends with the study's report.
 :meth:`Study.open` reads a study folder wherever it is now; :meth:`Study.resume` continues it,
-:meth:`Study.report` writes its report again. Each run ends in an :class:`Outcome`, which the
-CLI turns into an exit status. Input a person can fix raises :class:`study.errors.BadInput`
-before anything is started or written.
+:meth:`Study.report` writes its report again. Each run ends in an
+:class:`study.outcome.Outcome`, which the CLI turns into an exit status. Input a person can fix
+raises :class:`study.errors.BadInput` before anything is started or written.
 
 Ray is imported only once :func:`study.cluster.connect` has set its environment: the modules
 that import it (:mod:`study.driver`, :mod:`study.tracker`) are imported after that.
@@ -14,11 +14,10 @@ that import it (:mod:`study.driver`, :mod:`study.tracker`) are imported after th
 from __future__ import annotations
 
 import contextlib
-import enum
 import sys
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from study import cluster, folder, reporting
 from study.checkpoints import check_resumable
 from study.config import StudyConfig
 from study.errors import one_line
+from study.outcome import Ending, Outcome, outcome_of
 from study.storage import DEFAULT_NAME, experiment_path, resolve_storage
 from study.stores import (
     absolute_uri,
@@ -38,33 +38,6 @@ from study.stores import (
 
 ARTIFACTS_DIR = "mlartifacts"  # the embedded store's artifacts, in the study folder
 _MOVED = " (a store that moved: `knee-study resume DIR --tracking-uri URI` names where it is)"
-
-
-class Ending(enum.Enum):
-    FINISHED = "finished"  # every trial finished, or was stopped early by the scheduler
-    TRIALS_FAILED = "failed"  # some trials failed (after tune.max_failures retries)
-    STOPPED = "stopped"  # interrupted (Ctrl-C, the tracking store lost): resume it
-    ALREADY_FINISHED = "already finished"  # resume of a finished study: nothing ran
-
-
-# The parent run's status as a run ends: MLflow's words.
-_MLFLOW_STATUS = {
-    Ending.FINISHED: "FINISHED",
-    Ending.TRIALS_FAILED: "FAILED",
-    Ending.STOPPED: "KILLED",
-}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a fit or resume ended, with Tune's count of the trials when it ended (all zero when
-    nothing ran, or Tune gave no results)."""
-
-    ending: Ending
-    trials: int = 0
-    finished: int = 0
-    stopped: int = 0  # by the scheduler (ASHA): done, not interrupted
-    failed: int = 0
 
 
 class Study:
@@ -231,12 +204,10 @@ class Study:
         from mlflow.exceptions import MlflowException
 
         from study.study_run import close_open_runs, set_study_status
-        from trainables.results import is_final
 
         outcome, tracking_lost = None, None
         try:
-            results = tuner.fit()
-            outcome = self._outcome(results, is_final)
+            outcome = outcome_of(tuner.fit(), self.cfg.num_trials)
         except KeyboardInterrupt:
             outcome = Outcome(Ending.STOPPED)
         except Exception as error:
@@ -247,7 +218,7 @@ class Study:
                 raise
             outcome = Outcome(Ending.STOPPED)
         finally:
-            status = "FAILED" if outcome is None else _MLFLOW_STATUS[outcome.ending]
+            status = "FAILED" if outcome is None else outcome.mlflow_status
             # Whatever happened, nothing is left RUNNING in MLflow, if MLflow still answers; if
             # not, runs stay RUNNING until resume, as after a driver crash.
             meta = self.meta
@@ -262,24 +233,6 @@ class Study:
         if outcome.ending is not Ending.STOPPED:
             reporting.after_study(self.cfg, self.meta, self.path)
         return outcome
-
-    def _outcome(self, results: Any, is_final: Any) -> Outcome:
-        finished = sum(1 for r in results if r.error is None and is_final(r.metrics))
-        # Trials the scheduler (ASHA) stopped are done too, not interrupted: Tune marked their
-        # last result done; their runs are KILLED and tagged stopped_early by the tracker.
-        stopped = sum(
-            1
-            for r in results
-            if r.error is None and r.metrics.get("done") and not is_final(r.metrics)
-        )
-        failed = results.num_errors
-        if failed:
-            ending = Ending.TRIALS_FAILED
-        elif finished + stopped < self.cfg.num_trials:
-            ending = Ending.STOPPED
-        else:
-            ending = Ending.FINISHED
-        return Outcome(ending, len(results), finished, stopped, failed)
 
     def _say(self, outcome: Outcome) -> None:
         meta = self.meta

@@ -18,7 +18,7 @@ from ports import free_port
 from study import cli, cluster, driver, folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.config import ConfigError, load_config
-from study.study import Ending, Outcome
+from study.outcome import Ending, Outcome
 from trainables.state import STATE_KEYS
 
 BAD_YAML = "name: broken\nsweep: [unclosed\n"
