@@ -60,14 +60,6 @@ def exit_code(outcome: Outcome) -> int:
     return EXIT_STATUS[outcome.ending]
 
 
-def _fit(tuner, cfg, output, meta, ray) -> int:
-    """Kept only for tests/analysis/test_report.py, which ends a study with a fake Tuner: that
-    is ``exit_code(Study(cfg, output, meta).run(tuner, cluster))`` now. Remove it with them."""
-    from study.study import Study
-
-    return exit_code(Study(cfg, output, meta).run(tuner, ray))
-
-
 def _bad_input(message: str) -> int:
     print(f"knee-study: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
