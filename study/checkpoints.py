@@ -29,7 +29,6 @@ so the cost is the pickled structure, not the weights; pickles in a snapshot are
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -38,9 +37,9 @@ import torch
 
 from study import tune_state
 from study.folder import StudyFolderError
+from study.trial import STATE_FILE
 from trainables.state import STATE_KEYS
 
-STATE_FILE = "state.pt"  # a trial checkpoint's one file (written by study.launch)
 BACKUP_SUFFIX = ".last-good"  # beside a snapshot: its session's last complete set of files
 DAMAGED_SUFFIX = ".damaged"  # a session's file set aside: damaged, with no complete copy
 
@@ -88,13 +87,10 @@ def backup_of(snapshot: Path) -> Path:
 
 def read_backup(snapshot: Path) -> dict[str, bytes] | None:
     """File name -> content of the last complete set of ``snapshot``'s session (None if there is
-    no usable copy). A copy made before sets were kept holds the snapshot alone, as plain JSON."""
+    no usable copy)."""
     backup = backup_of(snapshot)
     try:
         content = backup.read_bytes()
-        if not zipfile.is_zipfile(io.BytesIO(content)):
-            json.loads(content)
-            return {snapshot.name: content}
         with zipfile.ZipFile(io.BytesIO(content)) as bundle:
             files = {name: bundle.read(name) for name in bundle.namelist()}
     except (OSError, ValueError, zipfile.BadZipFile):

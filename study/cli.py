@@ -119,12 +119,13 @@ def _create(args: argparse.Namespace, say: bool = True) -> Study:
 
 
 def _say_verdict_reach(cfg: StudyConfig) -> None:
-    """A study too small for its verdict is told so before anything runs (and still runs)."""
+    """What the study will do that its keys do not say, and whether it is too small for its
+    verdict: one line each, before anything runs (it still runs)."""
     from study import reporting
 
     small = reporting.verdict_reach(cfg)
-    if small:
-        print(f"knee-study: note: {small}", file=sys.stderr)
+    for note in [*cfg.notes(), *([small] if small else [])]:
+        print(f"knee-study: note: {note}", file=sys.stderr)
 
 
 def resume(args: argparse.Namespace) -> int:

@@ -218,7 +218,8 @@ def load_config(
     """Read a study from YAML (None: the packaged default), apply ``key=value`` overrides, validate.
 
     An override's key is dotted (``train.epochs``) and its value is parsed as YAML
-    (``sweep.seed=[0,1]``). Every problem, including an unreadable file, is a :class:`ConfigError`.
+    (``'sweep.seed=[0,1]'``, quoted for the shell). Every problem, including an unreadable
+    file, is a :class:`ConfigError`.
     ``check_files``: as in :meth:`StudyConfig.from_mapping`.
     """
     source = files("configs") / DEFAULT_CONFIG if path is None else Path(path)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import BIN, environment, free_port, stop_session, wait_for
+from harness import BIN, environment, stop_session, wait_for
+from ports import free_port
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,6 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 PARENT_TAG = "mlflow.parentRunId"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def environment(**extra: str) -> dict[str, str]:
     """The test process's environment (loopback-only Ray, see tests/conftest.py) plus ``extra``,
     less what an in-process ``knee-study`` main() set for itself: each study sets its own."""

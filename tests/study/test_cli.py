@@ -489,3 +489,10 @@ def test_help_imports_neither_torch_nor_sklearn():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert proc.stdout.splitlines()[-1] == "[]", proc.stdout
+
+
+def test_validate_says_what_the_config_will_do(capsys):
+    assert main(["validate", "--set", "sweep.epochs=[20, 40]"]) == 0
+
+    err = capsys.readouterr().err
+    assert "knee-study: note: sweep.epochs [20, 40] sets each trial's budget" in err

@@ -13,7 +13,7 @@ import ray
 import torch
 from ray import tune
 
-from study import checkpoints, trial
+from study import trial
 from study.config import load_config
 from trainables.results import FinalReport, read_report
 
@@ -81,10 +81,6 @@ def test_a_restored_trial_continues_after_its_checkpoint_and_resends_its_history
     (first, _), (last, _) = fake_tune.reports
     assert _epochs(first) == [1, 2, 3]  # the checkpoint's history, then epoch 3
     assert isinstance(last, FinalReport)
-
-
-def test_resume_checks_the_file_a_trial_writes():
-    assert checkpoints.STATE_FILE == trial.STATE_FILE
 
 
 def test_a_trial_worker_imports_no_mlflow():

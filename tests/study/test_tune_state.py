@@ -24,7 +24,7 @@ from study.snapshot_backup import SnapshotBackup
 pytestmark = pytest.mark.slow
 
 RESULTS = 3  # per trial, each with a checkpoint
-KEEP = 2  # CheckpointConfig(num_to_keep), as study.launch sets it
+KEEP = 2  # CheckpointConfig(num_to_keep), as study.driver sets it
 FIX = "update study/tune_state.py"
 
 
