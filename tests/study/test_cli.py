@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -322,7 +323,9 @@ def test_resume_puts_back_the_last_good_copy_of_a_damaged_tune_state(tmp_path, r
     study = _stopped_study(tmp_path / "stopped", store=True)
     snapshot = next((study / "tune").glob("experiment_state-*.json"))
     good = snapshot.read_bytes()
-    snapshot.with_name(snapshot.name + ".last-good").write_bytes(good)
+    # The last complete set of the session's files, as SnapshotBackup keeps it: one zip.
+    with zipfile.ZipFile(snapshot.with_name(snapshot.name + ".last-good"), "w") as backup:
+        backup.writestr(snapshot.name, good)
     snapshot.write_bytes(b"")  # the driver died while Tune rewrote it
 
     with pytest.raises(RayStarted):
