@@ -8,6 +8,7 @@ from mlflow.entities import Metric, Param
 
 from analysis import runs as runs_module
 from analysis.runs import AnalysisError, load_history, load_runs
+from trainables.results import PARENT_RUN_TAG
 
 
 def test_one_typed_row_per_trial_and_no_parent(tracking_uri):
@@ -83,7 +84,7 @@ def test_parent_run_id_keeps_one_study_of_a_shared_experiment(tracking_uri):
     experiment_id = client.get_experiment_by_name("shared").experiment_id
     second = client.create_run(experiment_id)
     for seed in (1, 2):
-        child = client.create_run(experiment_id, tags={"mlflow.parentRunId": second.info.run_id})
+        child = client.create_run(experiment_id, tags={PARENT_RUN_TAG: second.info.run_id})
         params = {"explore_fraction": 0.5, "peak_lr": 0.1, "seed": seed}
         client.log_batch(child.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 

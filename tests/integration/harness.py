@@ -22,12 +22,11 @@ from mlflow import MlflowClient
 
 from study import tune_state
 from study.checkpoints import read_backup
-from trainables.results import EPOCH_METRICS
+from trainables.results import DIVERGED_TAG, EPOCH_METRICS, PARENT_RUN_TAG, TRIAL_ID_TAG
 
 BIN = Path(sys.executable).parent
 KNEE_STUDY = str(BIN / "knee-study")  # the installed command
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-PARENT_TAG = "mlflow.parentRunId"
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -267,7 +266,7 @@ def mlflow_picture(output: Path) -> tuple[MlflowClient, Any, list[Any]]:
     parent = client.get_run(meta["parent_run_id"])
     children = client.search_runs(
         [meta["experiment_id"]],
-        filter_string=f"tags.`{PARENT_TAG}` = '{meta['parent_run_id']}'",
+        filter_string=f"tags.`{PARENT_RUN_TAG}` = '{meta['parent_run_id']}'",
         max_results=1000,
     )
     return client, parent, children
@@ -282,10 +281,10 @@ def assert_complete_picture(output: Path, trials: int, epochs: int) -> None:
     client, parent, children = mlflow_picture(output)
     assert parent.info.status == "FINISHED"
     assert len(children) == trials
-    assert len({run.data.tags["trial_id"] for run in children}) == trials
+    assert len({run.data.tags[TRIAL_ID_TAG] for run in children}) == trials
     for run in children:
         assert run.info.status == "FINISHED", run.info.run_name
-        assert run.data.tags["diverged"] == "false"
+        assert run.data.tags[DIVERGED_TAG] == "false"
         for key in EPOCH_METRICS:
             assert steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
         for key in ("sharpness", "trial_seconds"):

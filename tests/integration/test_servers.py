@@ -20,6 +20,7 @@ from harness import (
 from mlflow import MlflowClient
 
 from analysis.runs import load_history
+from trainables.results import PARENT_RUN_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
     experiment = client.get_experiment_by_name("together")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 2 + 4  # two parents, four trials: nothing doubled, nothing lost
-    assert {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags} == parents
+    assert {r.info.run_id for r in runs if PARENT_RUN_TAG not in r.data.tags} == parents
     assert len(tune_folders) == 2
 
 
