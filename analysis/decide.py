@@ -54,7 +54,7 @@ class Comparison:
     ended_arm: tuple[int, int]  # (diverged, diverged + finished) seeds
     ended_rival: tuple[int, int]
     floor: float  # the metric's resolution, the floor under standard deviations
-    _sign: int  # the policy's: +1 when higher is better
+    sign: int  # the policy's: +1 when higher is better
     stopped_arm: int = 0
     stopped_rival: int = 0
     problems: list[str] = field(default_factory=list)  # why accuracies cannot be compared
@@ -80,10 +80,6 @@ class Comparison:
     @property
     def n_rival(self) -> int:
         return len(self.theirs)
-
-    @property
-    def sign(self) -> int:
-        return self._sign
 
     @property
     def arm_mean(self) -> float:
@@ -117,7 +113,7 @@ def compare(
         ended_arm=_ended(arm, metric),
         ended_rival=_ended(rival, metric),
         floor=floor,
-        _sign=policy.sign,
+        sign=policy.sign,
         stopped_arm=_count(arm, "stopped"),
         stopped_rival=_count(rival, "stopped"),
     )

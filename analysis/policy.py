@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy import stats
+from analysis.intervals import rate_difference
 
 
 def lower_is_better(metric: str) -> bool:
@@ -72,8 +72,10 @@ class Policy:
     def seeds_for_divergence(self) -> int:
         """The fewest finished seeds at which no divergence at all rules out the divergence
         margin (a one-sided Wilson bound on 0 of n below it): fewer can never be robust."""
-        z2 = stats.norm.ppf(1 - self.alpha) ** 2
         n = self.min_seeds
-        while z2 / (n + z2) >= self.divergence_margin and n < 10_000:
+        while (
+            n < 10_000
+            and rate_difference(0, n, 0, n, self.confidence).high >= self.divergence_margin
+        ):
             n += 1
-        return max(n, self.min_seeds)
+        return n

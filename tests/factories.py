@@ -415,3 +415,13 @@ def log_curve_study(tracking_uri: str, name: str = "curves") -> str:
         t["test_acc"] = image_accuracy(t["explore_fraction"], t["peak_lr"], min(t["seed"], 3))
         t["sharpness"] = plateau_sharpness(t["explore_fraction"], t["seed"])
     return log_study(tracking_uri, name, trials, history=plateau_epochs)
+
+
+# The figures a report of the plateau study writes.
+PLATEAU_FIGURES = (
+    "accuracy_vs_explore.png",
+    "sharpness_vs_explore.png",
+    "sharpness_vs_accuracy.png",
+    "accuracy_heatmap.png",
+    "distributions.png",  # the plateau study has no per-epoch history: no learning curves
+)

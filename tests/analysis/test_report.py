@@ -9,6 +9,7 @@ import statistics
 import pandas as pd
 import pytest
 from factories import (
+    PLATEAU_FIGURES,
     PLATEAU_SEEDS,
     TEST_IMAGES,
     arm,
@@ -28,14 +29,6 @@ from matplotlib.image import imread
 from analysis import curves
 from analysis.report import FILES, verdict_line, write_report
 from analysis.runs import AnalysisError, load_history, load_runs
-
-FIGURES = (
-    "accuracy_vs_explore.png",
-    "sharpness_vs_explore.png",
-    "sharpness_vs_accuracy.png",
-    "accuracy_heatmap.png",
-    "distributions.png",  # the plateau study has no per-epoch history: no learning curves
-)
 
 
 def store(tmp_path) -> str:
@@ -61,7 +54,7 @@ def test_report_writes_every_file_and_returns_the_verdict(plateau, tmp_path):
 
     assert verdict.status == "robust"
     assert verdict_line(verdict).startswith("verdict: ROBUST: 50% explore is robust")
-    for name in ("report.md", "report.html", "summary.csv", "runs.csv", *FIGURES):
+    for name in ("report.md", "report.html", "summary.csv", "runs.csv", *PLATEAU_FIGURES):
         assert (tmp_path / name).is_file(), name
     assert {p.name for p in tmp_path.iterdir()} <= set(FILES)  # the list is whole
 
@@ -93,7 +86,7 @@ def test_summary_csv_matches_hand_computed_values(plateau, tmp_path):
 def test_figures_are_real_pngs(plateau, tmp_path):
     report(plateau, tmp_path)
 
-    for name in FIGURES:
+    for name in PLATEAU_FIGURES:
         data = (tmp_path / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n"), name
         height, width, _ = imread(tmp_path / name).shape
@@ -106,9 +99,9 @@ def test_html_is_self_contained_and_md_links_the_figures(plateau, tmp_path):
 
     html = (tmp_path / "report.html").read_text()
     markdown = (tmp_path / "report.md").read_text()
-    assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert html.count('src="data:image/png;base64,') == len(PLATEAU_FIGURES)
     assert 'src="accuracy' not in html
-    for name in FIGURES:
+    for name in PLATEAU_FIGURES:
         assert f"]({name})" in markdown
     assert "**Verdict: robust.**" in markdown
     assert "one of 540 test images" in markdown  # the resolution the verdict had

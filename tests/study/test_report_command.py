@@ -8,6 +8,7 @@ analysis.report.write_report's, tested in tests/analysis/test_report.py on the s
 import pandas as pd
 import pytest
 from factories import (
+    PLATEAU_FIGURES,
     PLATEAU_SEEDS,
     experiment_id,
     grid,
@@ -26,14 +27,6 @@ from analysis import report as report_module
 from study import folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.config import load_config
-
-FIGURES = (
-    "accuracy_vs_explore.png",
-    "sharpness_vs_explore.png",
-    "sharpness_vs_accuracy.png",
-    "accuracy_heatmap.png",
-    "distributions.png",  # the plateau study has no per-epoch history: no learning curves
-)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +54,7 @@ def test_report_prints_the_verdict_and_writes_every_file(plateau_study, tmp_path
     assert "verdict: ROBUST: 50% explore is robust" in out
     assert str(tmp_path / "report.html") in out
     assert f"report of {3 * 2 * len(PLATEAU_SEEDS)} trials" in out
-    for name in ("report.md", "report.html", "summary.csv", "runs.csv", *FIGURES):
+    for name in ("report.md", "report.html", "summary.csv", "runs.csv", *PLATEAU_FIGURES):
         assert (tmp_path / name).is_file(), name
     assert {p.name for p in tmp_path.iterdir()} <= set(report_module.FILES)  # the list is whole
 
