@@ -105,6 +105,10 @@ def connect(address: str | None) -> Cluster:
     """Set Ray's environment, then start a Ray of the study's own (``None``, ``"local"``) or
     join the cluster at ``address``."""
     prepare_ray_env(local=is_local(address))
+    if own_ray(address):
+        from study.preflight import find_local_modules  # before Ray starts its workers
+
+        find_local_modules()
     import ray
 
     # Tune looks for the per-trial result files we turn off (MLflow is the record) and warns

@@ -24,8 +24,19 @@ from pydantic import (
     model_validator,
 )
 
-from study.config_rules import check_asha, check_search
-from study.config_sections import Data, Model, Resources, Section, Sharpness, Sweep, Train, Tune
+from study.config_rules import check_asha, check_objective, check_search
+from study.config_sections import (
+    Data,
+    Model,
+    Objective,
+    Resources,
+    Section,
+    Sharpness,
+    Sweep,
+    Train,
+    Trainable,
+    Tune,
+)
 from study.errors import BadInput
 from trainables import config as run
 from trainables.config import KNEE_ONLY_KEYS, Baseline, Knee, TrainConfig
@@ -42,8 +53,10 @@ class StudyConfig(Section):
     """A validated study. Build one with :func:`load_config` or :meth:`from_mapping`."""
 
     name: str  # the MLflow experiment; its last part starts the study's folder names
-    data: Data
-    model: Model
+    data: Data | None = None  # required by the built-in classifier; a user's loop may have one
+    model: Model | None = None
+    trainable: Trainable = Trainable()
+    objective: Objective = Objective()
     train: Train
     sweep: Sweep
     sharpness: Sharpness = Sharpness()
@@ -70,6 +83,14 @@ class StudyConfig(Section):
     @model_validator(mode="after")
     def _cross_section_rules(self) -> StudyConfig:
         # Errors raised here have no location of their own: each message names its keys.
+        if self.trainable.builtin:
+            for section in ("data", "model"):
+                if getattr(self, section) is None:
+                    raise ValueError(
+                        f"{section}: required by trainable {self.trainable.fit} (the built-in "
+                        "training loop): name a dataset and a model"
+                    )
+            check_objective(self.objective.metric, self.trainable.fit)
         if self.tune.search == "optuna":
             check_search(self)
         elif self.tune.num_samples is not None:
@@ -119,7 +140,6 @@ class StudyConfig(Section):
             )
         else:
             schedule = Baseline(point["schedule"])
-        root = str(self.data.root) if self.data.root is not None else None
         return TrainConfig(
             epochs=point.get("epochs", train.epochs),
             batch_size=train.batch_size,
@@ -127,14 +147,28 @@ class StudyConfig(Section):
             seed=point["seed"],
             schedule=schedule,
             warmup_fraction=train.warmup_fraction,
-            data=run.Data(self.data.dataset, root, self.data.download),
-            model=run.Model(self.model.name),
+            data=self._run_data(),
+            model=run.Model(self.model.name, self.model.options) if self.model else None,
+            trainable=run.Trainable(self.trainable.fit, self.trainable.options),
             optimizer=run.Optimizer(
                 train.optimizer, train.momentum, train.nesterov, train.weight_decay
             ),
             sharpness=run.Sharpness(**self.sharpness.model_dump()),
             device=train.device,
         )
+
+    def _run_data(self) -> run.Data | None:
+        data = self.data
+        if data is None:
+            return None
+        root = str(data.root) if data.root is not None else None
+        return run.Data(data.dataset, root, data.download, data.val_fraction, data.options)
+
+    @property
+    def selection_needed(self) -> bool:
+        """Whether something picks among trials mid-study (ASHA, Optuna): it reads the
+        objective's selection metric from every report."""
+        return self.tune.scheduler == "asha" or self.tune.search == "optuna"
 
     def trial_base(self) -> dict[str, Any]:
         """The flat keys every trial shares (all but the swept ones and the schedule's own,

@@ -8,6 +8,8 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
+from trainables.results import EPOCH_METRICS
+
 if TYPE_CHECKING:
     from study.config import StudyConfig
 
@@ -40,6 +42,16 @@ def check_asha(cfg: StudyConfig) -> None:
         cfg.tune.grace_period,
         explore_end,
     )
+
+
+def check_objective(metric: str, trainable: str) -> None:
+    """The built-in classifier's objective is one of the metrics it reports every epoch (a
+    user's loop is checked on its first report: only it knows what it reports)."""
+    if metric not in EPOCH_METRICS:
+        raise ValueError(
+            f"objective.metric: trainable {trainable} reports {', '.join(EPOCH_METRICS)} every "
+            f"epoch; got {metric!r}"
+        )
 
 
 def check_search(cfg: StudyConfig) -> None:

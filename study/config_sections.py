@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,15 +19,19 @@ from pydantic import (
     PositiveInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from trainables import config as run
 from trainables.config import OPTIMIZER_NAMES, Knee, TrainConfig
 from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
+from trainables.handle import TRAINABLES
 from trainables.models import MODEL_NAMES
+from trainables.results import lower_is_better, selection_metric
 from trainables.schedules import DECAY_SHAPES, SCHEDULE_NAMES
 
 _OPTIMIZER, _SHARPNESS, _KNEE = run.Optimizer(), run.Sharpness(), Knee()
+_DATA, _TRAINABLE = run.Data(), run.Trainable()
 
 
 class Section(BaseModel):
@@ -36,7 +40,12 @@ class Section(BaseModel):
 
 
 class Data(Section):
-    dataset: Literal[DATASET_NAMES]
+    """A built-in dataset (digits, cifar10, cifar100, synthetic) or a user's loader,
+    ``"module:callable"``, called with ``options`` (see :mod:`trainables.data`)."""
+
+    dataset: str
+    options: dict[str, Any] = {}
+    val_fraction: float = Field(_DATA.val_fraction, gt=0, lt=1)
     download: bool = False
     # Relative to the working directory (what a CLI user expects); stored absolute.
     root: Path | None = Field(None, strict=False, validate_default=True)
@@ -63,9 +72,72 @@ class Data(Section):
             )
         return root
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, dataset: str) -> str:
+        return _plugin_name(dataset, DATASET_NAMES)
+
 
 class Model(Section):
-    name: Literal[MODEL_NAMES]
+    """A built-in model (mlp, cnn, resnet18) or a user's ``"module:callable"``, called with
+    ``input_shape``, ``num_classes`` and ``options`` (see :mod:`trainables.models`)."""
+
+    name: str
+    options: dict[str, Any] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _plugin_name(name, MODEL_NAMES)
+
+
+class Trainable(Section):
+    """The training loop: the built-in ``classifier`` or a user's ``"module:callable"`` taking
+    ``(config, trial)`` (see :mod:`trainables.handle`); ``options`` are the loop's own."""
+
+    fit: str = _TRAINABLE.fit
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, given: Any) -> Any:
+        return {"fit": given} if isinstance(given, str) else given  # `trainable: mypkg.train:fit`
+
+    @field_validator("fit")
+    @classmethod
+    def _known_loop(cls, fit: str) -> str:
+        return _plugin_name(fit, tuple(TRAINABLES))
+
+    @property
+    def builtin(self) -> bool:
+        return self.fit in TRAINABLES
+
+
+class Objective(Section):
+    """The metric a study is about: what ASHA and Optuna optimise (on the validation split),
+    what the verdict compares and what its margin is measured in. ``mode`` defaults to the
+    metric's nature: min for losses, perplexity and sharpness, max otherwise."""
+
+    metric: str = "test_acc"
+    mode: Literal["max", "min"] | None = Field(None, validate_default=True)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_of_metric(cls, mode: str | None, info: ValidationInfo) -> str:
+        return mode or ("min" if lower_is_better(info.data.get("metric", "")) else "max")
+
+    @property
+    def selection_metric(self) -> str:
+        """What picks among trials (ASHA, Optuna): the validation counterpart of a test
+        metric, so the test split is only ever reported; any other metric itself."""
+        return selection_metric(self.metric)
+
+
+def _plugin_name(name: str, builtins: tuple[str, ...]) -> str:
+    module, colon, attribute = name.partition(":")
+    if name in builtins or (colon and module and attribute):
+        return name
+    raise ValueError(f"a built-in ({', '.join(builtins)}) or 'module:callable' (e.g. mypkg.x:make)")
 
 
 class Train(Section):

@@ -133,7 +133,7 @@ def build_tuner(
             callbacks=[tracker, SnapshotBackup()],
             progress_reporter=tune.CLIReporter(
                 parameter_columns=list(cfg.swept()),
-                metric_columns=["epoch", "test_acc", "sharpness"],
+                metric_columns=_table_metrics(cfg),
                 max_report_frequency=15,
             ),
             verbose=1,
@@ -150,10 +150,21 @@ def restore_tuner(cfg: StudyConfig, plan: ResourcePlan, path: str, tracking_uri:
 
 
 def _trainable(cfg: StudyConfig, plan: ResourcePlan):
-    return tune.with_resources(
-        tune.with_parameters(run_trial, checkpoint_every=cfg.tune.checkpoint_every),
-        plan.as_tune_resources(),
+    objective = cfg.objective
+    selection = [objective.selection_metric] if cfg.selection_needed else []
+    trainable = tune.with_parameters(
+        run_trial,
+        checkpoint_every=cfg.tune.checkpoint_every,
+        objective=objective.metric,
+        required=selection,
     )
+    return tune.with_resources(trainable, plan.as_tune_resources())
+
+
+def _table_metrics(cfg: StudyConfig) -> list[str]:
+    """The trial table's metric columns: the objective, what selects by it, sharpness."""
+    objective = cfg.objective
+    return list(dict.fromkeys(["epoch", objective.selection_metric, objective.metric, "sharpness"]))
 
 
 def _trial_scheduler(cfg: StudyConfig):
@@ -162,8 +173,8 @@ def _trial_scheduler(cfg: StudyConfig):
     # The config already refused a grace period inside the explore phase and warned.
     return ASHAScheduler(
         time_attr="epoch",
-        metric="test_acc",
-        mode="max",
+        metric=cfg.objective.selection_metric,
+        mode=cfg.objective.mode,
         grace_period=cfg.tune.grace_period,
         max_t=max(cfg.budgets),
         # A trial past the last rung trains on and sends its final result (sharpness): ASHA's

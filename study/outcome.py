@@ -7,12 +7,12 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.results import is_final
+from trainables.results import is_failed, is_final
 
 
 class Ending(enum.Enum):
     FINISHED = "finished"  # every trial finished, or was stopped early by the scheduler
-    TRIALS_FAILED = "failed"  # some trials failed (after tune.max_failures retries)
+    TRIALS_FAILED = "failed"  # some trials failed (after tune.max_failures retries, or at once)
     STOPPED = "stopped"  # interrupted (Ctrl-C, the tracking store lost): resume it
     ALREADY_FINISHED = "already finished"  # resume of a finished study: nothing ran
 
@@ -45,8 +45,13 @@ class Outcome:
 def outcome_of(results: Any, num_trials: int) -> Outcome:
     """The outcome of Tune's results (a ResultGrid: each result's ``error`` and ``metrics``,
     and ``num_errors``) for a study of ``num_trials`` trials."""
-    grid, failed = list(results), results.num_errors
-    finished = sum(1 for r in grid if r.error is None and is_final(r.metrics))
+    grid = list(results)
+    # A trial that failed at once (bad data, a bad plug-in) ended without an error in Tune:
+    # its final report says why.
+    failed = results.num_errors + sum(1 for r in grid if r.error is None and is_failed(r.metrics))
+    finished = sum(
+        1 for r in grid if r.error is None and is_final(r.metrics) and not is_failed(r.metrics)
+    )
     # Trials the scheduler (ASHA) stopped are done too, not interrupted: Tune marked their last
     # result done; their runs are KILLED and tagged stopped_early by the tracker.
     stopped = sum(

@@ -12,12 +12,16 @@ import sys
 # value wins: a study of thousands of trials saves less often, see README);
 # the classic trial table (one compact table, refreshed) instead of a box per trial result; no
 # result.json / progress.csv / TensorBoard files per trial (MLflow is the study's record, and
-# each costs the driver a write per result).
+# each costs the driver a write per result); no stop of the whole study when a trial's last
+# result lacks the metric ASHA or Optuna select by (a trial that diverged in its first epoch, or
+# failed at once, has none: ASHA then skips the result and the searcher scores it worst, while
+# a loop that never reports the metric fails on its first report, see study.trial).
 _DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
 }
 
 

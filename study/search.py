@@ -23,17 +23,18 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater,
 from ray.tune.search.repeater import TRIAL_INDEX
 
 from study.config import StudyConfig
+from trainables.results import is_failed
 
 OPTUNA_SEED = 0  # the same study suggests the same points
-DIVERGED_SCORE = 0.0  # test_acc a searcher sees for a seed that diverged or reported none
 
 
 class SeedRepeater(Repeater):
     """Runs each suggestion once per seed, putting the seed itself in the trial's config.
 
-    A seed that diverged, failed or reported no metric scores 0: a diverged trial's result
-    carries its last finite epoch's accuracy, which would make a divergent region look good to
-    the searcher (and Ray's Repeater would leave a missing score out of the mean)."""
+    A seed that diverged, failed or reported no metric gets the worst score (-inf when the
+    searcher maximises, +inf when it minimises): a diverged trial's result carries its last
+    finite epoch's metrics, which would make a divergent region look good to the searcher (and
+    Ray's Repeater would leave a missing score out of the mean)."""
 
     def __init__(self, searcher: Searcher, seeds: list[int]) -> None:
         super().__init__(searcher, repeat=len(seeds), set_index=True)
@@ -48,8 +49,10 @@ class SeedRepeater(Repeater):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs) -> None:
         metric = self.searcher.metric
         score = (result or {}).get(metric)
-        if not result or result.get("diverged") or score is None or not math.isfinite(score):
-            result = {**(result or {}), metric: DIVERGED_SCORE}
+        failed = not result or result.get("diverged") or is_failed(result)
+        if failed or score is None or not math.isfinite(score):
+            worst = -math.inf if self.searcher.mode == "max" else math.inf
+            result = {**(result or {}), metric: worst}
         super().on_trial_complete(trial_id, result, **kwargs)
 
 
@@ -85,7 +88,9 @@ def search_algorithm(cfg: StudyConfig, concurrent_trials: int) -> tuple[Searcher
         return generator, len(points)
     from ray.tune.search.optuna import OptunaSearch  # imports optuna: drivers only, not workers
 
-    optuna = OptunaSearch(metric="test_acc", mode="max", seed=OPTUNA_SEED)
+    # Optuna chooses by the validation split: the test split is only reported.
+    objective = cfg.objective
+    optuna = OptunaSearch(metric=objective.selection_metric, mode=objective.mode, seed=OPTUNA_SEED)
     repeated = SeedRepeater(optuna, cfg.sweep.seed)
     return ConcurrencyLimiter(repeated, max_concurrent=concurrent_trials), cfg.num_trials
 

@@ -62,7 +62,9 @@ class Study:
     ) -> Study:
         """A new study in ``output`` (default ``knee-runs/NAME-TIMESTAMP``), every input checked
         as :meth:`fit` will use it: ``storage``, ``address`` (something must answer there),
-        ``tracking_uri`` (a server must answer), the folder (it must hold no study)."""
+        ``tracking_uri`` (a server must answer), the folder (it must hold no study), and the
+        workload (its modules import, its data loads, its model runs a batch: see
+        :mod:`study.preflight`)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path(output or f"knee-runs/{cfg.folder_name}-{stamp}").resolve()
         storage_path = resolve_storage(storage) if storage else None
@@ -78,6 +80,9 @@ class Study:
         uri = absolute_uri(tracking_uri or default_tracking_uri(path))
         check_tracking_uri(uri)
         folder.check_new(path)
+        from study.preflight import check_workload  # torch: once the cheap checks passed
+
+        check_workload(cfg)
         return cls(cfg, path, folder.StudyMeta(uri, "", "", address, storage_path, tune_name))
 
     @classmethod

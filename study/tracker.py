@@ -33,7 +33,8 @@ from ray import tune
 
 from study.config import trial_label
 from trainables.results import (
-    EPOCH_METRICS,
+    ERROR_TAG,
+    FINAL_METRICS,
     PARENT_RUN_TAG,
     STOPPED_AT_TAG,
     STOPPED_EARLY_TAG,
@@ -93,6 +94,7 @@ class TrialTracker(tune.Callback):
         self._last_step: dict[str, int] = {}  # trial_id -> last epoch the run has
         self._final_logged: set[str] = set()  # trial_ids whose run has its final metrics
         self._stopped: set[str] = set()  # trial_ids whose run is tagged stopped_early
+        self._failed: dict[str, bool] = {}  # trial_id -> its final report said it failed
 
     @property
     def client(self) -> MlflowClient:
@@ -126,7 +128,8 @@ class TrialTracker(tune.Callback):
         trial_id, run_id = trial.trial_id, self._run_id(trial)
         if trial_id in self._final_logged:
             self._unmark_stopped(trial_id, run_id)
-            self.client.set_terminated(run_id, status="FINISHED")
+            failed = self._failed.pop(trial_id, False)
+            self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
             return
         # No final result: stopped mid-training (ASHA), its metrics are those of its last epoch.
         tags = stopped_tags(self._last_step[trial_id])
@@ -157,7 +160,7 @@ class TrialTracker(tune.Callback):
             step = epoch["epoch"]
             if step <= last:
                 continue
-            metrics += [Metric(k, epoch[k], now, step) for k in EPOCH_METRICS if k in epoch]
+            metrics += [Metric(k, v, now, step) for k, v in epoch.items() if k != "epoch"]
             last = step
         self.client.log_batch(run_id, metrics=metrics)  # MLflow splits it into allowed sizes
         self._last_step[trial_id] = last
@@ -168,9 +171,10 @@ class TrialTracker(tune.Callback):
         if trial_id in self._final_logged:
             return
         self._final_logged.add(trial_id)
+        self._failed[trial_id] = report.error is not None
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, report.epoch) for k, v in report.final_metrics().items()]
-        tags = [RunTag(k, v) for k, v in final_tags(report.diverged).items()]
+        tags = [RunTag(k, v) for k, v in final_tags(report.diverged, report.error).items()]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def _run_id(self, trial: Any) -> str:
@@ -186,10 +190,14 @@ class TrialTracker(tune.Callback):
         )
         if found:
             run_id = found[0].info.run_id
-            history = self.client.get_metric_history(run_id, "test_acc")
+            # Every epoch logs all its metrics at its step: one per-epoch metric's history says
+            # which epochs the run has.
+            per_epoch = [k for k in found[0].data.metrics if k not in FINAL_METRICS]
+            history = self.client.get_metric_history(run_id, per_epoch[0]) if per_epoch else []
             self._last_step[trial_id] = max((m.step for m in history), default=0)
             if has_final(found[0].data.tags):
                 self._final_logged.add(trial_id)
+                self._failed[trial_id] = ERROR_TAG in found[0].data.tags
             if found[0].data.tags.get(STOPPED_EARLY_TAG) == "true":
                 self._stopped.add(trial_id)
         else:

@@ -46,14 +46,26 @@ Schedule = Knee | Baseline
 
 @dataclass(frozen=True)
 class Data:
-    dataset: str = "digits"  # digits | cifar10 | cifar100 | synthetic
-    root: str | None = None  # folder holding the CIFAR files (CIFAR only)
+    dataset: str = "digits"  # digits | cifar10 | cifar100 | synthetic | "module:callable"
+    root: str | None = None  # folder holding the files (CIFAR; any loader that takes root)
     download: bool = False  # fetch CIFAR into root if missing
+    val_fraction: float = 0.1  # of the train split held out for selection, when none is given
+    options: Mapping[str, Any] = field(default_factory=dict)  # the loader's keyword arguments
 
 
 @dataclass(frozen=True)
 class Model:
-    name: str = "mlp"  # mlp | cnn | resnet18
+    name: str = "mlp"  # mlp | cnn | resnet18 | "module:callable"
+    options: Mapping[str, Any] = field(default_factory=dict)  # the model's keyword arguments
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """The training loop: the built-in ``classifier`` (:func:`trainables.train.fit`) or a
+    user's ``"module:callable"`` taking ``(config, trial)`` (:mod:`trainables.handle`)."""
+
+    fit: str = "classifier"
+    options: Mapping[str, Any] = field(default_factory=dict)  # read by the loop: trial.options
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,11 @@ class TrainConfig:
     seed: int = 0  # moves initialisation, batch order and augmentation; never the data split
     schedule: Schedule = field(default_factory=Knee)
     warmup_fraction: float = 0.0  # of all optimizer steps, linear ramp to peak_lr
-    data: Data = field(default_factory=Data)
-    model: Model = field(default_factory=Model)
+    # The built-in classifier's dataset and model; a user's loop has them only when its study
+    # names them (None: not part of the run).
+    data: Data | None = field(default_factory=Data)
+    model: Model | None = field(default_factory=Model)
+    trainable: Trainable = field(default_factory=Trainable)
     optimizer: Optimizer = field(default_factory=Optimizer)
     sharpness: Sharpness = field(default_factory=Sharpness)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -100,8 +115,12 @@ class TrainConfig:
             "schedule": self.schedule.name,
             **(_knee_flat(self.schedule) if isinstance(self.schedule, Knee) else {}),
             "warmup_fraction": self.warmup_fraction,
-            **_prefixed(self.data, _DATA_KEYS),
-            **_prefixed(self.model, _MODEL_KEYS),
+            **(_prefixed(self.data, _DATA_KEYS) if self.data else {}),
+            **(_options("data", self.data.options) if self.data else {}),
+            **(_prefixed(self.model, _MODEL_KEYS) if self.model else {}),
+            **(_options("model", self.model.options) if self.model else {}),
+            "trainable": self.trainable.fit,
+            **_options("trainable", self.trainable.options),
             **_prefixed(self.optimizer, _OPTIMIZER_KEYS),
             **_prefixed(self.sharpness, _SHARPNESS_KEYS),
             "device": self.device,
@@ -116,7 +135,9 @@ class TrainConfig:
         error, not silently ignored; a baseline's Knee keys may be None (Tune's grid gives every
         trial every key) but not set; a Knee schedule without them takes Knee's defaults."""
         flat = dict(flat)
-        unknown = sorted(set(flat) - _FLAT_KEYS)
+        unknown = sorted(
+            k for k in set(flat) - _FLAT_KEYS if k.split(".")[0] not in _OPTION_SECTIONS
+        )
         if unknown:
             raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
         name = flat.pop("schedule", "knee")
@@ -132,9 +153,15 @@ class TrainConfig:
             if given:
                 raise ValueError(f"schedule {name} has no explore phase: {', '.join(given)} set")
             schedule = Baseline(name)
+        options = {s: _pop_options(flat, s) for s in _OPTION_SECTIONS}
+        trainable = Trainable(flat.pop("trainable", Trainable.fit), options["trainable"])
+        # The classifier always has a dataset and a model (defaults); another loop those given.
+        builtin = trainable.fit == Trainable.fit
+        data, model = _unprefixed(flat, _DATA_KEYS), _unprefixed(flat, _MODEL_KEYS)
         sections = {
-            "data": Data(**_unprefixed(flat, _DATA_KEYS)),
-            "model": Model(**_unprefixed(flat, _MODEL_KEYS)),
+            "data": Data(**data, options=options["data"]) if data or builtin else None,
+            "model": Model(**model, options=options["model"]) if model or builtin else None,
+            "trainable": trainable,
             "optimizer": Optimizer(**_unprefixed(flat, _OPTIMIZER_KEYS)),
             "sharpness": Sharpness(**_unprefixed(flat, _SHARPNESS_KEYS)),
         }
@@ -150,7 +177,12 @@ def _or(value: Any, default: Any) -> Any:
 
 
 # Each section's flat names, field -> flat key: the names runs already carry in MLflow.
-_DATA_KEYS = {"dataset": "dataset", "root": "data_root", "download": "download"}
+_DATA_KEYS = {
+    "dataset": "dataset",
+    "root": "data_root",
+    "download": "download",
+    "val_fraction": "val_fraction",
+}
 _MODEL_KEYS = {"name": "model"}
 _OPTIMIZER_KEYS = {
     "name": "optimizer",
@@ -164,15 +196,15 @@ _SHARPNESS_KEYS = {
     "batches": "sharpness_batches",
     "hessian": "hessian",
 }
-_TOP_KEYS = {f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("schedule",)} - {
-    "data",
-    "model",
-    "optimizer",
-    "sharpness",
-}
+_SECTIONS = ("data", "model", "trainable", "optimizer", "sharpness")
+_TOP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"schedule", *_SECTIONS}
+# A section's options travel as "data.noise", "model.width", "trainable.context": one flat
+# scalar each, so MLflow shows and filters them like any other param.
+_OPTION_SECTIONS = ("data", "model", "trainable")
 _FLAT_KEYS = {
     *_TOP_KEYS,
     "schedule",
+    "trainable",
     *KNEE_ONLY_KEYS,
     *_DATA_KEYS.values(),
     *_MODEL_KEYS.values(),
@@ -183,6 +215,16 @@ _FLAT_KEYS = {
 
 def _prefixed(section: object, names: Mapping[str, str]) -> dict[str, Any]:
     return {flat: getattr(section, name) for name, flat in names.items()}
+
+
+def _options(section: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{section}.{name}": value for name, value in sorted(options.items())}
+
+
+def _pop_options(flat: dict[str, Any], section: str) -> dict[str, Any]:
+    prefix = f"{section}."
+    keys = [k for k in flat if k.startswith(prefix)]
+    return {k[len(prefix) :]: flat.pop(k) for k in keys}
 
 
 def _unprefixed(flat: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:

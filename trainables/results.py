@@ -23,8 +23,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# Per-epoch metrics (step = epoch in MLflow); accuracies are fractions, lr the epoch's last step's.
-EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
+# The built-in classifier's per-epoch metrics (step = epoch in MLflow); accuracies are fractions,
+# lr the epoch's last step's. A user's loop reports metrics of its own: every number it reports
+# is logged the same way.
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr")
 # Once per trial, at the end: Keskar sharpness (percent), compute seconds, optional curvature.
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 
@@ -35,9 +37,26 @@ SEARCH_TAG = "search"  # grid | optuna
 DIVERGED_TAG = "diverged"  # "true" | "false", set with the final metrics
 STOPPED_EARLY_TAG = "stopped_early"  # "true" on a trial a scheduler (ASHA) stopped
 STOPPED_AT_TAG = "stopped_at_epoch"  # the last epoch such a trial reported
+ERROR_TAG = "error"  # on a trial that failed at once: the one-line reason (never retried)
+
+
+def lower_is_better(metric: str) -> bool:
+    """Sharpness (flatter minima generalise better, as in the paper), losses and perplexity:
+    lower is better. Accuracies and anything else: higher is better."""
+    return metric == "sharpness" or metric.endswith(("loss", "perplexity"))
+
+
+def selection_metric(metric: str) -> str:
+    """What chooses among trials for an objective ``metric`` (ASHA, Optuna, a "best" point):
+    the validation counterpart of a test metric (``test_acc`` -> ``val_acc``), so the test split
+    is only ever reported; any other metric is its own."""
+    return "val_" + metric.removeprefix("test_") if metric.startswith("test_") else metric
+
 
 _KIND = "report"  # the result key that says which report it is
 _EPOCHS = "epochs_since_last_report"
+_FINAL = "final_metrics"  # which of a final report's metrics are measured once, at the end
+_ERROR = "trial_error"
 
 
 @dataclass(frozen=True)
@@ -54,12 +73,15 @@ class EpochsReport:
 
 @dataclass(frozen=True)
 class FinalReport:
-    """A trial's end: ``metrics`` (the last epoch's and the :data:`FINAL_METRICS` it has),
-    whether it ``diverged``, and ``epochs`` not reported before."""
+    """A trial's end: ``metrics`` (the last epoch's and those measured once at the end, named
+    by ``final``), whether it ``diverged``, and ``epochs`` not reported before. ``error``: why
+    a trial failed at once (a bad dataset, model or loop: it would fail on every try)."""
 
     metrics: Mapping[str, float]
     diverged: bool
     epochs: tuple[Mapping[str, float], ...] = ()
+    final: tuple[str, ...] = FINAL_METRICS
+    error: str | None = None
 
     def to_result(self) -> dict:
         return {
@@ -67,6 +89,8 @@ class FinalReport:
             DIVERGED_TAG: self.diverged,
             _KIND: "final",
             _EPOCHS: [dict(e) for e in self.epochs],
+            _FINAL: list(self.final),
+            **({_ERROR: self.error} if self.error is not None else {}),
         }
 
     @property
@@ -75,8 +99,8 @@ class FinalReport:
         return int(self.metrics.get("epoch", 0))
 
     def final_metrics(self) -> dict[str, float]:
-        """The :data:`FINAL_METRICS` this trial has (none of them NaN)."""
-        found = {k: float(self.metrics[k]) for k in FINAL_METRICS if k in self.metrics}
+        """The metrics measured at the end that this trial has (none of them NaN)."""
+        found = {k: float(self.metrics[k]) for k in self.final if k in self.metrics}
         return {k: v for k, v in found.items() if not math.isnan(v)}
 
 
@@ -89,8 +113,11 @@ def read_report(result: Mapping) -> Report | None:
     epochs = tuple(result.get(_EPOCHS, ()))
     kind = result.get(_KIND)
     if kind == "final":
-        metrics = {k: v for k, v in result.items() if k not in (_KIND, _EPOCHS, DIVERGED_TAG)}
-        return FinalReport(metrics, bool(result[DIVERGED_TAG]), epochs)
+        own = (_KIND, _EPOCHS, DIVERGED_TAG, _FINAL, _ERROR)
+        metrics = {k: v for k, v in result.items() if k not in own}
+        final = tuple(result.get(_FINAL, FINAL_METRICS))
+        error = result.get(_ERROR)
+        return FinalReport(metrics, bool(result[DIVERGED_TAG]), epochs, final, error)
     if kind == "epochs":
         return EpochsReport(epochs)
     return None
@@ -102,18 +129,30 @@ def is_final(result: Mapping | None) -> bool:
 
 
 def epoch_rows(epochs: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
-    """Each epoch's :data:`EPOCH_METRICS` (those it has) with its ``epoch``, oldest first."""
+    """Each epoch's metrics (every number it has) with its ``epoch``, oldest first."""
     rows = sorted(epochs, key=lambda e: int(e["epoch"]))
     return [
-        {"epoch": int(e["epoch"]), **{k: float(e[k]) for k in EPOCH_METRICS if k in e}}
+        {
+            "epoch": int(e["epoch"]),
+            **{k: float(v) for k, v in e.items() if k != "epoch" and _is_number(v)},
+        }
         for e in rows
     ]
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_failed(result: Mapping | None) -> bool:
+    """Whether a Tune result is the final report of a trial that failed at once."""
+    return is_final(result) and result.get(_ERROR) is not None
+
+
 # What the driver tags a trial's run with, and how the analysis reads it back.
-def final_tags(diverged: bool) -> dict[str, str]:
-    """The tags set with a trial's final metrics."""
-    return {DIVERGED_TAG: str(bool(diverged)).lower()}
+def final_tags(diverged: bool, error: str | None = None) -> dict[str, str]:
+    """The tags set with a trial's final metrics (and why it failed, when it did)."""
+    return {DIVERGED_TAG: str(bool(diverged)).lower(), **({ERROR_TAG: error} if error else {})}
 
 
 def stopped_tags(epoch: int) -> dict[str, str]:

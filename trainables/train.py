@@ -1,8 +1,10 @@
-"""One training run: data on the device, the schedule stepped per optimizer step, then sharpness.
+"""The built-in training loop, ``classifier``: data on the device, the schedule stepped per
+optimizer step, then sharpness.
 
-``train(config, on_epoch, state)`` is everything a trial does. It knows nothing of Ray or MLflow:
-the caller gets every epoch's metrics and a resumable state through ``on_epoch`` and decides
-what to report and where to checkpoint.
+``train(config, on_epoch, state)`` is everything a trial of it does. It knows nothing of Ray or
+MLflow: the caller gets every epoch's metrics and a resumable state through ``on_epoch`` and
+decides what to report and where to checkpoint. :func:`fit` is the same loop as a study runs
+it, through the :class:`~trainables.handle.Trial` handle a user's own loop gets too.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from trainables.config import OPTIMIZER_NAMES, Knee, TrainConfig
-from trainables.data import ImageData, eval_batches, load_data, train_batches
+from trainables.data import Dataset, eval_batches, load_data, train_batches
+from trainables.handle import Trial
 from trainables.models import build_model
+from trainables.results import FINAL_METRICS
 from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
 from trainables.state import TrainState
@@ -42,12 +46,12 @@ def train(
     ``config`` is a :class:`~trainables.config.TrainConfig`, or its flat form (the keys a
     study's runs carry: :meth:`~trainables.config.TrainConfig.from_flat`).
 
-    ``on_epoch(metrics, state)`` is called after every epoch with ``epoch, train_loss, train_acc,
-    test_loss, test_acc, lr`` (accuracies are fractions, ``lr`` the LR of the epoch's last
-    step) and a resumable ``state`` (:meth:`TrainState.to_dict`: a dict ``torch.save`` can write;
-    it references the live model, so save it before returning). Passing such a state back as
-    ``state`` continues the run from the epoch after it, with the same final numbers as an
-    uninterrupted run.
+    ``on_epoch(metrics, state)`` is called after every epoch with ``epoch`` and the
+    :data:`~trainables.results.EPOCH_METRICS` (accuracies are fractions, ``lr`` the LR of the
+    epoch's last step) and a resumable ``state`` (:meth:`TrainState.to_dict`: a dict
+    ``torch.save`` can write; it references the live model, so save it before returning).
+    Passing such a state back as ``state`` continues the run from the epoch after it, with the
+    same final numbers as an uninterrupted run.
 
     The result holds the last epoch's metrics plus ``sharpness`` (Keskar, in percent),
     ``trial_seconds`` (training, evaluation and sharpness compute only; not time spent in
@@ -60,11 +64,9 @@ def train(
     if device.type == "cuda" and cfg.gpu_memory_fraction is not None:
         torch.cuda.set_per_process_memory_fraction(cfg.gpu_memory_fraction, device)
 
-    data = load_data(
-        cfg.data.dataset, root=cfg.data.root, device=device, download=cfg.data.download
-    )
+    data = load_dataset(cfg, device)
     torch.manual_seed(cfg.seed)  # model initialisation
-    model = build_model(cfg.model.name, data.num_classes, data.in_channels, data.image_size)
+    model = build_model(cfg.model.name, data.input_shape, data.num_classes, cfg.model.options)
     model = model.to(device, memory_format=MEMORY_FORMAT)
     optimizer = _build_optimizer(cfg, model)
     steps_per_epoch = math.ceil(data.num_train / cfg.batch_size)
@@ -95,9 +97,10 @@ def train(
         started = _now(device)
         batches = train_batches(data, cfg.batch_size, generator)
         train_loss, train_acc, lr = _train_epoch(model, optimizer, scheduler, batches, device)
+        val_loss, val_acc = evaluate(model, eval_batches(data, "val"), device)
         test_loss, test_acc = evaluate(model, eval_batches(data, "test"), device)
         seconds += _now(device) - started
-        diverged = not (math.isfinite(train_loss) and math.isfinite(test_loss))
+        diverged = not all(map(math.isfinite, (train_loss, val_loss, test_loss)))
         if diverged:
             break
         epoch += 1
@@ -105,6 +108,8 @@ def train(
             epoch=epoch,
             train_loss=train_loss,
             train_acc=train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
             test_loss=test_loss,
             test_acc=test_acc,
             lr=lr,
@@ -131,7 +136,32 @@ def train(
     return result | {"trial_seconds": seconds}
 
 
-def measure_curvature(model: nn.Module, data: ImageData, cfg: TrainConfig) -> dict[str, float]:
+def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, Any]:
+    """The built-in loop as a study runs it: :func:`train` reporting every epoch, with its
+    state, through ``trial``; returns the final metrics (sharpness, compute seconds)."""
+
+    def on_epoch(metrics: dict[str, float], state: dict[str, Any]) -> None:
+        trial.report(metrics, state=state)
+
+    result = train(trial.config, on_epoch=on_epoch, state=trial.restore())
+    trial.diverged = result["diverged"]
+    return {k: v for k, v in result.items() if k in FINAL_METRICS}
+
+
+def load_dataset(cfg: TrainConfig, device: str | torch.device = "cpu") -> Dataset:
+    """The run's dataset (``cfg.data``) on ``device``."""
+    data = cfg.data
+    return load_data(
+        data.dataset,
+        data.options,
+        root=data.root,
+        download=data.download,
+        val_fraction=data.val_fraction,
+        device=device,
+    )
+
+
+def measure_curvature(model: nn.Module, data: Dataset, cfg: TrainConfig) -> dict[str, float]:
     """Keskar sharpness (and Hessian metrics when asked) on a fixed set of training batches."""
     asked = cfg.sharpness
     batches = list(islice(eval_batches(data, "train", cfg.batch_size), asked.batches))
@@ -156,7 +186,7 @@ def evaluate(
     count = 0
     for inputs, targets in batches:
         with _autocast(device):
-            logits = model(inputs.contiguous(memory_format=MEMORY_FORMAT))
+            logits = model(_laid_out(inputs))
         loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
         correct += (logits.argmax(dim=1) == targets).sum()
         count += len(targets)
@@ -179,7 +209,7 @@ def _train_epoch(
     count, lr = 0, 0.0
     for inputs, targets in batches:
         with _autocast(device):
-            logits = model(inputs.contiguous(memory_format=MEMORY_FORMAT))
+            logits = model(_laid_out(inputs))
             loss = nn.functional.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -210,6 +240,11 @@ def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimize
             weight_decay=opt.weight_decay,
         )
     raise ValueError(f"optimizer must be one of {OPTIMIZER_NAMES}, got {opt.name!r}")
+
+
+def _laid_out(inputs: Tensor) -> Tensor:
+    """Image batches in the memory format the model's weights use; other inputs as they are."""
+    return inputs.contiguous(memory_format=MEMORY_FORMAT) if inputs.dim() == 4 else inputs
 
 
 def _resolve_device(name: str) -> torch.device:

@@ -1,0 +1,59 @@
+"""The study's workload, tried in the driver before Ray starts: a problem that would make every
+trial fail (a module that does not import, a callable that takes other arguments, data of the
+wrong shape, dtype or labels, a model whose output is not one column per class) is one line
+naming its key, and nothing is launched.
+
+The built-in classifier's dataset is loaded once, on the CPU, and its model run on two training
+examples; a user's loop is imported and checked to take ``(config, trial)`` (what it does with
+them only its trials can tell: they fail at once, not retried, with the reason in their run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from study.config import StudyConfig
+from study.errors import BadInput
+from study.trial import resolve_trainable
+from trainables.data import normalise
+from trainables.models import build_model, check_output
+from trainables.plugins import WorkloadError
+from trainables.train import load_dataset
+
+
+class WorkloadCheckError(BadInput):
+    """A dataset, model or training loop every trial would fail on."""
+
+
+def check_workload(cfg: StudyConfig) -> None:
+    """Try the study's workload as its first trial would; WorkloadCheckError if it cannot work."""
+    find_local_modules()
+    try:
+        resolve_trainable(cfg.trainable.fit)
+        if cfg.data is None:
+            return
+        run = cfg.trial_config({k: v[0] for k, v in cfg.swept().items()} | {"schedule": "knee"})
+        data = load_dataset(run)
+        if run.model is not None:
+            torch.manual_seed(0)
+            shape, classes = data.input_shape, data.num_classes
+            model = build_model(run.model.name, shape, classes, run.model.options)
+            check_output(model, normalise(data.train.inputs[:2], data), classes, run.model.name)
+    except WorkloadError as error:
+        raise WorkloadCheckError(str(error)) from None
+
+
+def find_local_modules() -> None:
+    """A local study finds modules in the current directory, as ``python -m`` would: here in
+    the driver, and in its trials (the workers of a Ray the driver starts inherit its
+    PYTHONPATH)."""
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if here not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([here, *filter(None, paths)])
