@@ -38,7 +38,7 @@ import torch
 from study import tune_state
 from study.folder import StudyFolderError
 from study.trial import STATE_FILE
-from trainables.state import STATE_KEYS
+from trainables.handle import ENVELOPE_KEYS
 
 BACKUP_SUFFIX = ".last-good"  # beside a snapshot: its session's last complete set of files
 DAMAGED_SUFFIX = ".damaged"  # a session's file set aside: damaged, with no complete copy
@@ -154,7 +154,7 @@ def _check_state(path: Path) -> None:
         raise DamagedCheckpointError(
             f"{path}: damaged checkpoint, the trial cannot resume from it ({reason})"
         ) from None
-    missing = STATE_KEYS - set(state) if isinstance(state, dict) else STATE_KEYS
+    missing = ENVELOPE_KEYS - set(state) if isinstance(state, dict) else ENVELOPE_KEYS
     if missing:
         raise DamagedCheckpointError(
             f"{path}: not a knee-study trial state (lacks {', '.join(sorted(missing))})"

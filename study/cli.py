@@ -138,31 +138,43 @@ def resume(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     if not 0 <= args.fraction <= 1:
         raise BadInput(f"--fraction: an explore fraction is in [0, 1], got {args.fraction}")
-    if not 0 < args.margin < 1:
-        raise BadInput(
-            f"--margin: in accuracy units, 0 < margin < 1 (0.002 = 0.2 points), got {args.margin}"
-        )
-    if args.margin >= 0.05:  # 0.2 for "0.2 points" would judge at 20 points: say so, go on
-        print(
-            f"knee-study: note: --margin {args.margin} is {args.margin * 100:g} accuracy points",
-            file=sys.stderr,
-        )
-    options = {"fraction": args.fraction, "margin": args.margin}
+    if args.margin is not None and not args.margin > 0:
+        raise BadInput(f"--margin: must be > 0, in the objective's units, got {args.margin}")
+    options = {"fraction": args.fraction, "margin": args.margin, "metric": args.metric}
+    options["mode"] = args.mode
     if args.study:
         from study.study import Study
 
-        Study.open(args.study, check_files=False).report(
-            args.out, args.experiment, args.tracking_uri, args.parent_run, **options
-        )
+        study = Study.open(args.study, check_files=False)
+        _check_margin(args.margin, args.metric or study.cfg.objective.metric)
+        study.report(args.out, args.experiment, args.tracking_uri, args.parent_run, **options)
         return EXIT_OK
     from study import reporting
 
     tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri or not args.experiment:
         raise BadInput("report: name a study folder, or --experiment and --tracking-uri")
+    _check_margin(args.margin, args.metric or "test_acc")
     out = Path(args.out or f"report-{args.experiment}")
-    reporting.write(args.experiment, tracking_uri, args.parent_run, out, **options)
+    rules = reporting.policy(None, **options)
+    reporting.write(args.experiment, tracking_uri, args.parent_run, out, rules)
     return EXIT_OK
+
+
+def _check_margin(margin: float | None, metric: str) -> None:
+    """An accuracy margin is a fraction: 1 or more can never be beaten, and 0.2 meant as "0.2
+    points" would judge at 20 points (said, and the report goes on)."""
+    if margin is None or not metric.endswith("acc"):
+        return
+    if margin >= 1:
+        raise BadInput(
+            f"--margin: {metric} is a fraction, 0 < margin < 1 (0.002 = 0.2 points), got {margin}"
+        )
+    if margin >= 0.05:
+        print(
+            f"knee-study: note: --margin {margin} is {margin * 100:g} accuracy points",
+            file=sys.stderr,
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -230,9 +242,18 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument(
         "--margin",
         type=float,
-        default=0.002,
-        help="how close to the best explore fraction counts as robust, in accuracy "
-        "(default 0.002 = 0.2 points)",
+        help="how close to the best explore fraction counts as robust, in the metric's units "
+        "(default: the study's objective.margin, else 0.002 = 0.2 accuracy points)",
+    )
+    report_cmd.add_argument(
+        "--metric",
+        help="the metric judged (default: the study's objective.metric, else test_acc)",
+    )
+    report_cmd.add_argument(
+        "--mode",
+        choices=("max", "min"),
+        help="whether higher or lower --metric is better (default: the study's objective, "
+        "else from the metric's name: min for losses and perplexity)",
     )
     report_cmd.add_argument(
         "--fraction", type=float, default=0.5, help="the explore fraction judged (default 0.5)"

@@ -120,6 +120,9 @@ class Objective(Section):
 
     metric: str = "test_acc"
     mode: Literal["max", "min"] | None = Field(None, validate_default=True)
+    # How much better a rival may be and still count as no better, in the metric's own units
+    # (accuracies are fractions: 0.002 = 0.2 points; a loss in nats).
+    margin: PositiveFloat = 0.002
 
     @field_validator("mode")
     @classmethod

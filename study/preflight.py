@@ -3,9 +3,10 @@ trial fail (a module that does not import, a callable that takes other arguments
 wrong shape, dtype or labels, a model whose output is not one column per class) is one line
 naming its key, and nothing is launched.
 
-The built-in classifier's dataset is loaded once, on the CPU, and its model run on two training
-examples; a user's loop is imported and checked to take ``(config, trial)`` (what it does with
-them only its trials can tell: they fail at once, not retried, with the reason in their run).
+The built-in classifier's dataset is loaded once, on the CPU (unless ``data.download`` leaves
+fetching it to the trials), and its model run on two training examples; a user's loop is
+imported and checked to take ``(config, trial)`` (what it does with them only its trials can
+tell: they fail at once, not retried, with the reason in their run).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import torch
 from study.config import StudyConfig
 from study.errors import BadInput
 from study.trial import resolve_trainable
-from trainables.data import normalise
+from trainables.config import TrainConfig
+from trainables.data import DATASETS, normalise
+from trainables.data import KEY as DATA_KEY
 from trainables.models import build_model, check_output
-from trainables.plugins import WorkloadError
+from trainables.plugins import WorkloadError, check_call, resolve
 from trainables.train import load_dataset
 
 
@@ -34,9 +37,12 @@ def check_workload(cfg: StudyConfig) -> None:
     find_local_modules()
     try:
         resolve_trainable(cfg.trainable.fit)
-        if cfg.data is None:
-            return
         run = cfg.trial_config({k: v[0] for k, v in cfg.swept().items()} | {"schedule": "knee"})
+        if run.data is None:
+            return
+        if run.data.download:  # the trials fetch it where they run: not the driver's business
+            check_call(resolve(run.data.dataset, DATASETS, DATA_KEY), DATA_KEY, **_download(run))
+            return
         data = load_dataset(run)
         if run.model is not None:
             torch.manual_seed(0)
@@ -45,6 +51,11 @@ def check_workload(cfg: StudyConfig) -> None:
             check_output(model, normalise(data.train.inputs[:2], data), classes, run.model.name)
     except WorkloadError as error:
         raise WorkloadCheckError(str(error)) from None
+
+
+def _download(run: TrainConfig) -> dict:
+    root = {"root": run.data.root} if run.data.root is not None else {}
+    return {**run.data.options, **root, "download": True}
 
 
 def find_local_modules() -> None:

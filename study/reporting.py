@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from study import folder
 from study.config import StudyConfig
+from study.config_sections import Objective
 from study.errors import BadInput, one_line
 from study.stores import check_tracking_uri
+
+if TYPE_CHECKING:
+    from analysis.policy import Policy
 
 
 class ReportError(BadInput):
@@ -22,18 +27,37 @@ class ReportError(BadInput):
     the report has nowhere to go."""
 
 
+def policy(
+    objective: Objective | None = None,
+    fraction: float = 0.5,
+    margin: float | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+) -> Policy:
+    """The rules a report decides by: the study's ``objective`` (default: test accuracy,
+    higher is better, margin 0.2 points), each part replaced by what is given."""
+    from analysis.policy import Policy  # scipy only: no pandas or matplotlib yet
+
+    objective = objective or Objective()
+    metric = metric or objective.metric
+    # A metric named without its mode takes its own direction, not the objective's.
+    mode = mode or (objective.mode if metric == objective.metric else "")
+    margin = objective.margin if margin is None else margin
+    return Policy(fraction=fraction, margin=margin, metric=metric, mode=mode)
+
+
 def write(
     experiment: str,
     tracking_uri: str,
     parent_run_id: str | None,
     out: Path,
-    fraction: float = 0.5,
-    margin: float = 0.002,
+    rules: Policy | None = None,
     swept: list[float] | None = None,
 ) -> None:
     """Load the runs and the history of those the learning curves draw, write the report into
-    ``out`` and print where it is and the verdict. ``swept``: the explore fractions the study
-    ran (a grid's), so a fraction MLflow has no run of is named rather than left out.
+    ``out`` decided by ``rules`` (default :func:`policy`) and print where it is and the verdict.
+    ``swept``: the explore fractions the study ran (a grid's), so a fraction MLflow has no run
+    of is named rather than left out.
 
     Raises :class:`ReportError` when the runs cannot make a report or ``out`` is a file, and
     :class:`study.stores.TrackingError` when there is no store to read them from.
@@ -52,7 +76,8 @@ def write(
         needed = curves.needed(runs)
         history = load_history(None, tracking_uri, runs=needed, metrics=curves.METRICS)
         title = f"Knee study report: {experiment}"
-        verdict = write_report(runs, out, title, fraction, margin, history=history, swept=swept)
+        rules = rules or policy()
+        verdict = write_report(runs, out, title, policy=rules, history=history, swept=swept)
     except AnalysisError as error:  # analysis knows nothing of the study's errors
         raise ReportError(error) from None
     trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
@@ -95,9 +120,8 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
     run; whatever goes wrong, one line on stderr with the command that retries it."""
     report_dir = output / folder.REPORT_DIR
     try:
-        write(
-            cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, swept=swept_fractions(cfg)
-        )
+        rules, swept = policy(cfg.objective), swept_fractions(cfg)
+        write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, rules, swept)
     except Exception as error:  # a report bug must not hide the study's outcome
         first = one_line(error, expected=isinstance(error, BadInput))
         print(

@@ -177,11 +177,14 @@ class Study:
         tracking_uri: str | None = None,
         parent_run: str | None = None,
         fraction: float = 0.5,
-        margin: float = 0.002,
+        margin: float | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
     ) -> Path:
         """Write a report of this study's runs (or, named otherwise, of other runs in its store
         or another); returns its folder. The study's own report (into ``STUDY/report``) also
-        goes onto its parent run; a report of other runs never lands over it, nor on its run."""
+        goes onto its parent run; a report of other runs never lands over it, nor on its run.
+        ``margin``, ``metric`` and ``mode`` replace the study's objective's."""
         experiment = experiment or self.cfg.name
         uri = absolute_uri(tracking_uri) if tracking_uri else self.meta.tracking_uri
         own_dir = None  # the study's own report folder, when these are the study's runs
@@ -195,7 +198,8 @@ class Study:
             check_tracking_uri(uri, must_exist=True)
             self._settle()
         swept = reporting.swept_fractions(self.cfg) if own_dir is not None else None
-        reporting.write(experiment, uri, parent_run, out, fraction, margin, swept=swept)
+        rules = reporting.policy(self.cfg.objective, fraction, margin, metric, mode)
+        reporting.write(experiment, uri, parent_run, out, rules, swept=swept)
         if attached:  # the study's own report, rewritten: its MLflow copy follows
             reporting.attach(uri, parent_run, out)
         return out

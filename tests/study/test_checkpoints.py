@@ -18,7 +18,7 @@ from study.checkpoints import (
     check_resumable,
 )
 from study.snapshot_backup import SnapshotBackup
-from trainables.state import STATE_KEYS
+from trainables.handle import ENVELOPE_KEYS
 
 T1, T2 = "2026-01-01_10-00-00", "2026-01-01_11-00-00"
 
@@ -65,7 +65,7 @@ def _checkpoint(root: Path, trial_id: str, name: str, good: bool = True) -> Path
     folder = root / trial_id / name
     folder.mkdir(parents=True)
     if good:
-        torch.save({key: 0 for key in STATE_KEYS}, folder / STATE_FILE)
+        torch.save({key: 0 for key in ENVELOPE_KEYS}, folder / STATE_FILE)
     else:
         (folder / STATE_FILE).write_bytes(b"PK\x03\x04 cut short")
     return folder
@@ -136,7 +136,7 @@ def test_the_checkpoint_the_snapshot_names_is_checked_not_a_newer_torn_one(root)
 
 def test_a_checkpoint_lacking_part_of_what_train_reads_back_is_refused(root):
     folder = _checkpoint(root, "a", "checkpoint_000001")
-    torch.save({key: 0 for key in STATE_KEYS - {"torch_rng"}}, folder / STATE_FILE)
+    torch.save({key: 0 for key in ENVELOPE_KEYS - {"torch_rng"}}, folder / STATE_FILE)
     (root / f"experiment_state-{T1}.json").write_bytes(
         _snapshot(("a", "RUNNING", ["checkpoint_000001"]))
     )

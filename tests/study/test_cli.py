@@ -20,7 +20,7 @@ from study import cli, cluster, driver, folder
 from study.cli import EXIT_BAD_INPUT, main
 from study.config import ConfigError, load_config
 from study.outcome import Ending, Outcome
-from trainables.state import STATE_KEYS
+from trainables.handle import ENVELOPE_KEYS
 
 BAD_YAML = "name: broken\nsweep: [unclosed\n"
 
@@ -60,7 +60,7 @@ def _stopped_study(
     for checkpoint in (older, latest):
         checkpoint.mkdir(parents=True)
         torch.save(
-            {**dict.fromkeys(STATE_KEYS, 0), "epoch": 2, "history": []},  # every key train() reads
+            {**dict.fromkeys(ENVELOPE_KEYS, 0), "history": []},  # every key a trial reads
             checkpoint / "state.pt",
         )
     if state is not None:

@@ -43,7 +43,7 @@ def refused(path: str | Path | None, overrides: list[str] = ()) -> str:
 BAD_OVERRIDES = [
     # unknown keys name themselves and the allowed ones
     (["train.epoch=3"], "train.epoch", "unknown key; allowed: epochs, batch_size, optimizer"),
-    (["optim.lr=0.1"], "optim", "unknown key; allowed: name, data, model, train, sweep"),
+    (["optim.lr=0.1"], "optim", "unknown key; allowed: name, data, model, trainable, objective, train, sweep"),
     (["sweep.lr=[0.1]"], "sweep.lr", "unknown key"),
     # wrong types: no coercion from strings, floats or bools
     (["train.epochs=three"], "train.epochs", "input should be a valid integer, got 'three'"),
@@ -85,8 +85,13 @@ BAD_OVERRIDES = [
     (["train.weight_decay=-1e-4"], "train.weight_decay", "greater than or equal to 0, got -0.0001"),
     (["train.device=gpu"], "train.device", "must be auto (cuda if there is one), cpu, cuda"),
     # unknown names list the known ones
-    (["model.name=vgg"], "model.name", "input should be 'mlp', 'cnn' or 'resnet18', got 'vgg'"),
-    (["data.dataset=mnist"], "data.dataset", "'digits', 'cifar10', 'cifar100' or 'synthetic'"),
+    (["model.name=vgg"], "model.name", "a built-in (mlp, cnn, resnet18) or 'module:callable'"),
+    (["data.dataset=mnist"], "data.dataset", "a built-in (digits, cifar10, cifar100, synthetic)"),
+    (["trainable=fit"], "trainable.fit", "a built-in (classifier) or 'module:callable'"),
+    (["objective.mode=best"], "objective.mode", "input should be 'max' or 'min', got 'best'"),
+    (["objective.metric=sharpness"], "objective.metric", "reports train_loss, train_acc, val_loss"),
+    (["data.val_fraction=1"], "data.val_fraction", "input should be less than 1"),
+    (["data.options=3"], "data.options", "input should be a valid dictionary"),
     (["sweep.schedule=[knee, exp]"], "sweep.schedule[1]", "'knee', 'cosine', 'linear', 'step'"),
     (["train.decay=step"], "train.decay", "input should be 'linear', 'cosine' or '1-sqrt'"),
     (["train.optimizer=adam"], "train.optimizer", "input should be 'sgd'"),
@@ -191,7 +196,7 @@ def test_several_problems_report_the_first_and_count_the_rest():
         ("name: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "a study config is a mapping of sections (name, data, model"),
         ("", "empty; a study config names its name, data, model"),
-        ("name: x\n", "data: required but missing (and 3 more problems)"),
+        ("name: x\n", "train: required but missing (and 1 more problem)"),
     ],
 )
 def test_bad_files_name_the_file(text, expected, tmp_path):
@@ -309,7 +314,9 @@ def test_trial_base_swept_and_num_trials():
         "dataset": "digits",
         "data_root": None,
         "download": False,
+        "val_fraction": 0.1,
         "model": "mlp",
+        "trainable": "classifier",
         "epochs": 30,
         "batch_size": 64,
         "optimizer": "sgd",

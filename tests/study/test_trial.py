@@ -67,7 +67,7 @@ def test_a_trial_reports_every_epoch_once_with_its_checkpoints_then_its_end(fake
     assert none is None
     for kept, epoch in ((at_2, 2), (at_3, 3)):
         assert sorted(p.name for p in kept.iterdir()) == [trial.STATE_FILE]
-        assert torch.load(kept / trial.STATE_FILE, weights_only=False)["epoch"] == epoch
+        assert torch.load(kept / trial.STATE_FILE, weights_only=False)["state"]["epoch"] == epoch
 
 
 def test_a_restored_trial_continues_after_its_checkpoint_and_resends_its_history(fake_tune, capsys):
