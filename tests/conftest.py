@@ -18,10 +18,13 @@ KNEE_STUDY = str(Path(sys.executable).parent / "knee-study")  # the installed co
 @pytest.fixture(scope="session")
 def knee_study() -> Callable[..., subprocess.CompletedProcess]:
     """Run the installed ``knee-study`` command as a user would: ``knee_study("run", ...)``;
-    ``sets={"train.epochs": 2}`` adds ``--set train.epochs=2``."""
+    ``sets={"train.epochs": 2}`` adds ``--set train.epochs=2``; ``cwd``: the folder it runs in."""
 
     def run(
-        *args: str, sets: Mapping[str, object] = {}, timeout: float = 300
+        *args: str,
+        sets: Mapping[str, object] = {},
+        timeout: float = 300,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         overrides = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
         return subprocess.run(
@@ -30,6 +33,7 @@ def knee_study() -> Callable[..., subprocess.CompletedProcess]:
             text=True,
             timeout=timeout,
             check=False,
+            cwd=cwd,
         )
 
     return run
