@@ -43,7 +43,11 @@ def refused(path: str | Path | None, overrides: list[str] = ()) -> str:
 BAD_OVERRIDES = [
     # unknown keys name themselves and the allowed ones
     (["train.epoch=3"], "train.epoch", "unknown key; allowed: epochs, batch_size, optimizer"),
-    (["optim.lr=0.1"], "optim", "unknown key; allowed: name, data, model, trainable, objective, train, sweep"),
+    (
+        ["optim.lr=0.1"],
+        "optim",
+        "unknown key; allowed: name, data, model, trainable, objective, train, sweep",
+    ),
     (["sweep.lr=[0.1]"], "sweep.lr", "unknown key"),
     # wrong types: no coercion from strings, floats or bools
     (["train.epochs=three"], "train.epochs", "input should be a valid integer, got 'three'"),
