@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
 def validate(args: argparse.Namespace) -> int:
     study = _create(args, say=False)
-    print(f"{study.cfg.name}: valid, {study.cfg.num_trials} trials")
+    trials = study.cfg.num_trials
+    print(f"{study.cfg.name}: valid, {trials} trial{'s' * (trials != 1)}")
     _say_verdict_reach(study.cfg)
     return EXIT_OK
 

@@ -45,6 +45,11 @@ _EPOCH = {"epoch": 2, "test_acc": 0.9}
 # A trial's last result as Tune hands it back: its final report; or, for a trial the scheduler
 # stopped, its last epochs' report marked done; or, for one interrupted, not done.
 FINAL = {**FinalReport(_EPOCH, False, ()).to_result(), "done": True}
+# A trial that failed at once (a bad plug-in): it returned normally, its final report says why.
+FAILED_AT_ONCE = {
+    **FinalReport(_EPOCH, False, (), (), "data.dataset: bad").to_result(),
+    "done": True,
+}
 STOPPED = {**EpochsReport((_EPOCH,)).to_result(), "done": True}
 INTERRUPTED = EpochsReport((_EPOCH,)).to_result()
 

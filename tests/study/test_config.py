@@ -502,3 +502,47 @@ def test_the_study_defaults_are_the_runs_defaults():
     run = minimal.trial_config({k: v for k, v in point.items() if k != "decay"})
     default = TrainConfig(cfg.train.epochs, cfg.train.batch_size, point["peak_lr"], point["seed"])
     assert run == TrainConfig(**{**default.__dict__, "schedule": Knee(point["explore_fraction"])})
+
+
+def test_plugin_options_and_the_loop_travel_in_each_trials_flat_config():
+    cfg = load_config(
+        None,
+        [
+            "data.dataset=mypkg.data:load_moons",
+            "data.options={n_samples: 3000, noise: 0.25}",
+            "model.name=mypkg.nets:make_mlp",
+            "model.options={width: 128}",
+            "trainable.fit=mypkg.train:fit",
+            "trainable.options={context: 64}",
+        ],
+    )
+    flat = cfg.trial_config(cfg.grid()[0]).to_flat()
+
+    assert cfg.trainable.fit == "mypkg.train:fit"
+    assert {k: flat[k] for k in flat if "." in k or k in ("dataset", "model", "trainable")} == {
+        "dataset": "mypkg.data:load_moons",
+        "data.n_samples": 3000,
+        "data.noise": 0.25,
+        "model": "mypkg.nets:make_mlp",
+        "model.width": 128,
+        "trainable": "mypkg.train:fit",
+        "trainable.context": 64,
+    }
+    assert TrainConfig.from_flat(flat) == cfg.trial_config(cfg.grid()[0])
+
+
+@pytest.mark.parametrize(
+    ("objective", "mode", "selection"),
+    [
+        ({}, "max", "val_acc"),  # the default: test accuracy, chosen by validation accuracy
+        ({"metric": "val_loss"}, "min", "val_loss"),
+        ({"metric": "test_loss"}, "min", "val_loss"),
+        ({"metric": "test_acc", "mode": "min"}, "min", "val_acc"),  # said outright: as said
+    ],
+)
+def test_the_objective_takes_its_metrics_direction_and_selects_on_validation(
+    objective, mode, selection
+):
+    cfg = load_config(None, [f"objective={objective}"] if objective else [])
+
+    assert (cfg.objective.mode, cfg.objective.selection_metric) == (mode, selection)

@@ -2,7 +2,7 @@
 or stopped short (resume it); and the parent run's MLflow status for each."""
 
 import pytest
-from fakes import FINAL, INTERRUPTED, STOPPED, Result, Results
+from fakes import FAILED_AT_ONCE, FINAL, INTERRUPTED, STOPPED, Result, Results
 
 from study.outcome import Ending, Outcome, outcome_of
 
@@ -17,6 +17,8 @@ def _grid(*results):
         ([FINAL] * 4, Outcome(Ending.FINISHED, 4, 4, 0, 0)),
         ([FINAL, FINAL, STOPPED, STOPPED], Outcome(Ending.FINISHED, 4, 2, 2, 0)),
         ([FINAL] * 3 + [None], Outcome(Ending.TRIALS_FAILED, 4, 3, 0, 1)),
+        ([FINAL] * 3 + [FAILED_AT_ONCE], Outcome(Ending.TRIALS_FAILED, 4, 3, 0, 1)),
+        ([FAILED_AT_ONCE, None, FINAL, FINAL], Outcome(Ending.TRIALS_FAILED, 4, 2, 0, 2)),
         ([STOPPED, None, INTERRUPTED, FINAL], Outcome(Ending.TRIALS_FAILED, 4, 1, 1, 1)),
         ([FINAL] * 3 + [INTERRUPTED], Outcome(Ending.STOPPED, 4, 3, 0, 0)),
         ([FINAL] * 3, Outcome(Ending.STOPPED, 3, 3, 0, 0)),  # one trial never started

@@ -174,3 +174,29 @@ def test_a_tracker_restored_inside_logging_to_writes_to_the_store_named_there(tm
     assert (restored.experiment_id, restored.parent_run_id) == ("1", "0" * 32)
     assert restored.run_tags == {"search": "grid"}
     assert again.tracking_uri == old
+
+
+def test_a_loops_own_metrics_are_logged_and_a_failed_trial_is_failed_with_its_reason(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "own-loop", {})
+    trial = SimpleNamespace(trial_id="own_00000", config={"seed": 0, "epochs": 2})
+    tracker = TrialTracker(uri, experiment_id, parent)
+    tracker.on_trial_start(0, [], trial)
+    epochs = ({"epoch": 1, "perplexity": 9.0}, {"epoch": 2, "perplexity": 7.5})
+    tracker.on_trial_result(0, [], trial, EpochsReport(epochs).to_result())
+    reason = "objective.metric: loop:fit never reported val_loss (found perplexity)"
+    final = FinalReport(epochs[-1], False, (), (), reason).to_result()
+    # The driver dies after the final report: the resumed tracker finds the run failed already.
+    resumed = pickle.loads(pickle.dumps(tracker))
+    resumed.on_trial_result(0, [], trial, final)
+    resumed.on_trial_complete(0, [], trial)
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([experiment_id], filter_string="tags.trial_id = 'own_00000'")
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == reason
+    history = client.get_metric_history(run.info.run_id, "perplexity")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (1, 9.0),
+        (2, 7.5),
+    ]

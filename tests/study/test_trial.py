@@ -95,3 +95,98 @@ def test_a_trial_worker_imports_no_mlflow():
         cwd=Path(__file__).parents[2],
     )
     assert proc.stdout.split() == ["False", "False"]
+
+
+LOOPS = """
+import math
+
+
+def fine(config, trial):
+    for step in range(3):
+        trial.report({"val_loss": 1.0 / (step + 1)}, state={"step": step})
+    return {"test_loss": 0.25}
+
+
+def blows_up(config, trial):
+    trial.report({"val_loss": 0.5})
+    trial.report({"val_loss": math.inf})
+    trial.report({"val_loss": 0.1})  # never reached
+
+
+def no_objective(config, trial):
+    trial.report({"train_loss": 0.5})
+
+
+def returns_a_list(config, trial):
+    trial.report({"val_loss": 0.5})
+    return [1]
+
+
+def takes_nothing():
+    pass
+"""
+
+
+@pytest.fixture
+def loops(tmp_path, monkeypatch):
+    (tmp_path / "loops.py").write_text(LOOPS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def _loop_config(fit: str) -> dict:
+    return {"epochs": 3, "batch_size": 8, "trainable": fit}
+
+
+def test_a_loops_reports_and_returned_metrics_make_its_final_report(loops):
+    sent = []
+    final = trial.run_loop(
+        _loop_config("loops:fine"), lambda m, wrap: sent.append((m, wrap)), objective="test_loss"
+    )
+
+    assert [m for m, _ in sent] == [
+        {"epoch": 1, "val_loss": 1.0},
+        {"epoch": 2, "val_loss": 0.5},
+        {"epoch": 3, "val_loss": 1 / 3},
+    ]
+    assert sent[1][1]()["state"] == {"step": 1}  # each report's checkpoint, made on demand
+    assert final.error is None
+    assert not final.diverged
+    assert final.metrics["test_loss"] == 0.25
+    assert final.metrics["val_loss"] == 1 / 3
+    assert set(final.final_metrics()) == {"test_loss", "trial_seconds"}
+
+
+def test_a_loop_that_blows_up_ends_diverged_with_its_last_finite_report(loops):
+    final = trial.run_loop(_loop_config("loops:blows_up"), lambda m, w: None, objective="val_loss")
+
+    assert final.diverged
+    assert final.error is None
+    assert (final.epoch, final.metrics["val_loss"]) == (1, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("fit", "required", "error"),
+    [
+        (
+            "loops:no_objective",
+            (),
+            "objective.metric: loops:no_objective never reported val_loss (found train_loss, "
+            "trial_seconds)",
+        ),
+        (
+            "loops:no_objective",
+            ("val_loss",),  # ASHA or Optuna select by it: the first report must have it
+            "objective.metric: val_loss not among the metrics loops:no_objective reports "
+            "(train_loss)",
+        ),
+        ("loops:returns_a_list", (), "trainable: loops:returns_a_list returned a list; return a"),
+        ("loops:takes_nothing", (), "trainable: loops:takes_nothing() cannot be called with"),
+        ("loops:missing", (), "trainable: loops has no 'missing'"),
+    ],
+)
+def test_a_loop_that_cannot_work_fails_at_once_saying_why(loops, fit, required, error):
+    final = trial.run_loop(_loop_config(fit), lambda m, w: None, None, "val_loss", required)
+
+    assert final.error.startswith(error), final.error
+    assert "\n" not in final.error
+    assert read_report(final.to_result()).error == final.error  # it reaches the driver
