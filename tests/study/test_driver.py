@@ -107,3 +107,38 @@ def test_an_autoscaling_cluster_is_not_sized_by_the_nodes_up_at_start():
 def test_a_fixed_cluster_that_cannot_place_a_trial_points_at_autoscaling():
     with pytest.raises(PlanError, match=r"an autoscaling cluster: set resources\.autoscaling=true"):
         plan_resources(_config("resources.gpus_per_trial=1"), {"CPU": 2.0})
+
+
+ASHA = ["tune.scheduler=asha", "tune.grace_period=90", "sweep.explore_fraction=[0.0, 0.5]"]
+
+
+@pytest.mark.parametrize(
+    ("objective", "metric", "mode"),
+    [
+        ("{}", "val_acc", "max"),  # the default objective, test_acc: chosen on validation
+        ("{metric: val_loss, mode: min}", "val_loss", "min"),
+        ("{metric: test_loss}", "val_loss", "min"),
+    ],
+)
+def test_asha_and_optuna_select_by_the_objective_on_the_validation_split(objective, metric, mode):
+    from study.driver import _trial_scheduler
+    from study.search import search_algorithm
+
+    asha = load_config(None, [*ASHA, f"objective={objective}"])
+    scheduler = _trial_scheduler(asha)
+    assert (scheduler._metric, scheduler._mode) == (metric, mode)
+    # Every report of a trial ASHA judges must carry what it judges by; a FIFO grid's need not.
+    assert asha.selection_needed
+    assert not load_config(None, [f"objective={objective}"]).selection_needed
+    search = load_config(
+        None,
+        [
+            "tune.search=optuna",
+            "tune.num_samples=2",
+            "sweep.explore_fraction=[0, 1]",
+            "sweep.peak_lr=[0.01, 0.3]",
+            f"objective={objective}",
+        ],
+    )
+    optuna = search_algorithm(search, 1)[0].searcher.searcher  # ConcurrencyLimiter > seeds
+    assert (optuna.metric, optuna.mode) == (metric, mode)
