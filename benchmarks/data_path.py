@@ -74,10 +74,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     batches = args.batches or -(-NUM_IMAGES // args.batch_size)
 
-    data = load_data("synthetic", num_train=NUM_IMAGES, num_test=16)
+    data = load_data("synthetic", {"num_train": NUM_IMAGES, "num_test": 16, "num_val": 16})
     dataset = CifarLikeDataset(
-        data.train_images.permute(0, 2, 3, 1).numpy(),
-        data.train_labels.numpy(),
+        data.train.inputs.permute(0, 2, 3, 1).numpy(),
+        data.train.labels.numpy(),
         torchvision_pipeline(data),
     )
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=2)

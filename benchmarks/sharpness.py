@@ -41,7 +41,7 @@ def trained_mlp(epochs: int) -> tuple[nn.Module, object]:
     """A digits MLP trained like the default study's trials (SGD momentum, batch 32)."""
     data = load_data("digits")
     torch.manual_seed(0)
-    model = build_model("mlp", data.num_classes, data.in_channels, data.image_size)
+    model = build_model("mlp", data.input_shape, data.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     generator = torch.Generator().manual_seed(0)
     for _ in range(epochs):

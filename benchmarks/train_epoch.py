@@ -62,17 +62,18 @@ def seed_style_epoch(model, optimizer, scheduler, loader, device) -> tuple[float
 
 
 def compare(args, device: torch.device, model_name: str, target: float) -> None:
-    data = load_data("synthetic", device=device, num_train=args.images, num_test=16, num_classes=10)
-    host = load_data("synthetic", num_train=args.images, num_test=16, num_classes=10)
+    options = {"num_train": args.images, "num_test": 16, "num_val": 16, "num_classes": 10}
+    data = load_data("synthetic", options, device=device)
+    host = load_data("synthetic", options)
     dataset = CifarLikeDataset(
-        host.train_images.permute(0, 2, 3, 1).numpy(),
-        host.train_labels.numpy(),
+        host.train.inputs.permute(0, 2, 3, 1).numpy(),
+        host.train.labels.numpy(),
         torchvision_pipeline(host),
     )
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=2)
     steps = math.ceil(args.images / args.batch_size)
     torch.manual_seed(0)
-    initial = build_model(model_name, data.num_classes, data.in_channels, data.image_size)
+    initial = build_model(model_name, data.input_shape, data.num_classes)
     fast_format = torch.channels_last  # what trainables.train uses for its models
 
     def setup(memory_format):
@@ -140,7 +141,7 @@ def compare(args, device: torch.device, model_name: str, target: float) -> None:
 
 def _step_flops(model: nn.Module, data, batch_size: int, device: torch.device) -> float:
     """FLOPs of one training step (forward + backward) at ``batch_size``, counted by torch."""
-    inputs = torch.zeros(batch_size, *data.train_images.shape[1:], device=device)
+    inputs = torch.zeros(batch_size, *data.input_shape, device=device)
     targets = torch.zeros(batch_size, dtype=torch.long, device=device)
     with FlopCounterMode(display=False) as counter:
         nn.functional.cross_entropy(model(inputs), targets).backward()

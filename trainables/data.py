@@ -393,18 +393,25 @@ def synthetic(
     channels: int = 3,
     image_size: int = 32,
     num_classes: int = 10,
+    num_val: int = 0,
 ) -> dict[str, Any]:
-    """One random template per class plus uniform noise: learnable in a few epochs."""
+    """One random template per class plus uniform noise: learnable in a few epochs. ``num_val``
+    > 0 draws a validation split of its own (0: held out of the train split, as for any
+    loader); ``num_train`` is then the train split's exact size."""
     rng = np.random.default_rng(SPLIT_SEED)
     shape = (channels, image_size, image_size)
     templates = rng.integers(64, 192, (num_classes, *shape), dtype=np.int16)
-    labels = rng.integers(0, num_classes, num_train + num_test)
+    labels = rng.integers(0, num_classes, num_train + num_test + num_val)
     # int16 keeps template + noise exact before clipping, at a quarter of float64's memory.
     images = templates[labels] + rng.integers(-96, 97, (len(labels), *shape), dtype=np.int16)
     images = images.clip(0, 255).astype(np.uint8)
-    train, test = slice(num_train), slice(num_train, None)
-    return {
+    train, test = slice(num_train), slice(num_train, num_train + num_test)
+    found = {
         "train": (images[train], labels[train]),
         "test": (images[test], labels[test]),
         "num_classes": num_classes,
     }
+    if num_val:
+        val = slice(num_train + num_test, None)
+        found["val"] = (images[val], labels[val])
+    return found
