@@ -80,6 +80,7 @@ class Trial:
         self.final: dict[str, float] = {}  # measured once at the end: sharpness, ...
         self.diverged = False
         self._schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
+        self._last_step_lr: float | None = None  # the LR the last optimizer step ran at
         self._seconds = float(envelope["trial_seconds"]) if envelope else 0.0
         self._started = time.perf_counter()
 
@@ -139,6 +140,8 @@ class Trial:
             warmup_fraction=cfg.warmup_fraction,
             decay=knee.decay,
         )
+        if not self._schedulers:  # the first schedule's optimizer is the one ``lr`` reports
+            optimizer.register_step_pre_hook(self._record_step_lr)
         self._schedulers.append(scheduler)
         return scheduler
 
@@ -161,7 +164,10 @@ class Trial:
         """
         row = {k: _number(k, v) for k, v in metrics.items() if k != "epoch"}
         if self._schedulers and "lr" not in row:
-            row["lr"] = float(self._schedulers[0].get_last_lr()[0])
+            # After scheduler.step() the scheduler's LR is the next step's: the last step's was
+            # read just before that step ran (before any step: the LR the first one will use).
+            last = self._last_step_lr
+            row["lr"] = float(self._schedulers[0].get_last_lr()[0]) if last is None else last
         missing = [k for k in self._required if k not in row]
         if missing:
             raise WorkloadError(
@@ -204,6 +210,9 @@ class Trial:
     def trial_seconds(self) -> float:
         """Compute time so far: the loop's own, not time spent handing reports on."""
         return self._seconds + time.perf_counter() - self._started
+
+    def _record_step_lr(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        self._last_step_lr = float(optimizer.param_groups[0]["lr"])
 
     def _pause(self) -> None:
         self._seconds += time.perf_counter() - self._started

@@ -36,12 +36,13 @@ def resolve(spec: str, builtins: Mapping[str, str], key: str) -> Callable[..., A
         found: Any = importlib.import_module(module_name)
     except ImportError as error:
         raise WorkloadError(
-            f"{key}: cannot import {module_name} ({error}); it must be importable wherever "
-            "trials run: an installed package, the study's working directory, or PYTHONPATH"
+            f"{key}: cannot import {module_name} ({_first_line(error)}); it must be importable "
+            "wherever trials run: an installed package, the study's working directory, or "
+            "PYTHONPATH"
         ) from None
     except Exception as error:  # the module itself raised while importing
         raise WorkloadError(
-            f"{key}: importing {module_name} failed: {type(error).__name__}: {error}"
+            f"{key}: importing {module_name} failed: {type(error).__name__}: {_first_line(error)}"
         ) from None
     for part in attribute.split("."):
         if not hasattr(found, part):
@@ -66,6 +67,11 @@ def check_call(function: Callable[..., Any], key: str, *args: Any, **kwargs: Any
         raise WorkloadError(
             f"{key}: {_name(function)}{signature} cannot be called with {given}: {error}"
         ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's message as one line (its first): a WorkloadError is said in one line."""
+    return (str(error).splitlines() or [""])[0]
 
 
 def _name(function: Callable[..., Any]) -> str:

@@ -7,17 +7,22 @@ by in MLflow (``tags.diverged = 'true'``), a format, not an implementation detai
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trainables.results import (
-    EPOCH_METRICS,
+    FINAL_METRICS,
     EpochsReport,
     FinalReport,
     RunOutcome,
     epoch_rows,
     final_tags,
     has_final,
+    is_failed,
     is_final,
+    lower_is_better,
     read_report,
+    selection_metric,
     stopped_tags,
 )
 
@@ -73,17 +78,58 @@ def test_a_result_without_a_report_is_none_and_not_final(result):
         assert read_report(result) is None
 
 
-def test_epoch_rows_are_oldest_first_with_the_epoch_metrics_only():
+def test_epoch_rows_are_oldest_first_with_every_number_a_loop_reports():
     epochs = [
-        {"epoch": 2.0, "test_acc": 0.5, "pid": 1234},  # Tune bookkeeping that slipped in
-        {"epoch": 1, "lr": 0.1, "train_loss": 2},
+        {"epoch": 2.0, "test_acc": 0.5, "perplexity": 31, "tokens_per_s": 1.5e4},
+        {"epoch": 1, "lr": 0.1, "train_loss": 2, "bleu": math.inf},
     ]
 
     rows = epoch_rows(epochs)
 
-    assert rows == [{"epoch": 1, "lr": 0.1, "train_loss": 2.0}, {"epoch": 2, "test_acc": 0.5}]
+    assert rows == [
+        {"epoch": 1, "lr": 0.1, "train_loss": 2.0, "bleu": math.inf},
+        {"epoch": 2, "test_acc": 0.5, "perplexity": 31.0, "tokens_per_s": 15000.0},
+    ]
     assert [type(r["epoch"]) for r in rows] == [int, int]
-    assert set(rows[0]) - {"epoch"} <= set(EPOCH_METRICS)
+    assert all(type(v) is float for r in rows for k, v in r.items() if k != "epoch")
+
+
+def test_epoch_rows_drop_what_is_not_a_number():
+    epochs = [
+        {
+            "epoch": 1,
+            "val_loss": 0.25,
+            "note": "warm",
+            "flag": True,
+            "missing": None,
+            "curve": [0.1, 0.2],
+            "nested": {"a": 1},
+        }
+    ]
+    assert epoch_rows(epochs) == [{"epoch": 1, "val_loss": 0.25}]
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(lambda k: k != "epoch"),
+            st.floats(allow_nan=False) | st.integers(-(2**40), 2**40) | st.text() | st.booleans(),
+            max_size=5,
+        ),
+        max_size=6,
+    )
+)
+def test_epoch_rows_keep_exactly_the_numbers(metrics):
+    epochs = [{"epoch": len(metrics) - i, **m} for i, m in enumerate(metrics)]
+    rows = epoch_rows(epochs)
+    assert [r["epoch"] for r in rows] == list(range(1, len(metrics) + 1))
+    for row, given_metrics in zip(rows, reversed(metrics), strict=True):
+        numbers = {
+            k: float(v)
+            for k, v in given_metrics.items()
+            if type(v) in (int, float)  # bool is an int to Python, not a metric
+        }
+        assert row == {"epoch": row["epoch"], **numbers}
 
 
 def test_the_tags_the_tracker_writes():
@@ -119,3 +165,88 @@ def test_run_outcome_reads_the_ending_from_tags_as_the_tracker_writes_them(
 
     assert (found.diverged, found.stopped) == (diverged, stopped)
     assert found.stopped_at_epoch == pytest.approx(epoch, nan_ok=True)
+
+
+def test_a_final_report_round_trips_its_final_names_and_its_error():
+    metrics = {**EPOCH_7, "perplexity_final": 12.5, "trial_seconds": 3.0, "sharpness": 1.0}
+    report = FinalReport(metrics, False, (EPOCH_7,), final=("perplexity_final", "trial_seconds"))
+
+    assert read_report(report.to_result()) == report
+    back = read_report(report.to_result() | TUNE_KEYS)
+
+    assert back.final == ("perplexity_final", "trial_seconds")
+    assert back.error is None
+    # Only the names it says were measured at the end: sharpness here is just another metric.
+    assert back.final_metrics() == {"perplexity_final": 12.5, "trial_seconds": 3.0}
+
+    failed = FinalReport({"epoch": 2}, False, (), (), "data.dataset: mine:load returned a list")
+    assert read_report(failed.to_result()) == failed
+    back = read_report(failed.to_result() | TUNE_KEYS)
+    assert back.diverged is False
+    assert back.error == "data.dataset: mine:load returned a list"
+    assert back.final == ()
+    assert back.final_metrics() == {}
+
+
+def test_a_final_report_from_before_final_names_reads_as_the_builtin_ones():
+    result = FinalReport({**EPOCH_7, "sharpness": 2.0}, False).to_result()
+    del result["final_metrics"]  # what a result written before the field existed lacks
+    back = read_report(result)
+    assert back.final == FINAL_METRICS
+    assert back.final_metrics() == {"sharpness": 2.0}
+
+
+def test_is_failed_is_a_final_report_with_an_error():
+    assert is_failed(FinalReport({}, False, (), (), "model.name: boom").to_result())
+    assert is_failed(FinalReport({}, False, (), (), "model.name: boom").to_result() | TUNE_KEYS)
+    assert not is_failed(FinalReport({"epoch": 3}, False).to_result())
+    assert not is_failed(FinalReport({"epoch": 3}, True).to_result())  # diverged is no failure
+    assert not is_failed(EpochsReport((EPOCH_6,)).to_result())
+    assert not is_failed({"trial_error": "x"})  # not a final report
+    assert not is_failed(None)
+    assert not is_failed({})
+
+
+@pytest.mark.parametrize(
+    ("metric", "selected_by"),
+    [
+        ("test_acc", "val_acc"),
+        ("test_loss", "val_loss"),
+        ("test_perplexity", "val_perplexity"),
+        ("val_acc", "val_acc"),
+        ("train_loss", "train_loss"),
+        ("sharpness", "sharpness"),
+        ("latest_acc", "latest_acc"),
+        ("my_test_acc", "my_test_acc"),
+    ],
+)
+def test_selection_reads_the_validation_counterpart_of_a_test_metric(metric, selected_by):
+    assert selection_metric(metric) == selected_by
+
+
+@given(st.text(max_size=20))
+def test_selection_metric_rewrites_only_the_test_prefix(suffix):
+    assert selection_metric("test_" + suffix) == "val_" + suffix
+    if not suffix.startswith("test_"):
+        assert selection_metric(suffix) == suffix
+
+
+@pytest.mark.parametrize(
+    ("metric", "lower"),
+    [
+        ("sharpness", True),
+        ("train_loss", True),
+        ("val_loss", True),
+        ("test_loss", True),
+        ("loss", True),
+        ("val_perplexity", True),
+        ("test_acc", False),
+        ("val_acc", False),
+        ("bleu", False),
+        ("hessian_trace", False),
+        ("loss_scale_acc", False),
+        ("sharpness_ratio", False),
+    ],
+)
+def test_lower_is_better_for_sharpness_losses_and_perplexity(metric, lower):
+    assert lower_is_better(metric) is lower
