@@ -138,7 +138,9 @@ def load_data(
         found = loader(**kwargs)
     except WorkloadError:
         raise
-    except (OSError, ValueError, TypeError) as error:  # a loader's refusal: say it in one line
+    # A loader's refusal (missing files, bad options) repeats on every try: said in one line.
+    # Other errors (a download's network error) are left to retry.
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, TypeError) as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
         raise WorkloadError(f"{KEY}: {name}: {first}") from None
     return _checked(found, name, val_fraction, torch.device(device))
@@ -213,17 +215,20 @@ def _split(pair: Any, name: str, split: str) -> Split:
 
 
 def _hold_out(train: Split, fraction: float) -> tuple[Split, Split]:
-    """A fixed ``fraction`` of ``train`` as the validation split, stratified by label when
-    every class has two examples to split: the same whatever the trial seed."""
-    labels = train.labels.numpy()
-    counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
+    """A fixed ``fraction`` of ``train`` as the validation split, stratified by label where
+    the split can be (every class on both sides), else drawn plainly: the same whatever the
+    trial seed."""
+    labels = train.labels.cpu().numpy()
+    indices = np.arange(len(labels))
     try:
         keep, held = train_test_split(
-            np.arange(len(labels)), test_size=fraction, stratify=stratify, random_state=SPLIT_SEED
+            indices, test_size=fraction, stratify=labels, random_state=SPLIT_SEED
         )
-    except ValueError as error:  # too few examples for a split of that size
-        raise WorkloadError(f"data.val_fraction: {error}") from None
+    except ValueError:  # a class too small, or fewer held-out examples than classes
+        try:
+            keep, held = train_test_split(indices, test_size=fraction, random_state=SPLIT_SEED)
+        except ValueError as error:  # too few examples for a split of that size
+            raise WorkloadError(f"data.val_fraction: {error}") from None
     return _subset(train, keep), _subset(train, held)
 
 

@@ -31,10 +31,12 @@ reports and checkpoints go.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -229,7 +231,8 @@ class Trial:
 def _number(key: str, value: Any) -> float:
     if isinstance(value, Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # numbers.Real takes numpy's scalars too (np.float32 is not a float); a bool is no metric.
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise WorkloadError(
             f"{KEY}: metric {key!r} is a {type(value).__name__}; report plain numbers"
         )

@@ -283,3 +283,53 @@ def test_report_fetches_only_the_history_the_learning_curves_draw(tmp_path, monk
     for name in ("learning_curves.png", "distributions.png"):
         assert imread(tmp_path / "r" / name).shape[0] > 400, name
     assert "## Learning curves" in (tmp_path / "r" / "report.md").read_text()
+
+
+def _loss_study(uri: str, name: str, full_explore_gain: float) -> str:
+    """Explore 0%, 50% and 100% x 8 seeds whose only metric is val_loss (nats, lower is better):
+    0.40 + 0.001 seed everywhere, less ``full_explore_gain`` at 100% explore."""
+    trials = grid(explore_fraction=[0.0, 0.5, 1.0], peak_lr=[0.05], seed=list(PLATEAU_SEEDS))
+    for t in trials:
+        t.update(schedule="knee", epochs=3)
+
+    def history(trial):
+        loss = 0.40 + 0.001 * trial["seed"] - full_explore_gain * (trial["explore_fraction"] == 1)
+        return {"val_loss": [loss + 0.2, loss + 0.1, loss]}  # the last epoch is the final value
+
+    return log_study(uri, name, trials, history)
+
+
+@pytest.mark.parametrize(
+    ("gain", "verdict"),
+    [
+        (0.0, "verdict: ROBUST"),  # every fraction alike
+        (-0.05, "verdict: ROBUST"),  # 100% explore is worse: a higher loss
+        (0.05, "verdict: NOT ROBUST"),  # 100% explore is better by 5x the margin
+    ],
+)
+def test_a_loss_objective_is_judged_lower_is_better_in_its_own_units(
+    tmp_path, monkeypatch, capsys, gain, verdict
+):
+    """The study's objective (val_loss, min, margin 0.01 nats) decides its report; the same runs
+    judged as if higher were better would call a better 100% explore worse."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = _loss_study(uri, "loss", gain)
+    study = tmp_path / "study"
+    objective = "objective={metric: val_loss, mode: min, margin: 0.01}"
+    sweep = ["sweep.explore_fraction=[0.0, 0.5, 1.0]", "sweep.peak_lr=[0.05]"]
+    folder.create(study, load_config(None, ["name=loss", objective, *sweep]))
+    folder.write_meta(study, folder.StudyMeta(uri, experiment_id(uri, "loss"), parent))
+
+    assert main(["report", str(study)]) == 0
+    said = capsys.readouterr().out
+    assert verdict + ":" in said, said
+    # knee-study report over the experiment alone names the metric; its direction follows it.
+    out = tmp_path / "by-name"
+    argv = ["report", "--experiment", "loss", "--tracking-uri", uri, "--out", str(out)]
+    assert main([*argv, "--metric", "val_loss", "--margin", "0.01"]) == 0
+    assert verdict + ":" in capsys.readouterr().out
+    assert "val_loss" in (out / "report.md").read_text()
+    if gain > 0:  # the direction is what decides: higher-is-better calls 100% explore worse
+        assert main([*argv, "--metric", "val_loss", "--mode", "max", "--margin", "0.01"]) == 0
+        assert "verdict: ROBUST:" in capsys.readouterr().out

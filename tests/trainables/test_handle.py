@@ -7,6 +7,7 @@ import io
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -173,6 +174,7 @@ def test_a_missing_required_metric_is_a_workload_error():
         ("high", "str"),
         (None, "NoneType"),
         (True, "bool"),
+        (np.bool_(True), "bool"),
         ([0.1], "list"),
         (torch.ones(2), "Tensor"),
     ],
@@ -382,3 +384,12 @@ def test_sharpness_with_the_hessian_when_the_study_asks():
     expected = {"sharpness", "hessian_top_eigenvalue", "hessian_trace"}
     assert set(measured) == set(trial.final) == expected
     assert all(math.isfinite(v) for v in measured.values())
+
+
+@pytest.mark.parametrize(
+    "value", [np.float32(0.25), np.float64(0.25), np.int64(2), torch.tensor(0.25), 3]
+)
+def test_numpy_and_tensor_scalars_are_numbers(value):
+    trial = Trial(CONFIG)
+    trial.report({"loss": value})
+    assert trial.history == [{"epoch": 1, "loss": float(value)}]
