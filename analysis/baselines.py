@@ -25,7 +25,7 @@ from analysis.verdict import (
     overall,
     plural,
 )
-from analysis.wording import amount, percent
+from analysis.wording import percent
 from trainables.config import KNEE_ONLY_KEYS
 
 
@@ -127,7 +127,7 @@ def _explain_arms(
         count = len(table[keys].drop_duplicates())
         return (
             f"{arms} {words} {rivals}: at every {plural(keys, 1)} ({count}) none beats it by "
-            f"more than {amount(policy.margin, policy.metric)} ({percent(policy.confidence)} "
+            f"more than {policy.unit.said(policy.margin)} ({percent(policy.confidence)} "
             "upper bounds below the margin)."
         )
     rows = table[table["decision"] == decision]

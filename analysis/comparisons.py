@@ -129,22 +129,39 @@ def is_search(runs: pd.DataFrame) -> bool:
     return "search" in runs and bool((runs["search"] == "optuna").any())
 
 
+def selection_metric(runs: pd.DataFrame, policy: Policy) -> str:
+    """The metric a search's best points are chosen by: :attr:`Policy.selection_metric` (the
+    objective's validation counterpart, ``val_acc`` for ``test_acc``) when some trial has a
+    usable value of it, else the objective itself (runs that logged no validation split)."""
+    chosen = policy.selection_metric
+    return chosen if chosen in runs and usable(runs, chosen).any() else policy.metric
+
+
 def search_summary(runs: pd.DataFrame, policy: Policy | None = None) -> tuple[pd.DataFrame, dict]:
-    """The points a search tried, best first (explore fraction, peak LR, seeds, mean, std), and
-    a summary: the best point, the best region (the ranges spanned by the top quarter of the
-    points) and how the metric near the policy's fraction compares with elsewhere: the best
+    """The points a search tried, best first (explore fraction, peak LR, seeds ``n``, ``mean``
+    and ``std`` of the policy's metric, and ``selection_mean``: the mean they are ranked by),
+    and a summary: the best point, the best region (the ranges spanned by the top quarter of
+    the points) and how the metric near the policy's fraction compares with elsewhere: the best
     point within ``policy.window`` of it against the best point outside, the outside point's
     advantage with its 90% interval and a decision against the margin. Both points are the best
-    of their group, so the comparison is a guide, not a test at a known level."""
+    of their group, so the comparison is a guide, not a test at a known level.
+
+    "Best" is by :func:`selection_metric` (``summary["selected_by"]``), so that choosing the
+    points never sees the test split; every number reported and compared for them (means, the
+    advantage and its interval) is the policy's metric. A trial enters when both metrics are
+    usable."""
     policy = policy or Policy()
     metric, fraction, window = policy.metric, policy.fraction, policy.window
-    good = runs[usable(runs, metric)]
+    select = selection_metric(runs, policy)
+    good = runs[usable(runs, metric) & usable(runs, select)]
     good = good[good["schedule"] == "knee"] if "schedule" in good else good
+    grouped = good.groupby(["explore_fraction", "peak_lr"])
     points = (
-        good.groupby(["explore_fraction", "peak_lr"])[metric]
+        grouped[metric]
         .agg(n="size", mean="mean", std="std")
+        .assign(selection_mean=grouped[select].mean())
         .reset_index()
-        .sort_values("mean", ascending=policy.mode == "min", ignore_index=True)
+        .sort_values("selection_mean", ascending=policy.mode == "min", ignore_index=True)
     )
     if points.empty:
         return points, {}
@@ -158,6 +175,7 @@ def search_summary(runs: pd.DataFrame, policy: Policy | None = None) -> tuple[pd
         "region_explore": (top["explore_fraction"].min(), top["explore_fraction"].max()),
         "region_peak_lr": (top["peak_lr"].min(), top["peak_lr"].max()),
         "region_points": len(top),
+        "selected_by": select,
         "decision": "inconclusive",
     }
     inside = (points["explore_fraction"] - fraction).abs() <= window + 1e-12

@@ -1,6 +1,6 @@
-"""The learning-curves figure: test accuracy, training loss and the LR against epoch, one line
-per explore fraction, one panel column per condition (peak LR, ...), built without pyplot from
-:func:`analysis.runs.load_history`'s frame.
+"""The learning-curves figure: the objective metric (test accuracy by default), training loss
+and the LR against epoch, one line per explore fraction, one panel column per condition (peak
+LR, ...), built without pyplot from :func:`analysis.runs.load_history`'s frame.
 
 Each line is the median over a fraction's finished seeds at each epoch, its band their
 interquartile range (25th to 75th percentile); diverged, failed and unfinished trials are left
@@ -16,16 +16,12 @@ from matplotlib.lines import Line2D
 
 from analysis.comparisons import is_search
 from analysis.panels import PANEL_COLUMNS, condition_groups, condition_panels, dropped_note
-from analysis.plots import EXPLORE_COLOURS, LABELS, LEGEND_MAX, display_scale
+from analysis.plots import EXPLORE_COLOURS, LEGEND_MAX, axis_label, log_scale
 from analysis.trials import conditions, knee_trials, outcome, usable
-from analysis.wording import describe, percent
+from analysis.wording import Unit, describe, percent
 
 METRICS = ("test_acc", "train_loss", "lr")  # the per-epoch metrics drawn, top to bottom
-ROW_LABELS = {
-    "test_acc": LABELS["test_acc"],
-    "train_loss": "training loss (log scale)",
-    "lr": "learning rate",
-}
+ROW_LABELS = {"train_loss": "training loss (log scale)", "lr": "learning rate"}
 BAND = (0.25, 0.75)  # the quantiles the band spans: the interquartile range
 BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))  # one per baseline schedule
 JUDGED_WIDTH, LINE_WIDTH = 2.4, 1.3  # the judged fraction's line stands out
@@ -36,20 +32,30 @@ HISTORY_RUNS = 1000
 MIN_SEEDS = 3  # seeds per line drawn however many lines there are
 
 
+def history_metrics(metric: str = "test_acc") -> tuple[str, ...]:
+    """The per-epoch metrics :func:`learning_curves` draws for objective ``metric``, for
+    ``load_history(metrics=...)``: the objective, training loss and LR (``METRICS`` for the
+    default ``test_acc``)."""
+    return tuple(dict.fromkeys((metric, *METRICS[1:])))
+
+
 def finished(runs: pd.DataFrame) -> pd.Series:
     """Trials whose curves are drawn: those that trained their whole budget without diverging
     (not stopped early, not failed: see :mod:`analysis.trials`)."""
     return outcome(runs) == "finished"
 
 
-def needed(runs: pd.DataFrame, budget: int = HISTORY_RUNS) -> pd.DataFrame:
+def needed(
+    runs: pd.DataFrame, budget: int = HISTORY_RUNS, metric: str = "test_acc"
+) -> pd.DataFrame:
     """The trials whose history :func:`learning_curves` draws, for ``load_history(runs=...)``
     (the history costs a request per trial and metric): the finished trials of the conditions
     the figure shows, at most about ``budget`` of them. Past the budget each line (a fraction
     or a baseline schedule in a condition) keeps its lowest-numbered seeds, the same number for
     every line (at least ``MIN_SEEDS``), and the legend says how many of how many. None for a
-    search or a study of baselines alone: their report has no learning curves."""
-    if is_search(runs) or not usable(knee_trials(runs), "test_acc").any():
+    search or a study of baselines alone (no usable Knee trial by ``metric``, the objective):
+    their report has no learning curves."""
+    if is_search(runs) or not usable(knee_trials(runs), metric).any():
         return runs.iloc[:0]
     keys = conditions(knee_trials(runs))
     shown = pd.DataFrame(
@@ -67,18 +73,28 @@ def needed(runs: pd.DataFrame, budget: int = HISTORY_RUNS) -> pd.DataFrame:
     return good[good.index.isin(picked.index)]  # in the runs' own order
 
 
-def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
-    """Test accuracy (percent), training loss (log scale) and LR against epoch for each
-    condition of the Knee trials in ``runs``: per explore fraction the median over its finished
-    seeds and the interquartile band (none on the LR: one schedule per fraction), coloured as
-    the other figures colour explore fractions, ``fraction`` drawn thicker; baseline schedules
-    of the same condition grey, one dash pattern each. The legend gives each line's seeds
-    (``n=10``; ``n=50 of 250`` when the history holds only some of the finished ones; a range
-    when the panels differ). ``history`` is ``load_history``'s frame (its trials' params are
-    taken from ``runs``; trials not finished in ``runs`` are left out)."""
+def learning_curves(
+    history: pd.DataFrame,
+    runs: pd.DataFrame,
+    fraction: float = 0.5,
+    metric: str = "test_acc",
+    mode: str = "",
+) -> Figure:
+    """``metric`` (the objective, in its unit: an accuracy in percent, a loss-like one on a log
+    scale when it spans more than ``plots.LOG_SPAN`` times), training loss (log scale) and LR
+    against epoch for each condition of the Knee trials in ``runs``: per explore fraction the
+    median over its finished seeds and the interquartile band (none on the LR: one schedule per
+    fraction), coloured as the other figures colour explore fractions, ``fraction`` drawn
+    thicker; baseline schedules of the same condition grey, one dash pattern each. The legend
+    gives each line's seeds (``n=10``; ``n=50 of 250`` when the history holds only some of the
+    finished ones; a range when the panels differ). ``history`` is ``load_history``'s frame
+    (its trials' params are taken from ``runs``; trials not finished in ``runs`` are left out;
+    a metric it lacks leaves its row empty, with a note: fetch :func:`history_metrics`)."""
+    rows = history_metrics(metric)
+    unit = Unit(metric, mode)
     keys = conditions(knee_trials(runs))
     good = runs[finished(runs)]
-    drawn = [m for m in METRICS if m in history]
+    drawn = [m for m in rows if m in history]
     data = history[["run_id", "epoch", *drawn]].merge(
         good[["run_id", "schedule", "explore_fraction", *keys]], on="run_id"
     )
@@ -86,13 +102,13 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
     total = knee_trials(runs).groupby(keys, dropna=False).ngroups
     blocks = -(-len(groups) // PANEL_COLUMNS)
     fig = Figure(
-        figsize=(3.3 * min(len(groups), PANEL_COLUMNS) + 2.4, 2.3 * len(METRICS) * blocks + 0.9),
+        figsize=(3.3 * min(len(groups), PANEL_COLUMNS) + 2.4, 2.3 * len(rows) * blocks + 0.9),
         layout="constrained",
     )
-    panels = condition_panels(fig, len(groups), len(METRICS))
+    panels = condition_panels(fig, len(groups), len(rows))
     baselines = sorted(data.loc[data["schedule"] != "knee", "schedule"].unique())
     counts: dict[object, set[tuple[int, int]]] = {}  # per line: (drawn, finished) per panel
-    accuracies: list[pd.Series] = []  # each line's median test accuracy per epoch, as drawn
+    objective: list[pd.Series] = []  # each line's median of the objective per epoch, as drawn
     for axes, (key, _) in zip(panels, groups, strict=True):
         condition = pd.DataFrame([key], columns=keys)
         cell = data.merge(condition, on=keys)  # NaN matches NaN
@@ -100,26 +116,33 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
         for line, trials in _lines(cell):
             counts.setdefault(line, set()).add((trials["run_id"].nunique(), len(of[line])))
             style = _style(line, fraction, baselines)
-            for ax, metric in zip(axes, METRICS, strict=True):
-                if metric in trials:
-                    median = _draw(ax, trials, metric, style, band=metric != "lr")
-                    if metric == "test_acc":
-                        accuracies.append(median)
+            for ax, row in zip(axes, rows, strict=True):
+                if row in trials:
+                    median = _draw(ax, trials, row, style, band=row != "lr")
+                    if row == metric:
+                        objective.append(median)
         if cell.empty:
             axes[0].annotate(
                 "no finished trial", (0.5, 0.5), xycoords="axes fraction", ha="center", color="grey"
             )
         axes[0].set_title(describe(keys, key), fontsize="medium")
         axes[-1].set_xlabel("epoch")
+    logged = metric in data and log_scale(data[metric], unit)
     for axes in panels:
-        for ax, metric in zip(axes, METRICS, strict=True):
-            if metric == "train_loss" and len(data) and (data[metric] > 0).all():
+        for ax, row in zip(axes, rows, strict=True):
+            if row == "train_loss" and len(data) and (data[row] > 0).all():
+                ax.set_yscale("log")
+            if row == metric and logged:
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
             if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel(ROW_LABELS[metric])
-    if panels:
-        _zoom(panels[0][0], accuracies)
+                ax.set_ylabel(_row_label(row, metric, mode, logged))
+    if panels and metric not in history:
+        panels[0][0].annotate(
+            f"no {metric} history", (0.5, 0.5), xycoords="axes fraction", ha="center", color="grey"
+        )
+    if panels and unit.percent:
+        _zoom(panels[0][0], objective)
     left_out = len(knee_trials(runs)) - int(finished(knee_trials(runs)).sum())
     title = "finished seeds per panel"
     if left_out:
@@ -130,6 +153,12 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, fraction: float =
         fontsize="medium",
     )
     return fig
+
+
+def _row_label(row: str, metric: str, mode: str, logged: bool) -> str:
+    if row != metric:
+        return ROW_LABELS[row]
+    return axis_label(metric, mode) + (", log scale" if logged else "")
 
 
 def _zoom(ax, medians: list[pd.Series]) -> None:
@@ -179,7 +208,7 @@ def _draw(ax, trials: pd.DataFrame, metric: str, style: dict, band: bool) -> pd.
     """The median of ``metric`` per epoch over ``trials`` and its interquartile band; returns
     the median as drawn (scaled)."""
     per_epoch = trials.groupby("epoch")[metric]
-    scale = display_scale(metric)
+    scale = Unit(metric).scale
     median = per_epoch.median() * scale
     ax.plot(median.index, median, **style)
     if band:

@@ -1,5 +1,6 @@
-"""The distributions figure: every usable seed's final test accuracy and sharpness per explore
-fraction, the paper's own picture of how much a schedule setting varies from seed to seed."""
+"""The distributions figure: every usable seed's final value of the objective metric (test
+accuracy by default) and sharpness per explore fraction, the paper's own picture of how much a
+schedule setting varies from seed to seed."""
 
 from __future__ import annotations
 
@@ -13,23 +14,28 @@ from analysis.panels import (
     condition_panels,
     dropped_note,
 )
-from analysis.plots import EXPLORE_COLOURS, LABELS, display_scale
+from analysis.plots import EXPLORE_COLOURS, axis_label, log_scale
 from analysis.trials import conditions, counts, knee_trials, usable
-from analysis.wording import describe, percent
+from analysis.wording import Unit, describe, percent
 
-DISTRIBUTED = ("test_acc", "sharpness")  # the final metrics drawn seed by seed
+DISTRIBUTED = ("test_acc", "sharpness")  # the final metrics drawn seed by seed, by default
 JITTER = 0.28  # dots spread up to this far either side of their fraction (1 apart)
 
 
-def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
-    """Every usable seed's final test accuracy and sharpness per explore fraction: one dot per
-    seed (spread sideways at random, fixed seed, so dots at one value stay apart), a black bar
-    at the median; one panel row per metric, one column per condition (peak LR, ...), each
-    panel on its own y scale. Above a fraction, how many of its seeds diverged, were stopped
-    early or failed (they have no final value to show); ``fraction`` is shaded."""
+def distributions(
+    runs: pd.DataFrame, fraction: float = 0.5, metric: str = "test_acc", mode: str = ""
+) -> Figure:
+    """Every usable seed's final ``metric`` (the objective, in its unit, its direction on the
+    axis; a loss-like one spanning more than ``plots.LOG_SPAN`` times on a log scale) and
+    sharpness per explore fraction: one dot per seed (spread sideways at random, fixed seed, so
+    dots at one value stay apart), a black bar at the median; one panel row per metric, one
+    column per condition (peak LR, ...), each panel on its own y scale. Above a fraction, how
+    many of its seeds diverged, were stopped early or failed (they have no final value to
+    show); ``fraction`` is shaded."""
     trials = knee_trials(runs)
     keys = conditions(trials)
-    metrics = [m for m in DISTRIBUTED if usable(trials, m).any()] or ["test_acc"]
+    drawn = dict.fromkeys((metric, *DISTRIBUTED[1:]))
+    metrics = [m for m in drawn if m in trials and usable(trials, m).any()] or [metric]
     fractions = np.sort(trials["explore_fraction"].dropna().unique())
     position = {f: i for i, f in enumerate(fractions)}
     groups = condition_groups(trials, keys)
@@ -45,12 +51,13 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
     panels = condition_panels(fig, len(groups), len(metrics), share_y=False)
     rng = np.random.default_rng(0)
     for axes, (key, cell) in zip(panels, groups, strict=True):
-        for row, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
-            scale = display_scale(metric)
-            good = cell[usable(cell, metric)]
+        for row, (ax, shown) in enumerate(zip(axes, metrics, strict=True)):
+            unit = Unit(shown, mode if shown == metric else "")
+            good = cell[usable(cell, shown)]
+            logged = log_scale(good[shown], unit)
             for f, seeds in good.groupby("explore_fraction", sort=True):
                 x = position[f] + rng.uniform(-JITTER, JITTER, len(seeds))
-                values = seeds[metric].to_numpy() * scale
+                values = seeds[shown].to_numpy() * unit.scale
                 ax.scatter(
                     x, values, color=EXPLORE_COLOURS(f), s=16, alpha=0.8, linewidths=0, zorder=3
                 )
@@ -70,8 +77,10 @@ def distributions(runs: pd.DataFrame, fraction: float = 0.5) -> Figure:
             ax.set_xlim(-0.6, len(fractions) - 0.4)
             ax.grid(axis="y", alpha=0.3)
             ax.margins(y=0.12)  # room for the counts at the top
+            if logged:  # each panel its own scale: a log one where its own values span far
+                ax.set_yscale("log")
             if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel(_wrapped(LABELS.get(metric, metric)))
+                ax.set_ylabel(_wrapped(axis_label(shown, unit.mode)))
         axes[0].set_title(describe(keys, key), fontsize="medium")
         axes[-1].set_xlabel("explore fraction")
     fig.suptitle(f"One dot per usable seed, bar: median{dropped_note(total)}", fontsize="medium")

@@ -8,14 +8,14 @@ from analysis.wording import amount, percent
 
 
 def margin_line(policy: Policy) -> str:
-    """``Margin: 0.20 accuracy points (test_acc, higher is better).``"""
-    direction = "higher" if policy.mode == "max" else "lower"
-    if policy.metric.endswith("acc"):
-        size = f"{amount(policy.margin, policy.metric)}"
-        size = size.replace(" points", " accuracy points")
+    """``Margin: 0.20 accuracy points (test_acc, higher is better).``; any other metric as
+    logged: ``Margin: 0.01 of val_loss (val_loss, lower is better).``"""
+    unit, metric = policy.unit, policy.metric
+    if unit.percent:
+        size = amount(policy.margin, metric, " accuracy points")
     else:
-        size = f"{amount(policy.margin, policy.metric)} of {policy.metric}"
-    return f"Margin: {size} ({policy.metric}, {direction} is better)."
+        size = f"{amount(policy.margin, metric)} of {metric}"
+    return f"Margin: {size} ({metric}, {unit.better})."
 
 
 def grid_method(policy: Policy, kind: str = "explore") -> str:
@@ -53,12 +53,24 @@ def grid_method(policy: Policy, kind: str = "explore") -> str:
     )
 
 
-def search_method(policy: Policy) -> str:
-    """How the search verdict is decided, in the search's own words."""
+def search_method(policy: Policy, selected_by: str = "") -> str:
+    """How the search verdict is decided, in the search's own words; ``selected_by``: the
+    metric the best points were chosen by (:func:`analysis.comparisons.selection_metric`; by
+    default the policy's metric)."""
     level = percent(policy.confidence)
+    chosen = selected_by or policy.metric
+    if chosen != policy.metric:
+        by = (
+            f"Points are ranked and chosen by mean {chosen}, so choosing never sees the test "
+            f"split; the numbers reported and compared for them are {policy.metric}'s."
+        )
+    elif policy.selection_metric != policy.metric:
+        by = f"Points are ranked by mean {chosen} (the runs have no {policy.selection_metric})."
+    else:
+        by = f"Points are ranked by mean {chosen}."
     return (
         "Method: the search ran each suggested point (explore fraction, peak LR) over the "
-        f"seeds. The best point within {policy.window * 100:.4g} explore points of "
+        f"seeds. {by} The best point within {policy.window * 100:.4g} explore points of "
         f"{percent(policy.fraction)} is compared with the best point outside that window: the "
         f"outside point's advantage gets a {level} t interval, paired by seed where the seeds "
         "allow (Welch's otherwise). Near the best when the whole interval lies below the "

@@ -1,42 +1,61 @@
 """The report's figures, each a matplotlib ``Figure`` built without pyplot (no global state, no
-display needed): accuracy and sharpness against explore fraction, sharpness against accuracy, and
-an explore x peak-LR heatmap of mean accuracy."""
+display needed): the objective metric and sharpness against explore fraction, sharpness against
+accuracy, and an explore x peak-LR heatmap of the objective's mean. Values are drawn in their
+metric's unit (:class:`analysis.wording.Unit`: an accuracy in percent), every axis labelled
+with the metric and, past an accuracy, which way is better."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from analysis.summaries import explore_summary, sharpness_correlation
 from analysis.trials import conditions, knee_trials, usable
-from analysis.wording import describe, percent
+from analysis.wording import Unit, describe, percent
 
 LABELS = {
     "test_acc": "test accuracy (%)",
     "sharpness": "Keskar sharpness (% loss rise in the ε-box)",
 }
-_PERCENT = {"test_acc", "train_acc"}  # fractions shown in percent
 MARKERS = "osD^v<>p*h"  # one per condition when there are at most this many
 EXPLORE_COLOURS = colormaps["viridis"].with_extremes(bad="0.6")  # grey: no explore phase
 LEGEND_INSIDE = 8  # more lines than this: the legend goes beside the axes
 LEGEND_MAX = 30  # more than this: no legend, a note instead
 DODGE_SHARE = 0.4  # the conditions side by side span at most this share of the closest spacing
+LOG_SPAN = 3.0  # a lower-is-better metric spanning more than this factor is drawn on a log scale
 
 
-def display_scale(metric: str) -> float:
-    """Fractions (accuracies) are shown in percent; everything else as it is."""
-    return 100.0 if metric in _PERCENT else 1.0
+def axis_label(metric: str, mode: str = "") -> str:
+    """``test accuracy (%)``, ``val_loss (lower is better)``; sharpness says what it is."""
+    return LABELS["sharpness"] if metric == "sharpness" else Unit(metric, mode).label
 
 
-def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5) -> Figure:
+def log_scale(values, unit: Unit) -> bool:
+    """Whether to draw ``values`` on a log scale: a loss-like metric (lower is better, not an
+    accuracy, all positive) whose values span more than ``LOG_SPAN`` times, where a linear axis
+    would squash the good end, the one that matters."""
+    found = np.asarray(values, dtype=float)
+    found = found[np.isfinite(found)]
+    if unit.percent or unit.mode != "min" or unit.metric == "sharpness" or not len(found):
+        return False
+    return bool(found.min() > 0 and found.max() / found.min() > LOG_SPAN)
+
+
+def explore_curve(
+    runs: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, mode: str = ""
+) -> Figure:
     """Mean ``metric`` against explore fraction, one line per peak LR, 95% CI bars, every seed
-    as a faint dot, ``fraction`` marked, and a count above any fraction where seeds diverged."""
-    summary = explore_summary(runs, metric)
+    as a faint dot, ``fraction`` marked, and a count above any fraction where seeds diverged.
+    ``mode`` ("max"/"min", by default from the name) is said on the axis; a loss-like metric
+    spanning more than ``LOG_SPAN`` times is drawn on a log scale (:func:`log_scale`)."""
+    summary = explore_summary(runs, metric, mode=mode)
     trials = knee_trials(runs)
     keys = conditions(trials)
-    scale = display_scale(metric)
+    unit = Unit(metric, mode)
+    scale = unit.scale
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     groups = list(summary.groupby(keys, sort=True))
@@ -89,7 +108,11 @@ def explore_curve(runs: pd.DataFrame, metric: str = "test_acc", fraction: float 
     seeds = int(summary["n"].max()) if len(summary) else 0
     ax.set_title(f"{_name(metric)} vs explore fraction (mean ± 95% CI over up to {seeds} seeds)")
     ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
-    ax.set_ylabel(LABELS.get(metric, metric))
+    ylabel = axis_label(metric, mode)
+    if log_scale(trials.loc[usable(trials, metric), metric], unit):
+        ax.set_yscale("log")
+        ylabel += ", log scale"
+    ax.set_ylabel(ylabel)
     _legend(fig, ax, len(groups), title="condition" if len(keys) > 1 else None)
     ax.grid(alpha=0.3)
     return fig
@@ -177,32 +200,36 @@ def sharpness_accuracy_scatter(runs: pd.DataFrame) -> Figure:
     return fig
 
 
-def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc") -> Figure:
-    """Mean ``metric`` on an explore fraction x condition (peak LR) grid, values written in."""
-    summary = explore_summary(runs, metric)
+def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc", mode: str = "") -> Figure:
+    """Mean ``metric`` on an explore fraction x condition (peak LR) grid, values written in
+    (in its unit); the better end is always the bright one, and a loss-like metric spanning
+    more than ``LOG_SPAN`` times is coloured on a log scale."""
+    summary = explore_summary(runs, metric, mode=mode)
     keys = conditions(knee_trials(runs))
     rows = summary.apply(lambda r: describe(keys, [r[k] for k in keys]), axis=1)
     grid = summary.assign(condition=rows).pivot_table(
         index="condition", columns="explore_fraction", values="mean", sort=False
     )
-    scale = display_scale(metric)
-    values = grid.to_numpy() * scale
+    unit = Unit(metric, mode)
+    means = grid.to_numpy()
+    values = means * unit.scale
     fig = Figure(
         figsize=(1.2 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.8), layout="constrained"
     )
     ax = fig.subplots()
-    image = ax.imshow(values, cmap="viridis", aspect="auto")
-    fig.colorbar(image, ax=ax, label=f"mean {LABELS.get(metric, metric)}")
+    image = ax.imshow(values, aspect="auto", **_colours(values, unit))
+    fig.colorbar(image, ax=ax, label=f"mean {axis_label(metric, mode)}")
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
             ax.text(
                 j,
                 i,
-                f"{value:.2f}",
+                unit.value(means[i, j]),
                 ha="center",
                 va="center",
                 fontsize=9,
-                color="white" if image.norm(value) < 0.5 else "black",
+                # viridis is dark at its low end; reversed (lower is better), at its high one
+                color="white" if (image.norm(value) < 0.5) == (unit.mode == "max") else "black",
             )
     ax.set_xticks(range(grid.shape[1]), [percent(f) for f in grid.columns])
     ax.set_yticks(range(grid.shape[0]), grid.index)
@@ -212,24 +239,38 @@ def explore_heatmap(runs: pd.DataFrame, metric: str = "test_acc") -> Figure:
 
 
 def _name(metric: str) -> str:
-    return {"test_acc": "Test accuracy", "sharpness": "Sharpness"}.get(metric, metric)
+    """A title's name for the metric: ``Test accuracy``, ``Sharpness``, ``val_loss``."""
+    return "Sharpness" if metric == "sharpness" else Unit(metric).opening
+
+
+def _colours(values, unit: Unit) -> dict:
+    """The colour map and norm of values coloured by ``unit``'s metric: viridis, bright where
+    better (reversed for lower is better), log-scaled where :func:`log_scale` says so."""
+    cmap = "viridis" if unit.mode == "max" else "viridis_r"
+    return {"cmap": cmap, "norm": LogNorm() if log_scale(values, unit) else Normalize()}
 
 
 def search_landscape(
-    points: pd.DataFrame, metric: str = "test_acc", fraction: float = 0.5, window: float = 0.1
+    points: pd.DataFrame,
+    metric: str = "test_acc",
+    fraction: float = 0.5,
+    window: float = 0.1,
+    mode: str = "",
+    selected_by: str = "",
 ) -> Figure:
-    """The points a search tried (``search_summary``'s table): explore fraction against peak LR,
-    coloured by mean ``metric`` over seeds, the best one starred, the band around ``fraction``
-    shaded."""
-    scale = display_scale(metric)
+    """The points a search tried (``search_summary``'s table, best first): explore fraction
+    against peak LR, coloured by mean ``metric`` over seeds (bright: better), the best one
+    starred (chosen by ``selected_by``, when that is another metric the legend says so), the
+    band around ``fraction`` shaded."""
+    unit = Unit(metric, mode)
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.axvspan((fraction - window) * 100, (fraction + window) * 100, color="grey", alpha=0.12)
     dots = ax.scatter(
         points["explore_fraction"] * 100,
         points["peak_lr"],
-        c=points["mean"] * scale,
-        cmap="viridis",
+        c=points["mean"] * unit.scale,
+        **_colours(points["mean"] * unit.scale, unit),
         s=40,
         edgecolors="black",
         linewidths=0.3,
@@ -242,9 +283,9 @@ def search_landscape(
         s=300,
         facecolors="none",
         edgecolors="red",
-        label="best point",
+        label="best point" + (f" (by {selected_by})" if selected_by not in ("", metric) else ""),
     )
-    fig.colorbar(dots, ax=ax, label=f"mean {LABELS.get(metric, metric)}")
+    fig.colorbar(dots, ax=ax, label=f"mean {axis_label(metric, mode)}")
     ax.set_yscale("log")
     ax.set_xlim(-3, 103)
     ax.set_xlabel("explore fraction (% of training steps at the peak LR)")

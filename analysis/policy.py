@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analysis.intervals import rate_difference
+from analysis.wording import Unit, lower_is_better
+from trainables.results import selection_metric
 
-
-def lower_is_better(metric: str) -> bool:
-    """Sharpness (flatter minima generalise better, as in the paper) and losses: lower is
-    better. Accuracies and anything else: higher is better."""
-    return metric == "sharpness" or metric.endswith(("loss", "perplexity"))
+__all__ = ["Policy", "lower_is_better"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,19 @@ class Policy:
         """+1 when higher is better, -1 when lower is: ``sign * (a - b)`` is how much better
         ``a`` is than ``b``."""
         return 1 if self.mode == "max" else -1
+
+    @property
+    def unit(self) -> Unit:
+        """How the report shows the metric's values (percent for an accuracy)."""
+        return Unit(self.metric, self.mode)
+
+    @property
+    def selection_metric(self) -> str:
+        """The metric a search chooses its best points by, so that choosing never sees the
+        test split: a test metric's validation counterpart (``test_acc`` -> ``val_acc``,
+        ``test_loss`` -> ``val_loss``), any other metric itself. Used only where the runs have
+        it (:func:`analysis.comparisons.selection_metric`)."""
+        return selection_metric(self.metric)  # the rule ASHA and Optuna choose trials by
 
     @property
     def confidence(self) -> float:

@@ -4,15 +4,18 @@
 
     report.md     the report, figures linked
     report.html   the same, self-contained (figures embedded): mail it, open it anywhere
-    summary.csv   per condition and explore fraction, for test_acc_* and sharpness_*: n, mean,
-                  std, ci_low, ci_high, best and worst seed (best_seed, worst_seed) and
-                  their values (best, worst), diverged, failed; the best seed is the one
-                  with the highest accuracy but the lowest sharpness (flatter is better)
+    summary.csv   per condition and explore fraction, for the policy's metric (test_acc_*
+                  by default, val_loss_* for that objective) and sharpness_*: n, mean, std,
+                  ci_low, ci_high, best and worst seed (best_seed, worst_seed) and their
+                  values (best, worst), diverged, stopped, failed; the best seed is the
+                  one best in the policy's mode (the highest accuracy, the lowest loss) and
+                  the lowest sharpness (flatter is better)
     runs.csv      one row per trial, as load_runs returned it
     *.png         the figures
 
 Both documents are rendered from one list of blocks (analysis/render.py), so they never
-disagree.
+disagree. Every verdict, margin, table and caption is in the policy's metric and its unit
+(:class:`analysis.wording.Unit`); the figures keep their file names whatever the metric.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import method, sections, views
+from analysis import comparisons, method, sections, views
 from analysis.intervals import resolution
 from analysis.policy import Policy
 from analysis.render import Block, FigureBlock, write_documents
@@ -30,7 +33,7 @@ from analysis.robustness import Verdict, study_verdict
 from analysis.runs import AnalysisError
 from analysis.summaries import explore_summary
 from analysis.trials import conditions, counts, knee_trials, outcome, usable
-from analysis.wording import label, percent
+from analysis.wording import Unit, label, percent
 
 FIGURES = (
     "accuracy_vs_explore.png",
@@ -63,8 +66,9 @@ def write_report(
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
     (created if needed); returns the verdict. A ``policy`` replaces ``fraction`` and ``margin``.
 
-    ``history`` (from :func:`analysis.runs.load_history`, at least ``curves.METRICS`` of the
-    trials ``curves.needed(runs)`` names) adds the learning curves to a grid study's report;
+    ``history`` (from :func:`analysis.runs.load_history`, at least
+    ``curves.history_metrics(policy.metric)`` of the trials ``curves.needed(runs,
+    metric=policy.metric)`` names) adds the learning curves to a grid study's report;
     without it (or with fewer than two epochs in it) that section is left out. ``swept``: the
     explore fractions the study meant to run, so one with no run at all is named by the verdict.
 
@@ -90,25 +94,27 @@ def write_report(
     knee = usable(knee_trials(runs), metric).any()
     runs.to_csv(out / "runs.csv", index=False)
     if knee:
-        _summary_table(runs).to_csv(out / "summary.csv", index=False)
+        _summary_table(runs, policy).to_csv(out / "summary.csv", index=False)
     if search:
-        explain, explore = [method.search_method(policy)], sections.search_section(runs, verdict)
+        chosen = comparisons.selection_metric(runs, policy)
+        explain = [method.search_method(policy, chosen)]
+        explore = sections.search_section(runs, verdict)
     else:
         explain = [method.grid_method(policy, verdict.kind)]
         explore = sections.explore_sections(runs, verdict) if knee else []
         if verdict.kind in ("schedule", "budget"):
             keys = [c for c in conditions(runs) if c in verdict.table]
-            explore = [views.verdict_view(verdict.table, keys), *explore]
+            explore = [views.verdict_view(verdict.table, keys, policy.unit), *explore]
     stopped = counts(runs)["stopped"]
     blocks = [
         f"# {title}",
         f"## {HEADLINES[verdict.kind].format(fraction=percent(policy.fraction))}",
         f"**{_lead(verdict)}: {verdict.status}.** {verdict.explanation}",
         " ".join([method.margin_line(policy), *explain]),
-        _trial_counts(runs) + " " + _resolution(runs, metric),
+        " ".join(filter(None, [_trial_counts(runs), _resolution(runs, metric)])),
         *([method.asha_note(stopped)] if stopped else []),
         *explore,
-        *(sections.curve_sections(runs, history, policy.fraction) if knee and not search else []),
+        *(sections.curve_sections(runs, history, policy) if knee and not search else []),
         *sections.comparison_sections(runs, policy, verdict.kind),
         *sections.sharpness_sections(runs, policy.fraction, explore=knee and not search),
         *_left_out_section(runs),
@@ -167,19 +173,26 @@ def verdict_line(verdict: Verdict) -> str:
     return f"{lead}: {verdict.status.upper()}: {verdict.explanation}"
 
 
-def _summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """summary.csv: accuracy and sharpness summaries side by side, prefixed by metric."""
-    metrics = [m for m in ("test_acc", "sharpness") if m in runs]
+def _summary_table(runs: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """summary.csv: the policy's metric (best in its mode) and sharpness summaries side by
+    side, each column prefixed by its metric."""
+    metrics = [m for m in dict.fromkeys((policy.metric, "sharpness")) if m in runs]
     keys = [*conditions(knee_trials(runs)), "explore_fraction"]
-    parts = [explore_summary(runs, m).set_index(keys).add_prefix(f"{m}_") for m in metrics]
+    parts = [
+        explore_summary(runs, m, mode=policy.mode if m == policy.metric else "")
+        .set_index(keys)
+        .add_prefix(f"{m}_")
+        for m in metrics
+    ]
     return pd.concat(parts, axis=1).reset_index()
 
 
 def _left_out_section(runs: pd.DataFrame) -> list[Block]:
     ending = outcome(runs)
-    unusable = runs[ending != "finished"].assign(outcome=ending)
-    if unusable.empty:
+    left_out = ending != "finished"
+    if not left_out.any():  # assigned to no rows, pandas would take the Series' rows instead
         return []
+    unusable = runs[left_out].assign(outcome=ending[left_out])
     keys = conditions(knee_trials(runs))
     columns = [c for c in ("run_id", "schedule", *keys, "explore_fraction", "seed") if c in runs]
     return [
@@ -198,13 +211,17 @@ def _trial_counts(runs: pd.DataFrame) -> str:
 
 
 def _resolution(runs: pd.DataFrame, metric: str) -> str:
-    """How finely accuracy can move: a one-image step on a small test set matters for a margin."""
-    if not metric.endswith("acc"):
+    """How finely an accuracy can move: a one-image step on a small split matters for a margin.
+    Nothing for any other metric (a loss has no such step)."""
+    unit = Unit(metric)
+    if not unit.percent:
         return ""
     step = resolution(runs[metric])
     if not step:
         return ""
     images = round(1 / step)
+    split = unit.name.removesuffix("accuracy").strip()
     if abs(images * step - 1) < 0.01:
-        return f"Accuracy moves in steps of {step * 100:.3f} points (one of {images} test images)."
+        seen = f"one of {images} {split} images".replace("  ", " ")
+        return f"Accuracy moves in steps of {step * 100:.3f} points ({seen})."
     return f"The smallest accuracy difference seen is {step * 100:.3f} points."

@@ -154,7 +154,7 @@ def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy
     if decision == "robust":
         return (
             f"{name} is robust: at every {plural(keys, 1)} ({len(table)}) no other explore "
-            f"fraction beats it by more than {amount(policy.margin, policy.metric)} "
+            f"fraction beats it by more than {policy.unit.said(policy.margin)} "
             f"({percent(policy.confidence)} upper bounds below the margin against each of "
             f"{span(table['comparisons'])} fractions; {span(table['n_fraction'])} seeds each), "
             f"and its share of diverged seeds exceeds none of theirs by "
@@ -183,6 +183,8 @@ def search_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     point within ``policy.window`` of the fraction (in explore points) within the margin of the
     best point beyond it? Both are the best of their group, so this is a guide, not a test at a
     known level: near the best / short of the best / unclear, never robust or not robust.
+    The points are chosen by the objective's validation counterpart where the runs have it and
+    compared on the objective (:func:`analysis.comparisons.search_summary`).
     ``verdict.table`` holds the search's points, best first."""
     policy = policy or Policy()
     points, found = search_summary(runs, policy)
@@ -200,10 +202,12 @@ def search_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
         "inconclusive": f"whether the best point within {window} of {name} is near the best "
         "is unclear",
     }[decision]
-    metric = policy.metric
+    metric, unit = policy.metric, policy.unit
+    chosen = found["selected_by"]
+    by = f" (points chosen by {chosen}, compared on {metric})" if chosen != metric else ""
     explanation = (
-        f"Search (a guide, not a test): {lead}: the best point beyond ({outside}) is ahead of "
-        f"the best within ({near}) by {amount(found['gap'], metric)} (90% interval "
+        f"Search (a guide, not a test): {lead}{by}: the best point beyond ({outside}) is ahead "
+        f"of the best within ({near}) by {unit.said(found['gap'])} (90% interval "
         f"{amount(found['gap_low'], metric, '')} to {amount(found['gap_high'], metric, '')}), "
         f"against a {amount(policy.margin, metric, '-point')} margin"
         f"{'; ' + found['reason'] if found['reason'] else ''}."

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.policy import lower_is_better
 from analysis.trials import conditions, knee_trials, metric_outcome, usable
-from analysis.wording import describe
+from analysis.wording import Unit, describe
 
 _COUNTED = ("diverged", "stopped", "failed")
 SUMMARY_COLUMNS = (
@@ -26,12 +25,13 @@ SUMMARY_COLUMNS = (
 
 
 def explore_summary(
-    runs: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.95
+    runs: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.95, mode: str = ""
 ) -> pd.DataFrame:
     """Per condition (peak LR, ...) and explore fraction over seeds: ``n`` usable seeds, mean,
     std, the ``confidence`` t interval of the mean (``ci_low``, ``ci_high``; NaN for one seed),
-    the best and worst seed and their values (best: the highest accuracy, but the lowest
-    sharpness or loss, see :func:`lower_is_better`), and how many seeds ``diverged``, were
+    the best and worst seed and their values (best: the highest for ``mode`` "max", the lowest
+    for "min"; by default from the name, so the lowest sharpness or loss: see
+    :func:`analysis.wording.lower_is_better`), and how many seeds ``diverged``, were
     ``stopped`` early by the scheduler or ``failed`` (crashed, killed, still running)."""
     if metric not in runs:
         raise KeyError(f"no metric {metric!r} in the runs; columns: {', '.join(runs.columns)}")
@@ -39,7 +39,7 @@ def explore_summary(
     keys = [*conditions(trials), "explore_fraction"]
     ok = usable(trials, metric)
     ending = metric_outcome(trials, metric)
-    low_best = lower_is_better(metric)
+    low_best = Unit(metric, mode).mode == "min"
     rows = []
     for key, cell in trials.groupby(keys, sort=True, dropna=False):
         good = cell[ok.loc[cell.index]]
@@ -90,16 +90,19 @@ def sharpness_correlation(
     return pd.DataFrame(rows)
 
 
-def explore_sensitivity(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+def explore_sensitivity(
+    runs: pd.DataFrame, metric: str = "test_acc", mode: str = ""
+) -> pd.DataFrame:
     """Per condition: the best and worst explore fraction by mean ``metric`` (best: the
-    lowest for a loss or sharpness) and the range between them (how much the choice of explore
-    fraction matters there; always >= 0)."""
+    lowest for ``mode`` "min", by default for a loss or sharpness) and the range between them
+    (how much the choice of explore fraction matters there; always >= 0)."""
+    low_best = Unit(metric, mode).mode == "min"
     summary = explore_summary(runs, metric).dropna(subset=["mean"])
     keys = conditions(knee_trials(runs))
     rows = []
     for key, cell in summary.groupby(keys, sort=True, dropna=False):
         high, low = cell.loc[cell["mean"].idxmax()], cell.loc[cell["mean"].idxmin()]
-        best, worst = (low, high) if lower_is_better(metric) else (high, low)
+        best, worst = (low, high) if low_best else (high, low)
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),

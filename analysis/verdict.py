@@ -177,7 +177,7 @@ def describe_row(row: pd.Series, keys: list[str], policy: Policy) -> str:
     if np.isnan(row["gap_low"]) or row["reason"] != GAP_REASONS.get(row["decision"]):
         return f"{at} ({row['reason']})"
     return (
-        f"{at} ({say(row['versus'])} ahead of it by {amount(row['gap'], policy.metric)}, "
+        f"{at} ({say(row['versus'])} ahead of it by {policy.unit.said(row['gap'])}, "
         f"{percent(row['confidence'])} interval {amount(row['gap_low'], policy.metric, '')} to "
         f"{amount(row['gap_high'], policy.metric, '')})"
     )

@@ -1,19 +1,23 @@
 """How the report's tables look: the verdict table, mean ± interval cells per explore
 fraction, differences with their intervals, the budget table. Values in, display frames out;
-no statistics are computed here."""
+no statistics are computed here. Every value is shown in its metric's unit
+(:class:`analysis.wording.Unit`: an accuracy in percent and points, anything else as logged)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from analysis.wording import describe, label, percent
+from analysis.wording import Unit, describe, label, percent
 
 CI_CELLS = "mean ± 95% CI half-width (n)"  # the explore tables' cells
 STD_CELLS = "mean ± std (n)"  # the schedule and decay tables' cells
+ACCURACY = Unit("test_acc")  # the default objective's
 
 
-def verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def verdict_view(table: pd.DataFrame, keys: list[str], unit: Unit = ACCURACY) -> pd.DataFrame:
     """A grid verdict's table, one row per condition (and arm, for a schedule or budget
     verdict): the rival that decided, how far ahead of the judged arm it is with its interval,
     the decision and why, and the seeds that would decide an open one."""
@@ -22,11 +26,13 @@ def verdict_view(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     if "best_fraction" in table:
         view["best fraction"] = table["best_fraction"].map(percent)
     view["compared with"] = table["versus"].map(_say)
-    view["its mean (%)"] = (table["versus_mean"] * 100).round(2)
-    view["judged mean (%)"] = (table["fraction_mean"] * 100).round(2)
-    view["ahead of it (points)"] = (table["gap"] * 100).round(3)
+    view[f"its mean ({unit.short})"] = unit.column(table["versus_mean"])
+    view[f"judged mean ({unit.short})"] = unit.column(table["fraction_mean"])
+    view[f"ahead of it ({unit.points})"] = unit.column(table["gap"], 3)
     view["interval"] = [
-        f"{percent(level)}: {low * 100:.3f} to {high * 100:.3f}" if np.isfinite(low) else ""
+        f"{percent(level)}: {unit.value(low, 3)} to {unit.value(high, 3)}"
+        if np.isfinite(low)
+        else ""
         for low, high, level in zip(
             table["gap_low"], table["gap_high"], table["confidence"], strict=True
         )
@@ -57,17 +63,17 @@ def headed(view: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return view.rename(columns={k: label(k) for k in keys})
 
 
-def difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Means as ``mean ± std (n)`` in percent and a difference column with its interval."""
+def difference_view(table: pd.DataFrame, name: str, unit: Unit = ACCURACY) -> pd.DataFrame:
+    """Means as ``mean ± std (n)`` and a difference column with its interval, in ``unit``."""
     heading = {
-        "knee_ahead": "Knee ahead by (points)",
-        "ahead_of_linear": "ahead of linear (points)",
+        "knee_ahead": f"Knee ahead by ({unit.points})",
+        "ahead_of_linear": f"ahead of linear ({unit.points})",
     }[name]
     dropped = [c for c in table if c.startswith(name)] + ["n", "mean", "std", "is_knee"]
     view = table.drop(columns=[c for c in dropped if c in table])
     view = view.rename(columns=label)  # the conditions, and schedule or decay
-    view[f"test accuracy (%): {STD_CELLS}"] = [
-        f"{m * 100:.2f} ± {s * 100:.2f} (n={n})" if n > 1 else f"{m * 100:.2f} (n={n})"
+    view[f"{unit.label}: {STD_CELLS}"] = [
+        f"{unit.value(m)} ± {unit.value(s)} (n={n})" if n > 1 else f"{unit.value(m)} (n={n})"
         for m, s, n in zip(table["mean"], table["std"], table["n"], strict=True)
     ]
     columns = [c for c in table if c.startswith(name) and c.endswith("_low")]
@@ -75,25 +81,30 @@ def difference_view(table: pd.DataFrame, name: str) -> pd.DataFrame:
         base = low_column.removesuffix("_low")
         suffix = base.removeprefix(name)
         view[heading + suffix] = [
-            "" if pd.isna(d) else f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
+            "" if pd.isna(d) else _gap(d, lo, hi, unit)
             for d, lo, hi in zip(table[base], table[low_column], table[f"{base}_high"], strict=True)
         ]
     return view
 
 
-def budget_view(table: pd.DataFrame) -> pd.DataFrame:
+def _gap(estimate: float, low: float, high: float, unit: Unit) -> str:
+    """``+0.50 (+0.38 to +0.62)``."""
+    return f"{unit.gap(estimate)} ({unit.gap(low)} to {unit.gap(high)})"
+
+
+def budget_view(table: pd.DataFrame, unit: Unit = ACCURACY) -> pd.DataFrame:
     keys = [c for c in table if c not in _BUDGET_COLUMNS and not c.startswith("knee_ahead")]
     view = table[keys].copy()
     view["Knee"] = [
         f"{k} {e} epochs" for k, e in zip(table["knee"], table["knee_epochs"], strict=True)
     ]
-    view["Knee (%)"] = (table["knee_mean"] * 100).round(2)
+    view[f"Knee ({unit.short})"] = unit.column(table["knee_mean"])
     view["baseline"] = [
         f"{b} {e} epochs" for b, e in zip(table["baseline"], table["baseline_epochs"], strict=True)
     ]
-    view["baseline (%)"] = (table["baseline_mean"] * 100).round(2)
-    view["Knee ahead by (points)"] = [
-        f"{d * 100:+.2f} ({lo * 100:+.2f} to {hi * 100:+.2f})"
+    view[f"baseline ({unit.short})"] = unit.column(table["baseline_mean"])
+    view[f"Knee ahead by ({unit.points})"] = [
+        _gap(d, lo, hi, unit)
         for d, lo, hi in zip(
             table["knee_ahead"], table["knee_ahead_low"], table["knee_ahead_high"], strict=True
         )
@@ -108,8 +119,11 @@ _BUDGET_COLUMNS = {
 }
 
 
-def cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) -> pd.DataFrame:
-    """One row per explore fraction, one column per condition: ``mean ± CI half-width (n)``.
+def cells(
+    summary: pd.DataFrame, keys: list[str], number: Callable[[float], str] = ACCURACY.value
+) -> pd.DataFrame:
+    """One row per explore fraction, one column per condition: ``mean ± CI half-width (n)``,
+    each number as ``number`` shows it (a :class:`Unit`'s ``value``, by default an accuracy's).
 
     Pivoted on the fractions themselves, labelled afterwards: two fractions may share a label
     at low precision (0% and 0.2%), never a row."""
@@ -117,9 +131,9 @@ def cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) -> 
     def cell(row: pd.Series) -> str:
         if not row["n"]:
             return "no usable seeds"
-        text = f"{row['mean'] * scale:.{digits}f}"
+        text = number(row["mean"])
         if pd.notna(row["ci_high"]) and np.isfinite(row["ci_high"]):
-            text += f" ± {(row['ci_high'] - row['mean']) * scale:.{digits}f}"
+            text += f" ± {number(row['ci_high'] - row['mean'])}"
         text += f" (n={int(row['n'])}"
         if row["diverged"]:
             text += f", {int(row['diverged'])} diverged"
@@ -135,15 +149,17 @@ def cells(summary: pd.DataFrame, keys: list[str], scale: float, digits: int) -> 
     return table.rename_axis(f"explore (cells: {CI_CELLS})").reset_index()
 
 
-def sensitivity_view(sensitivity: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def sensitivity_view(
+    sensitivity: pd.DataFrame, keys: list[str], unit: Unit = ACCURACY
+) -> pd.DataFrame:
     view = sensitivity[keys].copy()
     view["best"] = [
-        f"{percent(f)} ({m * 100:.2f}%)"
+        f"{percent(f)} ({unit.with_unit(m)})"
         for f, m in zip(sensitivity["best_fraction"], sensitivity["best_mean"], strict=True)
     ]
     view["worst"] = [
-        f"{percent(f)} ({m * 100:.2f}%)"
+        f"{percent(f)} ({unit.with_unit(m)})"
         for f, m in zip(sensitivity["worst_fraction"], sensitivity["worst_mean"], strict=True)
     ]
-    view["range (points)"] = (sensitivity["range"] * 100).round(2)
+    view[f"range ({unit.points})"] = unit.column(sensitivity["range"])
     return headed(view, keys)

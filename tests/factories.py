@@ -126,20 +126,21 @@ def sweep(
     peak_lrs: Sequence[float] = (0.05, 0.1),
     seeds: Iterable[int] = range(10),
     fractions: Sequence[float] = FRACTIONS,
+    metric: str = "test_acc",
     **params,
 ) -> pd.DataFrame:
-    """A finished Knee grid: ``test_acc`` = ``accuracy(fraction, peak_lr, seed)`` and sharpness
-    ``10 (1 - test_acc)`` (so the two are perfectly opposed); ``params`` (``epochs=20``) the
-    same for every trial."""
+    """A finished Knee grid: ``metric`` (``test_acc`` unless told) =
+    ``accuracy(fraction, peak_lr, seed)`` and sharpness ``10 (1 - value)`` (so the two are
+    perfectly opposed); ``params`` (``epochs=20``) the same for every trial."""
     seeds = list(seeds)
     rows = [
-        {"explore_fraction": f, "peak_lr": lr, "seed": s, **params, "test_acc": accuracy(f, lr, s)}
+        {"explore_fraction": f, "peak_lr": lr, "seed": s, **params, metric: accuracy(f, lr, s)}
         for lr in peak_lrs
         for f in fractions
         for s in seeds
     ]
     for row in rows:
-        row["sharpness"] = 10 * (1 - row["test_acc"])
+        row["sharpness"] = 10 * (1 - row[metric])
     return runs_frame(rows)
 
 
@@ -166,16 +167,43 @@ def diverging(count: int, fractions: Sequence[float] = FRACTIONS) -> pd.DataFram
 SEED_EFFECTS = (0.000, 0.003, -0.002, 0.001, 0.002, -0.001, 0.0005, -0.0005, 0.0015, -0.0015)
 
 
-def arm(schedule: str, accuracy: float, seeds: int = 4, **params) -> list[Trial]:
+def arm(
+    schedule: str, accuracy: float, seeds: int = 4, metric: str = "test_acc", **params
+) -> list[Trial]:
     """One arm's trials, seeds ``0 .. seeds - 1``: ``schedule`` at peak LR 0.1 (a Knee arm at 50%
-    explore unless ``params`` say otherwise, a baseline with no explore fraction), test accuracy
-    ``accuracy + SEED_EFFECTS[seed]``."""
+    explore unless ``params`` say otherwise, a baseline with no explore fraction), ``metric``
+    (test accuracy unless told) ``accuracy + SEED_EFFECTS[seed]``."""
     trials = []
     for seed in range(seeds):
         row = {"schedule": schedule, "peak_lr": 0.1, "seed": seed, **params}
         row.setdefault("explore_fraction", 0.5 if schedule == "knee" else np.nan)
-        trials.append({**row, "test_acc": accuracy + SEED_EFFECTS[seed]})
+        trials.append({**row, metric: accuracy + SEED_EFFECTS[seed]})
     return trials
+
+
+# A search whose validation and test accuracies disagree on the best point.
+SPLIT_SEARCH_POINTS = (
+    *((0.05, 0.1), (0.2, 0.05), (0.45, 0.08)),
+    *((0.57, 0.12), (0.62, 0.2), (0.9, 0.03)),
+)
+
+
+def split_search(val_acc: bool = True) -> pd.DataFrame:
+    """A search (tagged ``optuna``) over :data:`SPLIT_SEARCH_POINTS`, four seeds each
+    (:func:`arm`): test accuracy peaks at explore 0.6 (0.98 - 0.05 (f - 0.6)^2), validation
+    accuracy (left out unless ``val_acc``) at 0.3 (0.97 - 0.05 (f - 0.3)^2), both plus the
+    seed's effect.
+
+    By test accuracy the best point is 62%, the best within 10 points of 50% is 57% and the
+    best beyond is 62%; by validation accuracy (distances to 0.3: 20% 0.1, 45% 0.15, 5% 0.25,
+    57% 0.27, 62% 0.32, 90% 0.6) the best is 20%, the best within 45%, the best beyond 20%."""
+    rows = []
+    for f, lr in SPLIT_SEARCH_POINTS:
+        for t in arm("knee", 0.98 - 0.05 * (f - 0.6) ** 2, explore_fraction=f, peak_lr=lr):
+            if val_acc:
+                t["val_acc"] = 0.97 - 0.05 * (f - 0.3) ** 2 + SEED_EFFECTS[t["seed"]]
+            rows.append(t)
+    return runs_frame(rows).assign(search="optuna")
 
 
 # --- Studies for the figures ----------------------------------------------------------------

@@ -4,7 +4,7 @@ by every arm, so pairing removes it)."""
 
 import pandas as pd
 import pytest
-from factories import arm, runs_frame
+from factories import arm, runs_frame, split_search
 
 from analysis.comparisons import (
     budget_table,
@@ -151,3 +151,51 @@ def test_tables_follow_the_metric_direction():
     table = schedule_table(runs_frame(rows), Policy(metric="test_loss", margin=0.01))
 
     assert table.set_index("schedule").loc["cosine", "knee_ahead"] == pytest.approx(0.1)
+
+
+def test_a_search_chooses_its_points_by_validation_accuracy_and_reports_test_accuracy():
+    """factories.split_search: validation accuracy's best points are 20% (best, beyond 50% +-
+    10 points) and 45% (within), test accuracy's 62% and 57%."""
+    table, summary = search_summary(split_search(), Policy(window=0.1, margin=0.002))
+
+    assert summary["selected_by"] == "val_acc"
+    assert (summary["best_explore"], summary["best_peak_lr"]) == (0.2, 0.05)
+    assert summary["region_explore"] == (0.2, 0.2)  # the top quarter: one point of six
+    assert summary["near_explore"] == 0.45
+    assert summary["outside_explore"] == 0.2
+    # The numbers reported stay test accuracy's: 0.98 - 0.05 * 0.4^2 + 0.0005 (the mean of
+    # the first four seed effects) at 20%, and the gap test(20%) - test(45%).
+    assert summary["best_mean"] == pytest.approx(0.9725)
+    assert summary["near_mean"] == pytest.approx(0.98 - 0.05 * 0.15**2 + 0.0005)
+    assert summary["gap"] == pytest.approx(0.05 * (0.15**2 - 0.4**2))
+    assert summary["decision"] == "robust"  # 45% is 0.69 points *ahead*: well inside the margin
+    assert table["explore_fraction"].tolist() == [0.2, 0.45, 0.05, 0.57, 0.62, 0.9]
+    assert table.loc[0, "selection_mean"] == pytest.approx(0.97 - 0.05 * 0.1**2 + 0.0005)
+    assert table.loc[0, "mean"] == pytest.approx(0.9725)
+
+
+@pytest.mark.parametrize("missing", ["dropped", "all NaN"])
+def test_without_a_validation_metric_the_search_chooses_by_the_objective(missing):
+    runs = split_search(val_acc=missing == "all NaN")
+    if missing == "all NaN":
+        runs["val_acc"] = float("nan")
+
+    table, summary = search_summary(runs, Policy(window=0.1))
+
+    assert summary["selected_by"] == "test_acc"
+    assert (summary["best_explore"], summary["near_explore"]) == (0.62, 0.57)
+    assert summary["outside_explore"] == 0.62
+    assert table["mean"].is_monotonic_decreasing
+
+
+def test_a_loss_search_chooses_the_lowest_validation_loss():
+    """test_loss chosen on val_loss: the lowest mean is the best point."""
+    runs = split_search()
+    runs["test_loss"] = 1 - runs["test_acc"]
+    runs["val_loss"] = 1 - runs["val_acc"]
+
+    _, summary = search_summary(runs, Policy(metric="test_loss", window=0.1))
+
+    assert summary["selected_by"] == "val_loss"
+    assert summary["best_explore"] == 0.2
+    assert summary["best_mean"] == pytest.approx(1 - 0.9725)

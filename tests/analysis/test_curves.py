@@ -144,3 +144,44 @@ def test_past_its_budget_each_line_draws_its_lowest_seeds_and_says_so(budget, se
         f"25% explore ({n})",
         f"50% explore ({n})",
     ]
+
+
+def test_the_history_fetched_is_the_objectives():
+    assert curves.history_metrics() == curves.METRICS == ("test_acc", "train_loss", "lr")
+    assert curves.history_metrics("val_loss") == ("val_loss", "train_loss", "lr")
+    assert curves.history_metrics("train_loss") == ("train_loss", "lr")
+
+
+def test_learning_curves_draw_a_loss_objective_as_logged_on_a_log_scale():
+    """val_loss (2 + seed) / epoch over seeds 0-3: median 3.5 / epoch, 5.0 down to 0.5 over
+    the finished trials (ten times: a log scale)."""
+    frame, history = curve_runs()
+    history["val_loss"] = (2 + history["seed"]) / history["epoch"]
+
+    fig = curves.learning_curves(history, frame, metric="val_loss", mode="min")
+
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    top = panels[0]
+    assert top.get_ylabel() == "val_loss (lower is better), log scale"
+    assert top.get_yscale() == "log"
+    for fraction in (0.25, 0.5):
+        line = curve_lines(top)[colour(fraction)]
+        np.testing.assert_allclose(line.get_ydata(), [3.5 / e for e in EPOCHS])
+    assert not [t for t in top.texts if "first epochs below" in t.get_text()]  # no zoom
+
+
+def test_learning_curves_without_the_objectives_history_say_so():
+    frame, history = curve_runs()
+
+    fig = curves.learning_curves(history, frame, metric="val_loss")
+
+    top = next(ax for ax in fig.axes if ax.get_visible())
+    assert not top.get_lines()
+    assert "no val_loss history" in [t.get_text() for t in top.texts]
+
+
+def test_no_history_is_needed_without_a_usable_objective():
+    frame, _ = curve_runs()
+
+    assert curves.needed(frame, metric="val_loss").empty
+    assert len(curves.needed(frame.assign(val_loss=0.3), metric="val_loss")) == 16

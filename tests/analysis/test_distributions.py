@@ -52,3 +52,18 @@ def test_distributions_draw_exactly_the_usable_seeds():
     bars = [c for c in panels[2].collections if not isinstance(c, PathCollection)]
     heights = sorted(segment[0][1] for c in bars for segment in c.get_segments())
     assert heights == pytest.approx([1.4, 1.7])
+
+
+def test_distributions_draw_the_objective_as_logged_and_name_it():
+    frame, _ = curve_runs()
+    frame["val_loss"] = 0.3 + 0.01 * frame["seed"]
+
+    fig = distributions(frame, metric="val_loss", mode="min")
+
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert panels[0].get_ylabel() == "val_loss\n(lower is better)"
+    assert panels[0].get_yscale() == "linear"  # 0.30 to 0.33: no need for a log scale
+    assert panels[2].get_ylabel().startswith("Keskar sharpness")
+    values = sorted(np.concatenate([c.get_offsets()[:, 1] for c in dots(panels[0])]))
+    # Seeds 0-3 of two fractions, unscaled: 0.30, 0.31, 0.32, 0.33, twice each.
+    assert values == pytest.approx(sorted([0.3 + 0.01 * s for s in range(4)] * 2))

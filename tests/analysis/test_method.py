@@ -86,3 +86,26 @@ def test_the_search_method_says_its_window_and_never_robust():
 def test_the_asha_note_counts_the_stopped_trials():
     assert asha_note(1).startswith("ASHA stopped 1 trial early. ")
     assert asha_note(3).startswith("ASHA stopped 3 trials early. ")
+
+
+def test_a_loss_margin_is_said_in_the_loss():
+    line = margin_line(Policy(metric="val_loss", mode="min", margin=0.01))
+
+    assert line == "Margin: 0.01 of val_loss (val_loss, lower is better)."
+
+
+@pytest.mark.parametrize(
+    ("policy", "chosen", "says"),
+    [
+        (
+            Policy(),
+            "val_acc",
+            "Points are ranked and chosen by mean val_acc, so choosing never sees the test "
+            "split; the numbers reported and compared for them are test_acc's.",
+        ),
+        (Policy(), "test_acc", "Points are ranked by mean test_acc (the runs have no val_acc)."),
+        (Policy(metric="val_loss"), "val_loss", "Points are ranked by mean val_loss."),
+    ],
+)
+def test_the_search_method_says_which_metric_chose_the_points(policy, chosen, says):
+    assert says in search_method(policy, chosen)

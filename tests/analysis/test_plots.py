@@ -3,6 +3,7 @@
 fraction, legends that leave the data visible, labels that tell fractions apart."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from factories import combined, explore_grid
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -110,3 +111,59 @@ def test_sharpness_scatter_shows_baselines_in_grey():
     greys = np.isclose(colours[:, 0], colours[:, 1]) & np.isclose(colours[:, 1], colours[:, 2])
     assert greys.sum() == len(cosine)
     assert "grey: baseline schedules" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def with_loss(spread: float):
+    """explore_grid with a val_loss of 0.2 + spread x explore fraction + 0.001 seed: from
+    0.2 to 0.2 + spread (+ 0.002) over the fractions."""
+    frame = explore_grid(FRACTIONS, [0.05, 0.1])
+    return frame.assign(val_loss=0.2 + spread * frame["explore_fraction"] + 0.001 * frame["seed"])
+
+
+@pytest.mark.parametrize(
+    ("spread", "scale", "ylabel"),
+    [
+        (1.0, "log", "val_loss (lower is better), log scale"),  # 0.2 to 1.2: six times
+        (0.2, "linear", "val_loss (lower is better)"),  # 0.2 to 0.4: twice
+    ],
+)
+def test_a_loss_spanning_far_is_drawn_on_a_log_scale(spread, scale, ylabel):
+    fig = plots.explore_curve(with_loss(spread), "val_loss")
+
+    ax = fig.axes[0]
+    assert ax.get_yscale() == scale
+    assert ax.get_ylabel() == ylabel
+    assert ax.get_title().startswith("val_loss vs explore fraction")
+    seeds = np.concatenate([c.get_offsets()[:, 1] for c in dots(ax)])
+    assert sorted(seeds) == pytest.approx(sorted(with_loss(spread)["val_loss"]))  # not x100
+
+
+def test_an_accuracy_is_drawn_in_percent_on_a_linear_scale():
+    fig = plots.explore_curve(explore_grid(FRACTIONS, [0.05]), "test_acc")
+
+    assert fig.axes[0].get_yscale() == "linear"
+    assert fig.axes[0].get_ylabel() == "test accuracy (%)"
+
+
+def test_a_loss_heatmap_names_the_loss_and_writes_its_means_as_logged():
+    fig = plots.explore_heatmap(with_loss(1.0), "val_loss")
+
+    ax, colorbar = fig.axes
+    assert colorbar.get_ylabel() == "mean val_loss (lower is better)"
+    assert ax.images[0].norm.__class__.__name__ == "LogNorm"  # six times from best to worst
+    # Seeds 0-2 average to 0.001 above 0.2 + f: 0% -> 0.2010, 100% -> 1.201.
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[:5] == ["0.2010", "0.4510", "0.7010", "0.9510", "1.201"]
+    assert ax.get_title() == "Mean val_loss by explore fraction and peak LR"
+
+
+def test_the_search_landscape_says_which_metric_chose_its_best_point():
+    points = pd.DataFrame(
+        {"explore_fraction": [0.2, 0.5], "peak_lr": [0.05, 0.1], "mean": [0.97, 0.98]}
+    )
+
+    fig = plots.search_landscape(points, selected_by="val_acc")
+
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["best point (by val_acc)"]
+    assert fig.axes[1].get_ylabel() == "mean test accuracy (%)"

@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 
 from analysis.policy import Policy, lower_is_better
+from analysis.wording import Unit
 
 
 @pytest.mark.parametrize(
@@ -82,3 +83,24 @@ def test_levels_two_sided_from_alpha_and_bonferroni_over_the_study():
 def test_the_policy_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Policy().margin = 0.01  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("metric", "chosen"),
+    [
+        ("test_acc", "val_acc"),  # a test metric: chosen on its validation counterpart
+        ("test_loss", "val_loss"),
+        ("test_perplexity", "val_perplexity"),
+        ("val_loss", "val_loss"),  # anything else: itself
+        ("train_acc", "train_acc"),
+        ("sharpness", "sharpness"),
+    ],
+)
+def test_the_selection_metric_never_is_a_test_metric_with_a_validation_counterpart(metric, chosen):
+    assert Policy(metric=metric).selection_metric == chosen
+
+
+def test_the_policy_shows_its_metric_in_its_unit_and_direction():
+    assert Policy().unit == Unit("test_acc", "max")
+    assert Policy(metric="val_loss").unit == Unit("val_loss", "min")
+    assert Policy(metric="val_loss", mode="max").unit.label == "val_loss (higher is better)"

@@ -4,6 +4,7 @@ files written, summary.csv checked against numbers worked out by hand, every fig
 the verdict and the sections each kind of study gets. What ``knee-study report`` prints, its
 exit status and its options: tests/study/test_report_command.py."""
 
+import re
 import statistics
 
 import pandas as pd
@@ -22,11 +23,15 @@ from factories import (
     plateau_sharpness,
     runs_frame,
     search_trials,
+    split_search,
+    sweep,
     tag_search,
 )
+from factories import plateau as plateau_accuracy
 from matplotlib.image import imread
 
 from analysis import curves
+from analysis.policy import Policy
 from analysis.report import FILES, verdict_line, write_report
 from analysis.runs import AnalysisError, load_history, load_runs
 
@@ -396,3 +401,154 @@ def test_a_budget_study_answers_whether_the_short_budget_matches_the_full_one(tm
         "## Does Knee at a shorter budget match the full one?"
         in (tmp_path / "report.md").read_text()
     )
+
+
+# A user-chosen objective: val_loss, lower is better, margin 0.01 (in val_loss, not points).
+LOSS = Policy(metric="val_loss", mode="min", margin=0.01)
+
+
+def val_loss(worse: float):
+    """1 - factories.plateau: 0.05 at 0% explore, 0.02 from 25% on, the seed's shift (seed 1
+    the lowest loss, seed 4 the highest) and a jitter of at most 0.0002; ``worse`` at 50%."""
+    return lambda f, lr, s: 1 - plateau_accuracy(f, s) + (worse if f == 0.5 else 0.0)
+
+
+def objective_part(markdown: str) -> str:
+    """The report's words before its sharpness sections (which stay in sharpness's own), the
+    figures' file names left out (fixed whatever the metric: accuracy_vs_explore.png)."""
+    words = markdown.split("## Sharpness against explore fraction")[0]
+    return re.sub(r"\]\([a-z_]+\.png\)", "]", words)
+
+
+def test_a_val_loss_report_is_in_val_loss_throughout(tmp_path):
+    runs = sweep(val_loss(0.0), metric="val_loss")  # no test_acc at all
+
+    verdict = write_report(runs, tmp_path, "loss", policy=LOSS)
+
+    assert verdict.status == "robust"
+    assert verdict_line(verdict).startswith(
+        "verdict: ROBUST: 50% explore is robust: at every peak LR (2) no other explore fraction "
+        "beats it by more than 0.01 in val_loss"
+    )
+    markdown = (tmp_path / "report.md").read_text()
+    for words in (
+        "Margin: 0.01 of val_loss (val_loss, lower is better).",
+        "## val_loss against explore fraction",
+        "![val_loss vs explore fraction](accuracy_vs_explore.png)",
+        "val_loss (lower is better): mean ± 95% CI half-width over seeds",
+        " its mean (val_loss) |",
+        " ahead of it (val_loss) |",
+        " range (val_loss) |",
+        "![final val_loss and sharpness over seeds per explore fraction](distributions.png)",
+    ):
+        assert words in markdown, words
+    # 50% at peak LR 0.05 over seeds 0-9: mean 0.01995, sd 0.0026513, so a 95% half-width of
+    # t(0.975, df=9) 2.262157 * 0.0026513 / sqrt(10) = 0.0018966: 4 significant digits each.
+    assert "| 50%  " in markdown
+    assert "0.01995 ± 0.001897 (n=10)" in markdown
+    said = objective_part(markdown)
+    for wrong in ("accuracy", "points", "(%)", "in percent", "test images", "steps of"):
+        assert wrong not in said, wrong
+
+
+def test_a_val_loss_reports_summary_csv_is_the_loss_best_seed_lowest(tmp_path):
+    runs = sweep(val_loss(0.0), metric="val_loss")
+
+    write_report(runs, tmp_path, "loss", policy=LOSS)
+
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index(["peak_lr", "explore_fraction"])
+    assert not [c for c in summary if c.startswith("test_acc")]
+    assert len(summary) == 10
+    for (_, fraction), row in summary.iterrows():
+        values = [1 - plateau_accuracy(fraction, seed) for seed in range(10)]
+        assert row["val_loss_mean"] == pytest.approx(statistics.mean(values))
+        assert row["val_loss_std"] == pytest.approx(statistics.stdev(values))
+        assert (row["val_loss_best_seed"], row["val_loss_worst_seed"]) == (1, 4)
+        assert row["val_loss_best"] == pytest.approx(min(values))
+        assert "sharpness_mean" in row
+
+
+def test_a_val_loss_clearly_worse_at_half_is_reported_not_robust(tmp_path):
+    runs = sweep(val_loss(0.05), metric="val_loss")
+
+    verdict = write_report(runs, tmp_path, "loss", policy=LOSS)
+
+    assert verdict_line(verdict).startswith(
+        "verdict: NOT ROBUST: 50% explore is not robust at peak LR 0.05 (25% ahead of it by 0.05"
+    )
+    markdown = (tmp_path / "report.md").read_text()
+    assert "**Verdict: not robust.**" in markdown
+    assert "points" not in objective_part(markdown)
+
+
+def test_an_accuracy_objective_on_the_validation_split_says_its_images(tmp_path):
+    runs = sweep(lambda f, lr, s: (530 + s) / TEST_IMAGES, metric="val_acc")
+
+    write_report(runs, tmp_path, "val", policy=Policy(metric="val_acc"))
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Accuracy moves in steps of 0.185 points (one of 540 validation images)." in markdown
+    assert "Validation accuracy in percent: mean ± 95% CI" in markdown
+    assert "## Accuracy against explore fraction" in markdown
+
+
+def test_a_schedule_study_of_val_loss_says_knee_ahead_in_val_loss(tmp_path):
+    """Knee 0.01 below cosine every seed: 0.01 ahead. Knee's mean is 0.30 plus the mean of the
+    ten seed effects (0.0003), its sd theirs (0.0016021)."""
+    rows = arm("knee", 0.30, 10, metric="val_loss") + arm("cosine", 0.31, 10, metric="val_loss")
+
+    verdict = write_report(runs_frame(rows), tmp_path, "schedules", policy=LOSS)
+
+    assert verdict.status == "matches"
+    markdown = (tmp_path / "report.md").read_text()
+    assert (
+        "val_loss per schedule (Knee at 50% explore), mean ± std over seeds, and how far Knee "
+        "is ahead of each baseline in val_loss with its 90% interval (positive: Knee is "
+        "better, a lower val_loss)." in markdown
+    )
+    assert "| val_loss (lower is better): mean ± std (n) " in markdown
+    assert "| 0.3003 ± 0.001602 (n=10) " in markdown
+    assert "| +0.01000 (" in markdown
+    assert "points" not in objective_part(markdown)
+
+
+def test_a_search_report_says_validation_accuracy_chose_its_points(tmp_path):
+    """factories.split_search: validation accuracy's best point is 20% explore at peak LR 0.05,
+    whose test accuracy is 0.98 - 0.05 * 0.4^2 + 0.0005 = 97.25%."""
+    write_report(split_search(), tmp_path, "search")
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Points are ranked and chosen by mean val_acc, so choosing never sees" in markdown
+    assert "The best quarter (by mean val_acc) (1 points)" in markdown
+    assert "the best point: explore 20%, peak LR 0.05, test accuracy 97.25%." in markdown
+    (header,) = [line for line in markdown.splitlines() if line.startswith("| explore ")]
+    assert " mean (%) |" in header
+    assert " val_acc mean (%) |" in header
+    assert "(points chosen by val_acc, compared on test_acc)" in markdown
+
+
+def test_a_study_whose_trials_all_finished_leaves_none_out(plateau, tmp_path):
+    """Every trial of the plateau study finished: no table of left-out trials (pandas, asked to
+    assign a column to no rows, once filled one with every trial, all NaN)."""
+    report(plateau, tmp_path)
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Trials left out of the means" not in markdown
+    assert "nan" not in markdown
+
+
+def test_an_accuracy_report_keeps_percent_and_points(plateau, tmp_path):
+    """The default objective, test accuracy, in percent and points as before objectives."""
+    report(plateau, tmp_path)
+
+    markdown = (tmp_path / "report.md").read_text()
+    for words in (
+        "Margin: 0.20 accuracy points (test_acc, higher is better).",
+        "## Accuracy against explore fraction",
+        "Test accuracy in percent: mean ± 95% CI half-width over seeds (n usable seeds).",
+        " its mean (%) |",
+        " ahead of it (points) |",
+        "Range: best minus worst explore fraction's mean test accuracy, in points.",
+        " range (points) |",
+    ):
+        assert words in markdown, words

@@ -13,12 +13,20 @@ import statistics
 
 import numpy as np
 import pytest
-from factories import FRACTIONS, combined, diverging, plateau, runs_frame, sweep
+from factories import (
+    FRACTIONS,
+    combined,
+    diverging,
+    plateau,
+    runs_frame,
+    split_search,
+    sweep,
+)
 from scipy.stats import t
 from simulations import MARGIN, rate
 
 from analysis.policy import Policy
-from analysis.robustness import robustness_verdict
+from analysis.robustness import robustness_verdict, search_verdict
 from analysis.runs import AnalysisError
 
 ACCURACY_ONLY = Policy(divergence_margin=1.0)
@@ -452,3 +460,74 @@ def test_a_finished_trial_without_its_metric_is_no_calm_seed():
     missing = robustness_verdict(runs)
     assert missing.status == "inconclusive"
     assert "2 usable seeds at 50%, need 3 (8 failed)" in missing.explanation
+
+
+# A user-chosen objective: val_loss, lower is better, a margin of 0.01 (in val_loss).
+LOSS = Policy(metric="val_loss", mode="min", margin=0.01)
+
+
+def val_loss(worse: float):
+    """1 - plateau: 0.05 without an explore phase, 0.02 from 25% on, minus the seed's shift and
+    jitter (at most 0.0002 either way, differing between fractions), and ``worse`` at 50%."""
+    return lambda f, lr, s: 1 - plateau(f, s) + (worse if f == 0.5 else 0.0)
+
+
+def test_a_val_loss_clearly_worse_at_half_is_not_robust():
+    """50% 0.05 above the rivals from 25% on: their advantage is 0.05 (paired by seed, the
+    jitters moving it by at most 0.0004), five times the margin."""
+    verdict = robustness_verdict(sweep(val_loss(0.05), metric="val_loss"), policy=LOSS)
+
+    assert verdict.status == "not robust"
+    table = verdict.table.set_index("peak_lr")
+    assert (table["decision"] == "not robust").all()
+    assert table["gap"].tolist() == pytest.approx([0.05, 0.05], abs=0.0005)
+    assert table["fraction_mean"].tolist() == pytest.approx([0.07, 0.07], abs=0.001)
+    assert "in val_loss, 99.38% interval" in verdict.explanation  # Bonferroni over 16 tests
+    assert "points" not in verdict.explanation
+
+
+def test_the_mode_says_which_way_is_better():
+    """The same study read as higher is better: 50%, the highest val_loss, is the best."""
+    runs = sweep(val_loss(0.05), metric="val_loss")
+
+    verdict = robustness_verdict(runs, policy=Policy(metric="val_loss", mode="max", margin=0.01))
+
+    assert verdict.status == "robust"
+    assert (verdict.table["best_fraction"] == 0.5).all()
+
+
+@pytest.mark.parametrize(("seeds", "status"), [(10, "robust"), (3, "inconclusive")])
+def test_a_val_loss_equal_within_noise_is_robust_with_enough_seeds(seeds, status):
+    """No gap but the jitter, against a 0.01 margin: robust, given the 7 seeds that the
+    divergence rule needs (test_policy.py); with 3 only the divergence rule stays open."""
+    runs = sweep(val_loss(0.0), metric="val_loss", seeds=range(seeds))
+
+    verdict = robustness_verdict(runs, policy=LOSS)
+
+    assert verdict.status == status
+    if status == "robust":
+        assert "beats it by more than 0.01 in val_loss" in verdict.explanation
+    else:
+        assert "excess of up to" in verdict.explanation
+        assert "interval straddles" not in verdict.explanation
+
+
+def test_the_grid_verdict_compares_the_objective_never_its_validation_counterpart():
+    """A grid chooses no best point: a val_acc that has 50% far behind changes nothing about a
+    test_acc verdict (the flat plateau, robust), and decides only when it is the objective."""
+    runs = sweep(lambda f, lr, s: plateau(f, s))
+    runs["val_acc"] = runs["test_acc"] - np.where(runs["explore_fraction"] == 0.5, 0.05, 0.0)
+
+    assert robustness_verdict(runs).status == "robust"
+    assert robustness_verdict(runs, policy=Policy(metric="val_acc")).status == "not robust"
+
+
+def test_the_search_verdict_says_it_chose_by_validation_accuracy():
+    """factories.split_search: by validation accuracy the best point within 10 points of 50%
+    is 45% (57% by test accuracy), beyond it 20% (62%)."""
+    verdict = search_verdict(split_search())
+
+    assert "(points chosen by val_acc, compared on test_acc)" in verdict.explanation
+    assert "the best point beyond (explore 20%, peak LR 0.05)" in verdict.explanation
+    assert "the best within (explore 45%, peak LR 0.08)" in verdict.explanation
+    assert verdict.table["explore_fraction"].tolist() == [0.2, 0.45, 0.05, 0.57, 0.62, 0.9]

@@ -70,9 +70,9 @@ def test_sharpness_sections_need_sharpness_and_draw_the_explore_curve_only_for_a
 def test_learning_curves_need_two_epochs_of_history():
     runs, history = curve_runs()
 
-    with_curves = sections.curve_sections(runs, history, 0.5)
-    one_epoch = sections.curve_sections(runs, history[history["epoch"] == 1], 0.5)
-    none = sections.curve_sections(runs, None, 0.5)
+    with_curves = sections.curve_sections(runs, history, Policy())
+    one_epoch = sections.curve_sections(runs, history[history["epoch"] == 1], Policy())
+    none = sections.curve_sections(runs, None, Policy())
 
     assert figures(with_curves) == ["learning_curves.png", "distributions.png"]
     assert figures(one_epoch) == figures(none) == ["distributions.png"]
