@@ -8,11 +8,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.optim.lr_scheduler import OneCycleLR
+from torch.optim.lr_scheduler import ExponentialLR, OneCycleLR
 
 from trainables.schedules import (
     DECAY_SHAPES,
     SCHEDULE_NAMES,
+    FlooredLR,
     KneeLRScheduler,
     knee_lr,
     make_schedule,
@@ -421,3 +422,330 @@ def test_onecycle_leaves_the_configured_momentum_alone_on_every_step(build, key,
     reference = _used_lrs(ref_opt, OneCycleLR(ref_opt, max_lr=PEAK, total_steps=T), T)
     assert used == pytest.approx([lr for (lr,) in reference], rel=1e-12)
     assert max(used) == pytest.approx(PEAK)
+
+
+# --- min_lr_ratio: a floor at r * peak under every schedule's decay, never under a warmup ---------
+
+PCT_START = 0.3  # make_schedule's onecycle_pct_start default
+
+
+def _onecycle_lr(k, peak, t):
+    """Step k of torch's OneCycleLR (defaults, cycle_momentum off), written out from its docs:
+    epoch e = k - 1 anneals by cosine from peak/25 up to the peak over epochs 0 .. pct*T - 1,
+    then from the peak down to peak/25/1e4 at epoch T - 1."""
+    e, top, low = k - 1, PCT_START * t - 1, peak / 25
+    if e <= top:
+        start, end, pct = low, peak, e / top
+    else:
+        start, end, pct = peak, low / 1e4, (e - top) / (t - 1 - top)
+    return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+
+
+def _floored(name, k, peak, t, w, e, r, decay="linear"):
+    """The k-th step's LR of schedule ``name`` with the floor r, written out from the spec."""
+    if name == "onecycle":  # its warmup is its own first phase: the steps k <= pct * T
+        lr = _onecycle_lr(k, peak, t)
+        return lr if k <= PCT_START * t else r * peak + (1 - r) * lr
+    if k <= w:
+        return peak * k / w  # never floored
+    if name == "constant":
+        return peak
+    if name == "step":
+        return peak * (r + (1 - r) * 0.1 ** sum(k > round(m * t) for m in (0.5, 0.75)))
+    explore, shape_name = (e, decay) if name == "knee" else (0, name)
+    if k <= w + explore:
+        return peak
+    if k > t:
+        return r * peak
+    p = (k - w - explore) / (t - w - explore)
+    shape = {"linear": 1 - p, "cosine": (1 + math.cos(math.pi * p)) / 2, "1-sqrt": 1 - math.sqrt(p)}
+    return peak * (r + (1 - r) * shape[shape_name])
+
+
+# (T, W, E, r): E is the Knee's only. W = 0 and W = 1, explore 1.0 (no exploit: the peak until
+# T, then the floor), no explore, all warmup, a floor near the peak; for onecycle pct * T is
+# 3, 3.6, 2.4, 2.1, 6, 1.5, 7.5 and 11.1 (whole, rounding down and rounding up).
+FLOOR_CASES = [
+    (10, 0, 5, 0.1),
+    (10, 1, 3, 0.25),
+    (12, 3, 4, 0.5),
+    (8, 0, 8, 0.2),
+    (7, 2, 0, 0.3),
+    (20, 5, 5, 0.01),
+    (5, 5, 0, 0.2),
+    (25, 0, 0, 0.9),
+    (37, 1, 12, 0.05),
+]
+SCHEDULES = [("knee", decay) for decay in DECAY_SHAPES] + [
+    (name, "linear") for name in SCHEDULE_NAMES if name != "knee"
+]
+
+
+def _floor_lrs(name, t, w, e, r, steps, decay="linear", **kwargs):
+    """Per-group LRs of steps 1..steps of ``make_schedule(name)`` with min_lr_ratio r."""
+    assert phase_steps(t, e / t, w / t) == (w, e)
+    opt = _optimizer(lrs=(1.0, 1.0))
+    sched = make_schedule(
+        name,
+        opt,
+        t,
+        peak_lr=GROUP_PEAKS,
+        explore_fraction=e / t,
+        warmup_fraction=w / t,
+        decay=decay,
+        min_lr_ratio=r,
+        **kwargs,
+    )
+    return _used_lrs(opt, sched, steps)
+
+
+@pytest.mark.filterwarnings("error")  # torch's step-order check included: no warning at all
+@pytest.mark.parametrize(
+    ("name", "decay", "t", "w", "e", "r"),
+    [
+        (name, decay, *case)
+        for name, decay in SCHEDULES
+        for case in FLOOR_CASES
+        if not (name == "step" and case[1] / case[0] >= 0.5)  # step refuses a late milestone
+    ],
+)
+def test_every_schedule_with_a_floor_follows_its_closed_form(name, decay, t, w, e, r):
+    steps = t if name == "onecycle" else t + 3  # OneCycleLR refuses to step past its budget
+    used = _floor_lrs(name, t, w, e, r, steps, decay)
+    expected = [
+        [_floored(name, k, peak, t, w, e, r, decay) for peak in GROUP_PEAKS]
+        for k in range(1, steps + 1)
+    ]
+    assert _flat(used) == pytest.approx(_flat(expected), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("r", [0.1, 0.5])
+@pytest.mark.parametrize(
+    ("name", "t", "w"),
+    [
+        (name, t, w)
+        for name in ("knee", "linear", "cosine", "step", "constant")
+        for t, w in ((10, 0), (10, 1), (9, 3), (5, 5))
+        if not (name == "step" and w == t)  # step refuses a warmup past its first milestone
+    ],
+)
+def test_stepping_past_the_budget_stays_exactly_at_the_floor(name, t, w, r):
+    used = _floor_lrs(name, t, w, 0, r, t + 50)
+    floor = {"step": r + (1 - r) * 0.01, "constant": 1.0}.get(name, r)
+    after = used[t:] if w == t else used[t - 1 :]  # from step T on (T + 1 when all warmup)
+    assert after == [[pytest.approx(floor * peak, rel=1e-12) for peak in GROUP_PEAKS]] * len(after)
+    if name in ("knee", "linear", "cosine"):  # r * peak itself, not a float near it
+        assert after == [[r * peak for peak in GROUP_PEAKS]] * len(after)
+
+
+@pytest.mark.parametrize("r", [0.0, -0.0])
+@pytest.mark.parametrize("w", [0, 1, 2])
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_a_zero_floor_is_todays_schedule_exactly(name, w, r):
+    def run(**floor):
+        opt = _optimizer(lrs=(1.0, 1.0))
+        sched = make_schedule(name, opt, T, peak_lr=GROUP_PEAKS, warmup_fraction=w / T, **floor)
+        return type(sched), _used_lrs(opt, sched, T if name == "onecycle" else T + 2)
+
+    kind, used = run(min_lr_ratio=r)
+    assert (kind, used) == run()  # the same torch scheduler, the same floats
+    assert kind.__name__ != "FlooredLR"
+    assert all(math.copysign(1.0, lr) == 1.0 for lr in _flat(used))  # no -0.0 past T
+
+
+def _knee_lr_before_the_floor(k, peak, w, e, t, decay):
+    """knee_lr as it was before min_lr_ratio, verbatim, to hold the r = 0 floats to it."""
+    if k > t:
+        return 0.0
+    if k <= w:
+        return peak * k / w
+    if k <= w + e:
+        return peak
+    progress = (k - w - e) / (t - w - e)
+    if decay == "linear":
+        return peak * (1.0 - progress)
+    if decay == "cosine":
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak * (1.0 - math.sqrt(progress))
+
+
+@given(
+    w=st.integers(0, 30),
+    e=st.integers(0, 30),
+    d=st.integers(0, 300),
+    peak=st.floats(1e-6, 10.0),
+    decay=st.sampled_from(DECAY_SHAPES),
+)
+def test_knee_lr_at_r_zero_is_bit_for_bit_the_unfloored_formula(w, e, d, peak, decay):
+    t = w + e + d
+    if t == 0:
+        return
+    for k in range(1, t + 3):
+        assert knee_lr(k, peak, w, e, t, decay, 0.0) == _knee_lr_before_the_floor(
+            k, peak, w, e, t, decay
+        )
+
+
+@given(
+    w=st.integers(0, 20),
+    e=st.integers(0, 20),
+    d=st.integers(0, 40),
+    r=st.floats(0.0, 0.99),
+    decay=st.sampled_from(DECAY_SHAPES),
+)
+def test_a_floored_knee_rises_holds_then_falls_to_its_floor(w, e, d, r, decay):
+    t = w + e + d
+    if t == 0:
+        return
+    lrs = [knee_lr(k, PEAK, w, e, t, decay, r) for k in range(1, t + 3)]
+    rising, after = lrs[:w], lrs[w:]
+    assert rising == [PEAK * k / w for k in range(1, w + 1)]  # the warmup is not floored
+    assert after == sorted(after, reverse=True)
+    assert all(r * PEAK <= lr <= PEAK for lr in after)
+    assert lrs[t:] == [r * PEAK] * 2  # steps T + 1 and T + 2
+
+
+@pytest.mark.parametrize("split_at", [1, 2, 4, 11, 12])  # warmup, its last step, decay, T - 1, T
+@pytest.mark.parametrize("warmup_fraction", [0.0, 0.1, 0.2])  # W = 0, 1, 2 of 12
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_a_floored_schedule_resumes_exactly_from_its_state_dict(name, warmup_fraction, split_at):
+    t = 12
+
+    def fresh():
+        opt = _optimizer(lrs=(1.0, 1.0))
+        sched = make_schedule(
+            name,
+            opt,
+            t,
+            peak_lr=GROUP_PEAKS,
+            warmup_fraction=warmup_fraction,
+            explore_fraction=0.25,
+            decay="cosine",
+            min_lr_ratio=0.25,
+        )
+        return opt, sched
+
+    steps = t if name == "onecycle" else t + 3
+    opt, sched = fresh()
+    uninterrupted = _used_lrs(opt, sched, steps)
+
+    opt, sched = fresh()
+    first = _used_lrs(opt, sched, split_at)
+    buffer = io.BytesIO()
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)  # as trainables.state reads a checkpoint back
+
+    opt, sched = fresh()
+    _used_lrs(opt, sched, 3)  # a fresh run a few steps in: the state replaces all of it
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    assert first + _used_lrs(opt, sched, steps - split_at) == uninterrupted
+
+
+@pytest.mark.parametrize("t", [5, 10, 12, 25, 37])
+@pytest.mark.parametrize("r", [0.05, 0.5])
+def test_a_floored_onecycle_is_onecycle_annealing_to_the_floor(t, r):
+    """With the floor from the step after OneCycleLR's first phase, flooring its anneal is torch's
+    own OneCycleLR with a higher min LR: r * peak + (1 - r) * peak / 25 / 1e4 (each group's)."""
+    used = _floor_lrs("onecycle", t, 0, 0, r, t)
+    opt = _optimizer(lrs=(1.0, 1.0))
+    reference = OneCycleLR(
+        opt,
+        max_lr=GROUP_PEAKS,
+        total_steps=t,
+        pct_start=PCT_START,
+        cycle_momentum=False,
+        final_div_factor=(1 / 25) / (r + (1 - r) / 25 / 1e4),
+    )
+    assert _flat(used) == pytest.approx(_flat(_used_lrs(opt, reference, t)), rel=1e-12)
+
+
+@pytest.mark.parametrize("r", [0.0, 0.3])
+def test_a_floored_onecycle_refuses_to_step_past_its_budget_like_torch(r):
+    opt = _optimizer()
+    sched = make_schedule("onecycle", opt, 6, peak_lr=PEAK, min_lr_ratio=r)
+    _used_lrs(opt, sched, 6)
+    opt.step()
+    with pytest.raises(ValueError, match="Tried to step 7 times"):
+        sched.step()
+
+
+def test_a_floor_wraps_any_torch_scheduler_per_group():
+    """FlooredLR over ExponentialLR, peaks from the groups' own lr, one step of warmup."""
+    opt = _optimizer(lrs=(0.4, 0.04))
+    sched = FlooredLR(
+        opt, lambda shadow: ExponentialLR(shadow, gamma=0.5), min_lr_ratio=0.2, warmup_steps=1
+    )
+    used = _used_lrs(opt, sched, 6)
+    expected = [
+        [peak if k == 1 else peak * (0.2 + 0.8 * 0.5 ** (k - 1)) for peak in (0.4, 0.04)]
+        for k in range(1, 7)
+    ]
+    assert _flat(used) == pytest.approx(_flat(expected), rel=1e-12)
+    assert sched.get_last_lr() == pytest.approx([0.4 * (0.2 + 0.8 / 64), 0.04 * (0.2 + 0.8 / 64)])
+
+
+BAD_RATIOS = [-0.1, -1e-12, 1.0, 1.5, math.nan, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("r", BAD_RATIOS)
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_an_invalid_min_lr_ratio_is_refused_naming_it(name, r):
+    opt = _optimizer(lrs=(0.5,))
+    with pytest.raises(ValueError, match=r"min_lr_ratio must lie in \[0, 1\)"):
+        make_schedule(name, opt, T, peak_lr=PEAK, min_lr_ratio=r)
+    assert opt.param_groups[0]["lr"] == 0.5  # refused before touching the optimizer
+
+
+@pytest.mark.parametrize("r", BAD_RATIOS)
+def test_the_knee_and_the_floor_refuse_an_invalid_min_lr_ratio(r):
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        KneeLRScheduler(_optimizer(), PEAK, 1, 2, 10, min_lr_ratio=r)
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        KneeLRScheduler.from_fractions(_optimizer(), PEAK, 10, 0.5, min_lr_ratio=r)
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        FlooredLR(_optimizer(), lambda shadow: ExponentialLR(shadow, 0.5), min_lr_ratio=r)
+
+
+# Hugging Face's transformers.optimization.get_wsd_schedule, by hand (transformers is not a
+# dependency): its LambdaLR factor at current_step c, with warmup W, stable S, decay D,
+# warmup_type "linear" and num_cycles 0.5, is
+#     c < W:              r + (1 - r) * c / W             (HF floors its warmup too)
+#     c < W + S:          1
+#     c < W + S + D:      r + (1 - r) * shape((c - W - S) / D),  shape as the Knee's
+#     otherwise:          r
+# HF's lambda at c = k is the Knee's k-th step (as a LambdaLR HF's k-th optimizer step runs
+# c = k - 1, so the Knee is one step ahead: its step 1 is not at 0). They differ in the warmup
+# only, when r > 0: the Knee's warmup is never floored.
+def _hf_wsd_factor(c, w, s, d, decay, r):
+    if c < w:
+        progress = c / max(1, w)
+        return max(0.0, progress * (1.0 - r) + r)
+    if c < w + s:
+        return 1.0
+    if c < w + s + d:
+        progress = (c - w - s) / max(1, d)
+        if decay == "linear":
+            factor = 1.0 - progress
+        elif decay == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress))
+        else:  # "1-sqrt"
+            factor = 1.0 - math.sqrt(progress)
+        return max(0.0, factor * (1.0 - r) + r)
+    return r
+
+
+@pytest.mark.parametrize("decay", DECAY_SHAPES)
+@pytest.mark.parametrize("r", [0.0, 0.1, 0.5])
+@pytest.mark.parametrize(("w", "e", "d"), [(0, 5, 5), (2, 3, 5), (1, 0, 9), (3, 6, 1), (0, 0, 8)])
+def test_the_knee_is_hugging_faces_wsd_with_its_min_lr_ratio(w, e, d, r, decay):
+    t = w + e + d  # D >= 1: with D = 0 HF drops to r on step T itself, the Knee on step T + 1
+    opt = _optimizer(lrs=(1.0, 1.0))
+    used = _used_lrs(opt, KneeLRScheduler(opt, GROUP_PEAKS, w, e, t, decay, min_lr_ratio=r), t + 3)
+    for k, lrs in enumerate(used, start=1):
+        factor = _hf_wsd_factor(k, w, e, d, decay, r) if k > w or r == 0 else k / w
+        assert lrs == pytest.approx([peak * factor for peak in GROUP_PEAKS], rel=1e-12, abs=1e-15)
+    if r > 0 and w > 1:  # where they part, steps k < W: HF's warmup is floored, the Knee's not
+        assert _hf_wsd_factor(1, w, e, d, decay, r) == pytest.approx(r + (1 - r) / w)
+        assert used[0] == pytest.approx([peak / w for peak in GROUP_PEAKS])
