@@ -72,11 +72,12 @@ def write(
 
     try:
         runs = load_runs(experiment, tracking_uri, parent_run_id)
-        # A request per run and metric: only the trials and metrics the learning curves draw.
-        needed = curves.needed(runs)
-        history = load_history(None, tracking_uri, runs=needed, metrics=curves.METRICS)
-        title = f"Knee study report: {experiment}"
         rules = rules or policy()
+        # A request per run and metric: only the trials and metrics the learning curves draw.
+        needed = curves.needed(runs, metric=rules.metric)
+        metrics = curves.history_metrics(rules.metric)
+        history = load_history(None, tracking_uri, runs=needed, metrics=metrics)
+        title = f"Knee study report: {experiment}"
         verdict = write_report(runs, out, title, policy=rules, history=history, swept=swept)
     except AnalysisError as error:  # analysis knows nothing of the study's errors
         raise ReportError(error) from None
