@@ -201,11 +201,14 @@ class Study:
 
 
 def trial_states(output: Path) -> dict[str, dict[str, Any]]:
-    """trial_id -> {"status", "num_failures", "start_time", "epoch"} from Tune's newest
-    experiment snapshot or its last good copy ({} while there is none or it is being rewritten).
-    ``epoch``: of the trial's last result the state holds; with a checkpoint every epoch (as
-    :func:`study_args` pins), the checkpoint a restore of this state continues from. A snapshot
-    laid out otherwise than study.tune_state expects raises its TuneLayoutError."""
+    """trial_id -> {"status", "num_failures", "start_time", "epoch", "restores_from"} from Tune's
+    newest experiment snapshot or its last good copy ({} while there is none or it is being
+    rewritten). ``epoch``: of the trial's last result the state holds; ``restores_from``: the
+    checkpoint folder a restore of this state continues from. With a checkpoint every epoch (as
+    :func:`study_args` pins) that is usually the last result's, but not always: Tune registers a
+    result's checkpoint in a later step of its loop than the result, and a snapshot can fall
+    between. A snapshot laid out otherwise than study.tune_state expects raises its
+    TuneLayoutError."""
     snapshot = tune_state.newest_snapshot(output / "tune")
     if snapshot is None:
         return {}
@@ -224,6 +227,7 @@ def trial_states(output: Path) -> dict[str, dict[str, Any]]:
             "num_failures": trial.num_failures,
             "start_time": trial.start_time,
             "epoch": trial.epoch,
+            "restores_from": trial.restores_from,
         }
         for trial_id, trial in trials.items()
     }

@@ -17,6 +17,8 @@ from harness import (
     trial_states,
 )
 
+from study import tune_state
+
 pytestmark = pytest.mark.slow
 
 EPOCHS = 12
@@ -138,8 +140,9 @@ def test_resume_does_not_rerun_finished_trials(killed_driver):
     # may be newer: a checkpoint written in the step the driver died in, or after the last good
     # copy of the state, is not in it.)
     for trial_id in unfinished:
-        epoch = stopped["states"][trial_id]["epoch"]
-        if epoch is not None:
+        named = stopped["states"][trial_id]["restores_from"]
+        if named is not None:  # checkpoint_00000k holds epoch k + 1 (one an epoch)
+            epoch = tune_state.checkpoint_index(named) + 1
             assert f"trial {trial_id} continues after epoch {epoch}\n" in resumed["log"]
 
 
