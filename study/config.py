@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from study.config_rules import check_asha, check_objective, check_search
+from study.config_rules import check_asha, check_builtin_workload, check_search
 from study.config_sections import (
     Data,
     Model,
@@ -84,13 +84,12 @@ class StudyConfig(Section):
     def _cross_section_rules(self) -> StudyConfig:
         # Errors raised here have no location of their own: each message names its keys.
         if self.trainable.builtin:
-            for section in ("data", "model"):
-                if getattr(self, section) is None:
-                    raise ValueError(
-                        f"{section}: required by trainable {self.trainable.fit} (the built-in "
-                        "training loop): name a dataset and a model"
-                    )
-            check_objective(self.objective.metric, self.trainable.fit)
+            check_builtin_workload(self)
+        for unit, other in (("epochs", "steps"), ("steps", "epochs")):
+            if getattr(self.sweep, unit) is not None and self.train.budget_key != unit:
+                raise ValueError(
+                    f"sweep.{unit}: sweeps a budget in {unit}; this study's is train.{other}"
+                )
         if self.tune.search == "optuna":
             check_search(self)
         elif self.tune.num_samples is not None:
@@ -98,7 +97,7 @@ class StudyConfig(Section):
                 "tune.num_samples: counts tune.search optuna's suggestions; a grid runs every "
                 f"point once, remove it (got {self.tune.num_samples})"
             )
-        warmup, longest = self.train.warmup_fraction, max(self.sweep.explore_fraction)
+        warmup, longest = self.warmup_fraction, max(self.sweep.explore_fraction)
         if warmup + longest > 1 + 1e-9:  # the schedule's own tolerance for float sums
             raise ValueError(
                 "sweep.explore_fraction: train.warmup_fraction + explore_fraction must be "
@@ -115,8 +114,23 @@ class StudyConfig(Section):
 
     @property
     def budgets(self) -> list[int]:
-        """The training budgets (epochs) the study runs."""
-        return self.sweep.epochs or [self.train.epochs]
+        """The training budgets the study runs, in :attr:`budget_unit`."""
+        key = self.train.budget_key
+        return getattr(self.sweep, key) or [getattr(self.train, key)]
+
+    @property
+    def budget_unit(self) -> str:
+        """``epochs`` or ``steps``: what a budget, ASHA's grace period and a report count."""
+        return self.train.budget_key
+
+    @property
+    def warmup_fraction(self) -> float:
+        """The warmup as a fraction of the shortest budget (train.warmup_steps is counted in
+        steps: of a shorter budget it is a larger part)."""
+        train = self.train
+        if not train.warmup_steps:
+            return train.warmup_fraction
+        return min(1.0, train.warmup_steps / min(self.budgets))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], check_files: bool = True) -> StudyConfig:
@@ -140,18 +154,28 @@ class StudyConfig(Section):
             )
         else:
             schedule = Baseline(point["schedule"])
+        budget = train.budget_key
         return TrainConfig(
-            epochs=point.get("epochs", train.epochs),
+            **{budget: point.get(budget, getattr(train, budget))},
+            eval_every=train.eval_every,
             batch_size=train.batch_size,
             peak_lr=point["peak_lr"],
             seed=point["seed"],
             schedule=schedule,
             warmup_fraction=train.warmup_fraction,
+            warmup_steps=train.warmup_steps,
+            min_lr_ratio=train.min_lr_ratio,
             data=self._run_data(),
             model=run.Model(self.model.name, self.model.options) if self.model else None,
             trainable=run.Trainable(self.trainable.fit, self.trainable.options),
             optimizer=run.Optimizer(
-                train.optimizer, train.momentum, train.nesterov, train.weight_decay
+                train.optimizer,
+                train.momentum,
+                train.nesterov,
+                train.weight_decay,
+                train.beta2,
+                train.eps,
+                train.grad_clip,
             ),
             sharpness=run.Sharpness(**self.sharpness.model_dump()),
             device=train.device,
@@ -206,13 +230,14 @@ class StudyConfig(Section):
         """What the study will do that its keys alone do not say, one line each (said before
         it runs)."""
         notes = []
-        if self.sweep.epochs is not None:
+        unit = self.budget_unit
+        if getattr(self.sweep, unit) is not None:
             notes.append(
-                f"sweep.epochs {self.sweep.epochs} sets each trial's budget: train.epochs "
-                f"({self.train.epochs}) is not used"
+                f"sweep.{unit} {getattr(self.sweep, unit)} sets each trial's budget: train.{unit} "
+                f"({getattr(self.train, unit)}) is not used"
             )
         decays = self.sweep.decay or []
-        whole = [f for f in self.sweep.explore_fraction if f + self.train.warmup_fraction >= 1]
+        whole = [f for f in self.sweep.explore_fraction if f + self.warmup_fraction >= 1]
         if len(decays) > 1 and whole and "knee" in self.sweep.schedule:
             runs = sum(1 for p in self.grid() if p.get("explore_fraction") in whole)
             notes.append(
@@ -243,7 +268,8 @@ def trial_label(config: Mapping[str, Any]) -> str:
             words[0] = f"knee-{config['decay']}"
         words.append(f"explore={config.get('explore_fraction', 0.5):.4g}")
     words += [f"lr={config.get('peak_lr', 0.1):.4g}", f"seed={config.get('seed', 0)}"]
-    return " ".join([*words, f"epochs={config.get('epochs')}"])
+    budget = "steps" if config.get("steps") is not None else "epochs"
+    return " ".join([*words, f"{budget}={config.get(budget)}"])
 
 
 def load_config(

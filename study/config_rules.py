@@ -8,7 +8,12 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from trainables.results import EPOCH_METRICS
+from trainables.corpus import CORPUS_NAMES
+from trainables.data import DATASET_NAMES
+from trainables.handle import TRAINABLES
+from trainables.results import EPOCH_METRICS, LM_METRICS
+
+_ALL_BUILTIN_DATA = (*DATASET_NAMES, *CORPUS_NAMES)
 
 if TYPE_CHECKING:
     from study.config import StudyConfig
@@ -19,38 +24,64 @@ log = logging.getLogger("study.config")
 def check_asha(cfg: StudyConfig) -> None:
     """ASHA judges trials mid-training: only after a grace period past the longest explore
     phase, and never when an explore phase lasts the whole budget."""
-    warmup, longest = cfg.train.warmup_fraction, max(cfg.sweep.explore_fraction)
-    budget = max(cfg.budgets)
+    warmup, longest = cfg.warmup_fraction, max(cfg.sweep.explore_fraction)
+    budget, unit = max(cfg.budgets), cfg.budget_unit
     explore_end = math.ceil((warmup + longest) * budget - 1e-9)
     if explore_end >= budget:
         raise ValueError(
             "tune.scheduler: asha judges trials after the longest explore phase, which "
-            f"here lasts the whole budget ({budget} epochs; warmup + explore "
+            f"here lasts the whole budget ({budget} {unit}; warmup + explore "
             f"{warmup + longest:g}): use fifo"
         )
     grace = cfg.tune.grace_period
     if grace is None or not explore_end < grace <= budget:
         raise ValueError(
             "tune.grace_period: asha needs a grace period past the longest explore "
-            f"phase and within the budget ({explore_end + 1}..{budget} epochs), got {grace}"
+            f"phase and within the budget ({explore_end + 1}..{budget} {unit}), got {grace}"
         )
     log.warning(
         "tune.scheduler asha judges trials mid-training, when a trial still exploring at "
         "peak LR looks worst: it would prune exactly the trials the study is about. "
-        "Trials are judged only after the grace period of %d epochs (the longest explore "
-        "phase ends at epoch %d).",
+        "Trials are judged only after the grace period of %d %s (the longest explore "
+        "phase ends at %d).",
         cfg.tune.grace_period,
+        unit,
         explore_end,
     )
 
 
-def check_objective(metric: str, trainable: str) -> None:
-    """The built-in classifier's objective is one of the metrics it reports every epoch (a
-    user's loop is checked on its first report: only it knows what it reports)."""
-    if metric not in EPOCH_METRICS:
+# What each built-in loop needs: its budget's unit, its data's kind, whether it has a model
+# section, and the metrics it reports every time (its objective is one of them). A user's loop
+# is checked on its first report: only it knows what it reports.
+_BUILTINS = {
+    "classifier": ("epochs", DATASET_NAMES, True, EPOCH_METRICS),
+    "lm": ("steps", CORPUS_NAMES, False, LM_METRICS),
+}
+
+
+def check_builtin_workload(cfg: StudyConfig) -> None:
+    """A built-in loop's study names the budget, data and model it trains on and an objective
+    it reports."""
+    name = TRAINABLES.get(cfg.trainable.fit, cfg.trainable.fit)
+    name = next(key for key, spec in TRAINABLES.items() if spec == name)
+    unit, datasets, needs_model, metrics = _BUILTINS[name]
+    if cfg.train.budget_key != unit:
+        raise ValueError(f"train.{unit}: trainable {name} counts its budget in {unit}")
+    if cfg.data is None:
+        raise ValueError(f"data: required by trainable {name}: name its dataset")
+    if cfg.data.dataset in _ALL_BUILTIN_DATA and cfg.data.dataset not in datasets:
         raise ValueError(
-            f"objective.metric: trainable {trainable} reports {', '.join(EPOCH_METRICS)} every "
-            f"epoch; got {metric!r}"
+            f"data.dataset: trainable {name} trains on {', '.join(datasets)} (or a "
+            f"'module:callable'), got {cfg.data.dataset!r}"
+        )
+    if needs_model and cfg.model is None:
+        raise ValueError(f"model: required by trainable {name}: name its model")
+    if not needs_model and cfg.model is not None:
+        raise ValueError(f"model: trainable {name} builds its own (its trainable.options size it)")
+    if cfg.objective.metric not in metrics:
+        raise ValueError(
+            f"objective.metric: trainable {name} reports {', '.join(metrics)} every time; got "
+            f"{cfg.objective.metric!r}"
         )
 
 
@@ -74,7 +105,7 @@ def check_search(cfg: StudyConfig) -> None:
             f"tune.scheduler: tune.search optuna averages each point over all its seeds; "
             f"early stopping ({cfg.tune.scheduler}) would cut seed groups short, use fifo"
         )
-    for key in ("epochs", "decay"):
+    for key in ("epochs", "steps", "decay"):
         values = getattr(sweep, key)
         if values is not None and len(values) > 1:
             raise ValueError(

@@ -24,6 +24,7 @@ from pydantic import (
 
 from trainables import config as run
 from trainables.config import OPTIMIZER_NAMES, Knee, TrainConfig
+from trainables.corpus import CORPUS_NAMES
 from trainables.data import CIFAR_FOLDERS, DATASET_NAMES
 from trainables.handle import TRAINABLES
 from trainables.models import MODEL_NAMES
@@ -40,8 +41,9 @@ class Section(BaseModel):
 
 
 class Data(Section):
-    """A built-in dataset (digits, cifar10, cifar100, synthetic) or a user's loader,
-    ``"module:callable"``, called with ``options`` (see :mod:`trainables.data`)."""
+    """A built-in dataset (digits, cifar10, cifar100, synthetic; for the language model a
+    corpus: pydoc, text, bin) or a user's loader, ``"module:callable"``, called with
+    ``options`` (see :mod:`trainables.data`, :mod:`trainables.corpus`)."""
 
     dataset: str
     options: dict[str, Any] = {}
@@ -75,7 +77,7 @@ class Data(Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, dataset: str) -> str:
-        return _plugin_name(dataset, DATASET_NAMES)
+        return _plugin_name(dataset, (*DATASET_NAMES, *CORPUS_NAMES))
 
 
 class Model(Section):
@@ -144,15 +146,45 @@ def _plugin_name(name: str, builtins: tuple[str, ...]) -> str:
 
 
 class Train(Section):
-    epochs: PositiveInt
+    """How each trial trains. The budget is ``epochs`` (the classifier's) or ``steps``
+    (optimizer steps: the language model's), exactly one of them."""
+
+    epochs: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    eval_every: PositiveInt | None = None  # steps between evaluations; None: a twentieth
     batch_size: PositiveInt
     optimizer: Literal[OPTIMIZER_NAMES] = _OPTIMIZER.name
     momentum: float = Field(_OPTIMIZER.momentum, ge=0, lt=1)
     nesterov: bool = _OPTIMIZER.nesterov
     weight_decay: float = Field(_OPTIMIZER.weight_decay, ge=0)
+    beta2: float = Field(_OPTIMIZER.beta2, gt=0, lt=1)
+    eps: PositiveFloat = _OPTIMIZER.eps
+    grad_clip: PositiveFloat | None = _OPTIMIZER.grad_clip
     warmup_fraction: float = Field(TrainConfig.warmup_fraction, ge=0, le=1)
+    warmup_steps: NonNegativeInt = TrainConfig.warmup_steps
+    min_lr_ratio: float = Field(TrainConfig.min_lr_ratio, ge=0, lt=1)
     decay: Literal[DECAY_SHAPES] = _KNEE.decay
     device: str = TrainConfig.device
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> Train:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(
+                "train.epochs: give the budget as train.epochs or train.steps, exactly one; got "
+                f"epochs={self.epochs}, steps={self.steps}"
+            )
+        if self.eval_every is not None and self.steps is None:
+            raise ValueError("train.eval_every: counts steps of a train.steps budget")
+        if self.warmup_steps and self.warmup_fraction:
+            raise ValueError(
+                "train.warmup_steps: the warmup is train.warmup_fraction or train.warmup_steps, "
+                f"not both; got {self.warmup_fraction} and {self.warmup_steps}"
+            )
+        return self
+
+    @property
+    def budget_key(self) -> str:
+        return "epochs" if self.epochs is not None else "steps"
 
     @field_validator("device")
     @classmethod
@@ -183,9 +215,10 @@ class Sweep(Section):
     seed: list[NonNegativeInt] = Field(min_length=1)
     schedule: list[Literal[SCHEDULE_NAMES]] = Field(["knee"], min_length=1)
     epochs: list[PositiveInt] | None = Field(None, min_length=1)  # budgets; None: train.epochs
+    steps: list[PositiveInt] | None = Field(None, min_length=1)  # budgets; None: train.steps
     decay: list[Literal[DECAY_SHAPES]] | None = Field(None, min_length=1)  # None: train.decay
 
-    @field_validator("explore_fraction", "peak_lr", "seed", "schedule", "epochs", "decay")
+    @field_validator("explore_fraction", "peak_lr", "seed", "schedule", "epochs", "steps", "decay")
     @classmethod
     def _distinct(cls, values: list | None) -> list | None:
         # A repeated value would silently run the same trial twice and weigh it double.
@@ -221,6 +254,6 @@ class Tune(Section):
     search: Literal["grid", "optuna"] = "grid"
     num_samples: PositiveInt | None = None  # optuna: suggestions, each run over every seed
     scheduler: Literal["fifo", "asha"] = "fifo"
-    grace_period: PositiveInt | None = None  # epochs; required with asha
+    grace_period: PositiveInt | None = None  # epochs (steps); required with asha
     max_failures: NonNegativeInt = 2  # retries of a trial from its last checkpoint
-    checkpoint_every: PositiveInt = 1  # epochs
+    checkpoint_every: PositiveInt = 1  # reports (epochs, or evaluations of a budget in steps)

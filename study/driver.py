@@ -161,10 +161,13 @@ def _trainable(cfg: StudyConfig, plan: ResourcePlan):
     return tune.with_resources(trainable, plan.as_tune_resources())
 
 
-def _table_metrics(cfg: StudyConfig) -> list[str]:
-    """The trial table's metric columns: the objective, what selects by it, sharpness."""
+def _table_metrics(cfg: StudyConfig) -> dict[str, str]:
+    """The trial table's metric columns: progress (its epoch, or step), the objective and what
+    selects by it, sharpness."""
     objective = cfg.objective
-    return list(dict.fromkeys(["epoch", objective.selection_metric, objective.metric, "sharpness"]))
+    shown = [objective.selection_metric, objective.metric, "sharpness"]
+    progress = "epoch" if cfg.budget_unit == "epochs" else "step"
+    return {"epoch": progress, **{metric: metric for metric in shown}}
 
 
 def _trial_scheduler(cfg: StudyConfig):

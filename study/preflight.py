@@ -4,7 +4,8 @@ wrong shape, dtype or labels, a model whose output is not one column per class) 
 naming its key, and nothing is launched.
 
 The built-in classifier's dataset is loaded once, on the CPU (unless ``data.download`` leaves
-fetching it to the trials), and its model run on two training examples; a user's loop is
+fetching it to the trials), and its model run on two training examples; the language model's
+corpus is loaded and its Transformer run on one window; a user's loop is
 imported and checked to take ``(config, trial)`` (what it does with them only its trials can
 tell: they fail at once, not retried, with the reason in their run).
 """
@@ -38,6 +39,9 @@ def check_workload(cfg: StudyConfig) -> None:
     try:
         resolve_trainable(cfg.trainable.fit)
         run = cfg.trial_config({k: v[0] for k, v in cfg.swept().items()} | {"schedule": "knee"})
+        if cfg.trainable.fit == "lm":
+            _check_language_model(run)
+            return
         if run.data is None:
             return
         if run.data.download:  # the trials fetch it where they run: not the driver's business
@@ -51,6 +55,18 @@ def check_workload(cfg: StudyConfig) -> None:
             check_output(model, normalise(data.train.inputs[:2], data), classes, run.model.name)
     except WorkloadError as error:
         raise WorkloadCheckError(str(error)) from None
+
+
+def _check_language_model(run: TrainConfig) -> None:
+    """The corpus loads and the model runs a window of it."""
+    from trainables import lm  # the Transformer: only for a study of it
+    from trainables.corpus import eval_windows
+
+    corpus, model = lm.load(run)
+    context = lm.LMOptions.of(run.trainable.options).context
+    inputs, _ = next(iter(eval_windows(corpus.val, context, 1, 1)))
+    with torch.no_grad():
+        model(inputs)
 
 
 def _download(run: TrainConfig) -> dict:

@@ -174,7 +174,8 @@ class TrialTracker(tune.Callback):
         self._failed[trial_id] = report.error is not None
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, report.epoch) for k, v in report.final_metrics().items()]
-        tags = [RunTag(k, v) for k, v in final_tags(report.diverged, report.error).items()]
+        said = {**report.tags, **final_tags(report.diverged, report.error)}
+        tags = [RunTag(k, v) for k, v in said.items()]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def _run_id(self, trial: Any) -> str:

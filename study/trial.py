@@ -42,10 +42,10 @@ def run_trial(
 ) -> None:
     """The Tune trainable: run the loop, reporting with each checkpoint, then the final metrics.
 
-    Every ``checkpoint_every``-th report and the one at the trial's budget (``epochs``) carry a
-    checkpoint (one ``torch.save`` file) when the loop gave a state; between them a report is
-    sent on its own only when the last one is ``REPORT_INTERVAL_S`` old. Each report
-    (:class:`trainables.results.EpochsReport`) carries the metrics of every epoch not yet
+    Every ``checkpoint_every``-th report and the one at the trial's budget (``epochs``, or
+    ``steps``) carry a checkpoint (one ``torch.save`` file) when the loop gave a state; between
+    them a report is sent on its own only when the last one is ``REPORT_INTERVAL_S`` old. Each
+    report (:class:`trainables.results.EpochsReport`) carries the metrics of every epoch not yet
     reported, so nothing is lost by reporting less often: a report is a round trip to the
     driver that the trial waits for (~30 ms; forty of them took as long as training a digits
     trial). After a restore the first report also carries the checkpoint's own history, so the
@@ -72,17 +72,20 @@ def run_trial(
         # Said in the driver's terminal (Ray forwards a trial's stdout): where a retried or
         # resumed trial picks up.
         trial_id = tune.get_context().get_trial_id()
-        done = len(envelope["history"])
-        print(f"knee-study: trial {trial_id} continues after epoch {done}", flush=True)
+        history = envelope["history"]
+        done = int(history[-1]["epoch"]) if history else 0
+        unit = "epoch" if config.get("epochs") else "step"
+        print(f"knee-study: trial {trial_id} continues after {unit} {done}", flush=True)
     unreported = list(envelope["history"]) if envelope else []
-    epochs = config["epochs"]
+    reports = len(unreported)  # a restored trial counts its checkpoint's
+    budget = config.get("epochs") or config.get("steps")
     last_report = time.monotonic()
 
     def on_report(metrics: dict[str, float], wrap: Callable[[], dict] | None) -> None:
-        nonlocal last_report
+        nonlocal last_report, reports
         unreported.append(metrics)
-        step = metrics["epoch"]
-        due = wrap is not None and (step % checkpoint_every == 0 or step == epochs)
+        reports += 1
+        due = wrap is not None and (reports % checkpoint_every == 0 or metrics["epoch"] >= budget)
         if not due and time.monotonic() - last_report < REPORT_INTERVAL_S:
             return
         report = EpochsReport(tuple(unreported)).to_result()
@@ -125,7 +128,8 @@ def run_loop(
         returned = {}
     except WorkloadError as error:
         last = trial.history[-1] if trial and trial.history else {}
-        return FinalReport(last, False, tuple(unreported), (), str(error).splitlines()[0])
+        tags = trial.tags if trial else {}
+        return FinalReport(last, False, tuple(unreported), (), str(error).splitlines()[0], tags)
     final = {**trial.final, **returned}
     final.setdefault("trial_seconds", trial.trial_seconds)
     last = trial.history[-1] if trial.history else {"epoch": 0}
@@ -133,5 +137,5 @@ def run_loop(
     if objective not in metrics and not trial.diverged:
         found = ", ".join(k for k in metrics if k != "epoch")
         error = f"objective.metric: {cfg.trainable.fit} never reported {objective} (found {found})"
-        return FinalReport(last, False, tuple(unreported), (), error)
-    return FinalReport(metrics, trial.diverged, tuple(unreported), tuple(final))
+        return FinalReport(last, False, tuple(unreported), (), error, trial.tags)
+    return FinalReport(metrics, trial.diverged, tuple(unreported), tuple(final), None, trial.tags)

@@ -74,6 +74,9 @@ class Optimizer:
     momentum: float = 0.9  # SGD momentum (AdamW: beta1)
     nesterov: bool = False
     weight_decay: float = 5e-4
+    beta2: float = 0.999  # AdamW's second-moment decay (language models: 0.95)
+    eps: float = 1e-8  # AdamW's denominator floor
+    grad_clip: float | None = None  # clip the gradients' global norm to this; None: never
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,20 @@ class Sharpness:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything one run needs. ``epochs`` and ``batch_size`` have no default: a budget is
-    always the study's choice."""
+    """Everything one run needs. The budget, ``epochs`` or ``steps`` (optimizer steps, for a
+    loop that counts them: the language model), and ``batch_size`` have no default: a budget is
+    always the study's choice. Exactly one of ``epochs`` and ``steps`` is set."""
 
-    epochs: int
     batch_size: int
+    epochs: int | None = None
+    steps: int | None = None
+    eval_every: int | None = None  # steps between evaluations of a budget in steps
     peak_lr: float = 0.1
     seed: int = 0  # moves initialisation, batch order and augmentation; never the data split
     schedule: Schedule = field(default_factory=Knee)
     warmup_fraction: float = 0.0  # of all optimizer steps, linear ramp to peak_lr
+    warmup_steps: int = 0  # the same ramp counted in steps (instead of warmup_fraction)
+    min_lr_ratio: float = 0.0  # the LR floor after the warmup, a fraction of peak_lr
     # The built-in classifier's dataset and model; a user's loop has them only when its study
     # names them (None: not part of the run).
     data: Data | None = field(default_factory=Data)
@@ -105,16 +113,49 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     gpu_memory_fraction: float | None = None  # cap when trials share a GPU
 
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(
+                f"a run's budget is epochs or steps, exactly one: got epochs={self.epochs}, "
+                f"steps={self.steps}"
+            )
+
+    @property
+    def budget(self) -> int:
+        """The budget in its own unit (:attr:`budget_unit`)."""
+        return self.epochs if self.epochs is not None else self.steps
+
+    @property
+    def budget_unit(self) -> str:
+        return "epochs" if self.epochs is not None else "steps"
+
+    @property
+    def evaluations_every(self) -> int:
+        """Steps between a budget in steps' evaluations (and reports): ``eval_every``, else a
+        twentieth of the budget."""
+        return self.eval_every or max(1, (self.steps or 0) // 20)
+
+    def warmup(self, total_steps: int) -> float:
+        """The warmup as a fraction of ``total_steps`` optimizer steps."""
+        return (
+            min(1.0, self.warmup_steps / total_steps) if self.warmup_steps else self.warmup_fraction
+        )
+
     def to_flat(self) -> dict[str, Any]:
         """The run as one flat dict of scalars (Tune's param space, MLflow's params)."""
+        budget = {"epochs": self.epochs} if self.epochs is not None else {"steps": self.steps}
+        if self.eval_every is not None:
+            budget["eval_every"] = self.eval_every
         flat = {
-            "epochs": self.epochs,
+            **budget,
             "batch_size": self.batch_size,
             "peak_lr": self.peak_lr,
             "seed": self.seed,
             "schedule": self.schedule.name,
             **(_knee_flat(self.schedule) if isinstance(self.schedule, Knee) else {}),
             "warmup_fraction": self.warmup_fraction,
+            **({"warmup_steps": self.warmup_steps} if self.warmup_steps else {}),
+            "min_lr_ratio": self.min_lr_ratio,
             **(_prefixed(self.data, _DATA_KEYS) if self.data else {}),
             **(_options("data", self.data.options) if self.data else {}),
             **(_prefixed(self.model, _MODEL_KEYS) if self.model else {}),
@@ -189,6 +230,9 @@ _OPTIMIZER_KEYS = {
     "momentum": "momentum",
     "nesterov": "nesterov",
     "weight_decay": "weight_decay",
+    "beta2": "beta2",
+    "eps": "eps",
+    "grad_clip": "grad_clip",
 }
 _SHARPNESS_KEYS = {
     "epsilon": "sharpness_epsilon",

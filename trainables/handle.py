@@ -46,7 +46,7 @@ from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
 
 # The built-in training loops, registered as any user's is: name -> "module:callable".
-TRAINABLES = {"classifier": "trainables.train:fit"}
+TRAINABLES = {"classifier": "trainables.train:fit", "lm": "trainables.lm:fit"}
 KEY = "trainable"  # the study key a loop's problems are reported under
 
 # A checkpoint's envelope around the loop's own state: what restore() and the study read back.
@@ -80,6 +80,7 @@ class Trial:
         self._required = tuple(required)
         self.history: list[dict[str, float]] = list(envelope["history"]) if envelope else []
         self.final: dict[str, float] = {}  # measured once at the end: sharpness, ...
+        self.tags: dict[str, str] = {}  # said of the run once: e.g. the digest of its data
         self.diverged = False
         self._schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
         self._last_step_lr: float | None = None  # the LR the last optimizer step ran at
@@ -97,9 +98,20 @@ class Trial:
         return self.config.peak_lr
 
     @property
-    def epochs(self) -> int:
-        """The trial's budget (swept by ``sweep.epochs``); the loop decides what it counts."""
+    def epochs(self) -> int | None:
+        """The trial's budget in epochs (swept by ``sweep.epochs``), or None for a budget in
+        steps; the loop decides what an epoch is."""
         return self.config.epochs
+
+    @property
+    def steps(self) -> int | None:
+        """The trial's budget in optimizer steps (``train.steps``), or None for one in epochs."""
+        return self.config.steps
+
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluations (and reports) of a budget in steps."""
+        return self.config.evaluations_every
 
     @property
     def batch_size(self) -> int:
@@ -119,9 +131,15 @@ class Trial:
         return torch.device(name)
 
     @property
-    def step(self) -> int:
+    def reports(self) -> int:
         """Reports made so far (a restored trial counts its checkpoint's)."""
         return len(self.history)
+
+    @property
+    def step(self) -> int:
+        """The progress of the last report: its ``step=`` (optimizer steps), else its number;
+        0 before the first."""
+        return int(self.history[-1]["epoch"]) if self.history else 0
 
     # -- what the loop calls ------------------------------------------------------------------
 
@@ -130,18 +148,9 @@ class Trial:
     ) -> torch.optim.lr_scheduler.LRScheduler:
         """The trial's schedule (Knee at its explore fraction and decay shape, or the baseline)
         over ``total_steps`` optimizer steps, with the study's warmup: step it once per
-        optimizer step. Every parameter group peaks at ``peak_lr``."""
-        cfg = self.config
-        knee = cfg.schedule if isinstance(cfg.schedule, Knee) else Knee()  # a baseline ignores it
-        scheduler = make_schedule(
-            cfg.schedule.name,
-            optimizer,
-            total_steps,
-            peak_lr=cfg.peak_lr,
-            explore_fraction=knee.explore_fraction,
-            warmup_fraction=cfg.warmup_fraction,
-            decay=knee.decay,
-        )
+        optimizer step. Every parameter group peaks at ``peak_lr`` and, after the warmup, never
+        goes below ``min_lr_ratio * peak_lr``."""
+        scheduler = run_schedule(self.config, optimizer, total_steps)
         if not self._schedulers:  # the first schedule's optimizer is the one ``lr`` reports
             optimizer.register_step_pre_hook(self._record_step_lr)
         self._schedulers.append(scheduler)
@@ -155,9 +164,13 @@ class Trial:
         torch.set_rng_state(self._envelope["torch_rng"])
         return self._envelope["state"]
 
-    def report(self, metrics: Mapping[str, float], state: Any = None) -> None:
+    def report(
+        self, metrics: Mapping[str, float], state: Any = None, step: int | None = None
+    ) -> None:
         """Report one step's metrics (plain numbers), and with ``state`` (anything
         ``torch.save`` writes: state dicts, numbers, tensors) a checkpoint to continue from.
+        ``step``: the trial's progress at this report (its optimizer steps, for a budget in
+        steps: the MLflow step, what ASHA's grace period counts); default the report's number.
 
         Adds ``lr`` (the LR of the last optimizer step) when the loop's schedule came from
         :meth:`schedule` and the metrics lack it. Raises :class:`Diverged` when a loss or the
@@ -176,16 +189,26 @@ class Trial:
                 f"objective.metric: {', '.join(missing)} not among the metrics "
                 f"{self.config.trainable.fit} reports ({', '.join(row) or 'none'})"
             )
+        progress = self.reports + 1 if step is None else int(step)
+        if progress <= self.step:
+            raise WorkloadError(
+                f"{KEY}: report step {progress} after step {self.step}; steps only go forward"
+            )
         watched = [k for k in row if k.endswith("loss") or k in self._required]
         if any(not math.isfinite(row[k]) for k in watched):
             self.diverged = True
-            raise Diverged(f"step {self.step + 1}: {row}")
-        row = {"epoch": self.step + 1, **row}
+            raise Diverged(f"step {progress}: {row}")
+        row = {"epoch": progress, **row}
         self.history.append(row)
         self._pause()
         if self._on_report is not None:
             self._on_report(row, None if state is None else lambda: self._wrap(state))
         self._started = time.perf_counter()
+
+    def tag(self, key: str, value: str) -> None:
+        """Say something of this trial's run that is not a number (the digest of its data, a
+        tokenizer's name): an MLflow tag of its run, set with its final metrics."""
+        self.tags[str(key)] = str(value)
 
     def sharpness(
         self,
@@ -237,3 +260,21 @@ def _number(key: str, value: Any) -> float:
             f"{KEY}: metric {key!r} is a {type(value).__name__}; report plain numbers"
         )
     return float(value)
+
+
+def run_schedule(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The schedule ``config`` names over ``total_steps`` optimizer steps, as every loop gets it
+    (:meth:`Trial.schedule`; the built-in loops too)."""
+    knee = config.schedule if isinstance(config.schedule, Knee) else Knee()  # a baseline: unused
+    return make_schedule(
+        config.schedule.name,
+        optimizer,
+        total_steps,
+        peak_lr=config.peak_lr,
+        explore_fraction=knee.explore_fraction,
+        warmup_fraction=config.warmup(total_steps),
+        decay=knee.decay,
+        min_lr_ratio=config.min_lr_ratio,
+    )

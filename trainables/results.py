@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The built-in classifier's per-epoch metrics (step = epoch in MLflow); accuracies are fractions,
 # lr the epoch's last step's. A user's loop reports metrics of its own: every number it reports
 # is logged the same way.
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr")
+# The built-in language model's, at every evaluation (step = optimizer step); losses in nats,
+# val_acc the share of next tokens predicted right.
+LM_METRICS = ("train_loss", "val_loss", "val_perplexity", "val_acc", "lr")
 # Once per trial, at the end: Keskar sharpness (percent), compute seconds, optional curvature.
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
 
@@ -57,6 +60,7 @@ _KIND = "report"  # the result key that says which report it is
 _EPOCHS = "epochs_since_last_report"
 _FINAL = "final_metrics"  # which of a final report's metrics are measured once, at the end
 _ERROR = "trial_error"
+_TAGS = "trial_tags"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class FinalReport:
     epochs: tuple[Mapping[str, float], ...] = ()
     final: tuple[str, ...] = FINAL_METRICS
     error: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # what the loop said of its run
 
     def to_result(self) -> dict:
         return {
@@ -91,6 +96,7 @@ class FinalReport:
             _EPOCHS: [dict(e) for e in self.epochs],
             _FINAL: list(self.final),
             **({_ERROR: self.error} if self.error is not None else {}),
+            **({_TAGS: dict(self.tags)} if self.tags else {}),
         }
 
     @property
@@ -113,11 +119,11 @@ def read_report(result: Mapping) -> Report | None:
     epochs = tuple(result.get(_EPOCHS, ()))
     kind = result.get(_KIND)
     if kind == "final":
-        own = (_KIND, _EPOCHS, DIVERGED_TAG, _FINAL, _ERROR)
+        own = (_KIND, _EPOCHS, DIVERGED_TAG, _FINAL, _ERROR, _TAGS)
         metrics = {k: v for k, v in result.items() if k not in own}
         final = tuple(result.get(_FINAL, FINAL_METRICS))
-        error = result.get(_ERROR)
-        return FinalReport(metrics, bool(result[DIVERGED_TAG]), epochs, final, error)
+        error, tags = result.get(_ERROR), dict(result.get(_TAGS, {}))
+        return FinalReport(metrics, bool(result[DIVERGED_TAG]), epochs, final, error, tags)
     if kind == "epochs":
         return EpochsReport(epochs)
     return None

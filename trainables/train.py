@@ -19,12 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainables.config import OPTIMIZER_NAMES, Knee, TrainConfig
+from trainables.config import OPTIMIZER_NAMES, TrainConfig
 from trainables.data import Dataset, eval_batches, load_data, train_batches
-from trainables.handle import Trial
+from trainables.handle import Trial, run_schedule
 from trainables.models import build_model
 from trainables.results import FINAL_METRICS
-from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
 from trainables.state import TrainState
 
@@ -70,16 +69,7 @@ def train(
     model = model.to(device, memory_format=MEMORY_FORMAT)
     optimizer = _build_optimizer(cfg, model)
     steps_per_epoch = math.ceil(data.num_train / cfg.batch_size)
-    knee = cfg.schedule if isinstance(cfg.schedule, Knee) else Knee()  # a baseline ignores it
-    scheduler = make_schedule(
-        cfg.schedule.name,
-        optimizer,
-        cfg.epochs * steps_per_epoch,
-        peak_lr=cfg.peak_lr,
-        explore_fraction=knee.explore_fraction,
-        warmup_fraction=cfg.warmup_fraction,
-        decay=knee.decay,
-    )
+    scheduler = run_schedule(cfg, optimizer, cfg.epochs * steps_per_epoch)
     generator = torch.Generator(device).manual_seed(cfg.seed)  # batch order and augmentation
 
     epoch, history, seconds = 0, [], 0.0
@@ -96,7 +86,9 @@ def train(
     while epoch < cfg.epochs and not diverged:
         started = _now(device)
         batches = train_batches(data, cfg.batch_size, generator)
-        train_loss, train_acc, lr = _train_epoch(model, optimizer, scheduler, batches, device)
+        train_loss, train_acc, lr = _train_epoch(
+            model, optimizer, scheduler, batches, device, cfg.optimizer.grad_clip
+        )
         val_loss, val_acc = evaluate(model, eval_batches(data, "val"), device)
         test_loss, test_acc = evaluate(model, eval_batches(data, "test"), device)
         seconds += _now(device) - started
@@ -200,8 +192,10 @@ def _train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     batches: Iterable[tuple[Tensor, Tensor]],
     device: torch.device,
+    grad_clip: float | None = None,
 ) -> tuple[float, float, float]:
-    """One pass over the training batches: mean loss, accuracy, and the LR of the last step."""
+    """One pass over the training batches: mean loss, accuracy, and the LR of the last step;
+    gradients clipped to a global norm of ``grad_clip`` when given."""
     model.train()
     # Sums stay on the device: reading a loss back every step would stall a GPU.
     loss_sum = torch.zeros((), device=device)
@@ -213,6 +207,8 @@ def _train_epoch(
             loss = nn.functional.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()
@@ -236,7 +232,8 @@ def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimize
         return torch.optim.AdamW(
             model.parameters(),
             lr=cfg.peak_lr,
-            betas=(opt.momentum, 0.999),
+            betas=(opt.momentum, opt.beta2),
+            eps=opt.eps,
             weight_decay=opt.weight_decay,
         )
     raise ValueError(f"optimizer must be one of {OPTIMIZER_NAMES}, got {opt.name!r}")

@@ -42,7 +42,11 @@ def refused(path: str | Path | None, overrides: list[str] = ()) -> str:
 # "{tmp}" is a scratch folder holding a file `file.txt` and an empty folder `empty`.
 BAD_OVERRIDES = [
     # unknown keys name themselves and the allowed ones
-    (["train.epoch=3"], "train.epoch", "unknown key; allowed: epochs, batch_size, optimizer"),
+    (
+        ["train.epoch=3"],
+        "train.epoch",
+        "unknown key; allowed: epochs, steps, eval_every, batch_size, optimizer",
+    ),
     (
         ["optim.lr=0.1"],
         "optim",
@@ -90,8 +94,12 @@ BAD_OVERRIDES = [
     (["train.device=gpu"], "train.device", "must be auto (cuda if there is one), cpu, cuda"),
     # unknown names list the known ones
     (["model.name=vgg"], "model.name", "a built-in (mlp, cnn, resnet18) or 'module:callable'"),
-    (["data.dataset=mnist"], "data.dataset", "a built-in (digits, cifar10, cifar100, synthetic)"),
-    (["trainable=fit"], "trainable.fit", "a built-in (classifier) or 'module:callable'"),
+    (
+        ["data.dataset=mnist"],
+        "data.dataset",
+        "a built-in (digits, cifar10, cifar100, synthetic, pydoc, text, bin)",
+    ),
+    (["trainable=fit"], "trainable.fit", "a built-in (classifier, lm) or 'module:callable'"),
     (["objective.mode=best"], "objective.mode", "input should be 'max' or 'min', got 'best'"),
     (["objective.metric=sharpness"], "objective.metric", "reports train_loss, train_acc, val_loss"),
     (["data.val_fraction=1"], "data.val_fraction", "input should be less than 1"),
@@ -328,6 +336,10 @@ def test_trial_base_swept_and_num_trials():
         "nesterov": False,
         "weight_decay": 5e-4,
         "warmup_fraction": 0.0,
+        "min_lr_ratio": 0.0,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "grad_clip": None,
         "device": "auto",
         "sharpness_epsilon": 1e-3,
         "sharpness_steps": 20,
@@ -500,7 +512,9 @@ def test_the_study_defaults_are_the_runs_defaults():
         }
     )
     run = minimal.trial_config({k: v for k, v in point.items() if k != "decay"})
-    default = TrainConfig(cfg.train.epochs, cfg.train.batch_size, point["peak_lr"], point["seed"])
+    default = TrainConfig(
+        cfg.train.batch_size, cfg.train.epochs, peak_lr=point["peak_lr"], seed=point["seed"]
+    )
     assert run == TrainConfig(**{**default.__dict__, "schedule": Knee(point["explore_fraction"])})
 
 

@@ -77,13 +77,28 @@ def test_the_flat_names_are_the_ones_runs_are_filtered_by():
 
     assert set(flat) == {
         *("epochs", "batch_size", "peak_lr", "seed", "schedule", "explore_fraction", "decay"),
-        *("warmup_fraction", "dataset", "data_root", "download", "val_fraction", "model"),
-        *("trainable", "optimizer", "momentum", "nesterov", "weight_decay"),
+        *("warmup_fraction", "min_lr_ratio", "dataset", "data_root", "download"),
+        *("val_fraction", "model", "trainable", "optimizer", "momentum", "nesterov"),
+        *("weight_decay", "beta2", "eps", "grad_clip"),
         *("sharpness_epsilon", "sharpness_steps", "sharpness_batches", "hessian", "device"),
     }
     assert flat["schedule"] == "knee"
     assert (flat["explore_fraction"], flat["decay"]) == (0.5, "linear")
     assert (flat["trainable"], flat["val_fraction"]) == ("classifier", 0.1)
+
+
+def test_a_budget_in_steps_travels_as_steps_and_is_one_or_the_other():
+    config = TrainConfig(batch_size=8, steps=600, eval_every=50, warmup_steps=30)
+    flat = config.to_flat()
+
+    assert (flat["steps"], flat["eval_every"], flat["warmup_steps"]) == (600, 50, 30)
+    assert "epochs" not in flat
+    assert TrainConfig.from_flat(flat) == config
+    assert (config.budget, config.budget_unit, config.warmup(600)) == (600, "steps", 0.05)
+    assert TrainConfig(batch_size=8, steps=600).evaluations_every == 30  # a twentieth
+    for both_or_neither in ({"epochs": 2, "steps": 10}, {}):
+        with pytest.raises(ValueError, match="epochs or steps, exactly one"):
+            TrainConfig(batch_size=8, **both_or_neither)
 
 
 def test_options_travel_as_one_flat_key_each_under_their_section():
