@@ -126,7 +126,7 @@ def learning_curves(
                 "no finished trial", (0.5, 0.5), xycoords="axes fraction", ha="center", color="grey"
             )
         axes[0].set_title(describe(keys, key), fontsize="medium")
-        axes[-1].set_xlabel("epoch")
+        axes[-1].set_xlabel(_progress(runs))
     logged = metric in data and log_scale(data[metric], unit)
     for axes in panels:
         for ax, row in zip(axes, rows, strict=True):
@@ -189,6 +189,12 @@ def _lines(cell: pd.DataFrame):
     knee = cell[cell["schedule"] == "knee"]
     yield from knee.groupby("explore_fraction", sort=True)
     yield from cell[cell["schedule"] != "knee"].groupby("schedule", sort=True)
+
+
+def _progress(runs: pd.DataFrame) -> str:
+    """What a history's step counts: optimizer steps for a budget in steps (the language
+    model's), else epochs."""
+    return "step" if "steps" in runs and runs["steps"].notna().any() else "epoch"
 
 
 def _style(line, fraction: float, baselines: list[str]) -> dict:

@@ -54,6 +54,7 @@ class LMOptions:
     level: str = "byte"  # byte | char: how a text corpus becomes tokens
     eval_windows: int = 64  # validation windows of `context` tokens per evaluation (fixed)
     sharpness_windows: int = 16  # validation windows sharpness is measured on (fixed)
+    compile: bool = False  # torch.compile the training step's model (pays off on long GPU runs)
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> LMOptions:
@@ -116,11 +117,14 @@ def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, float]:
         generator.set_state(state["generator"].cpu())
         step = state["step"]
 
+    # The compiled model shares the module's parameters: state dicts and evaluation use the
+    # module itself (its keys have no compile prefix).
+    forward = torch.compile(model) if options.compile else model
     model.train()
     while step < cfg.steps:
         inputs, targets = random_windows(corpus.train, options.context, cfg.batch_size, generator)
         with _autocast(device):
-            loss = lm_loss(model(inputs), targets)
+            loss = lm_loss(forward(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if opt.grad_clip is not None:
