@@ -82,7 +82,7 @@ GPU_SIZE = Size("GPT-small-ish", 6, 6, 384, 256, 64, steps=50, quick_steps=20, p
 
 
 def autocast(device: torch.device):
-    """What ``trainables.lm._autocast`` does (bf16 on CUDA, nothing on a CPU)."""
+    """What ``trainables.train.autocast`` does (bf16 on CUDA, nothing on a CPU)."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainables.config import Knee, TrainConfig
+from trainables.config import Knee, Sharpness, TrainConfig
 from trainables.plugins import WorkloadError
 from trainables.schedules import make_schedule
 from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
@@ -125,10 +125,7 @@ class Trial:
     @property
     def device(self) -> torch.device:
         """``train.device`` resolved: ``auto`` is CUDA when there is one."""
-        name = self.config.device
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(name)
+        return resolve_device(self.config.device)
 
     @property
     def reports(self) -> int:
@@ -219,13 +216,7 @@ class Trial:
         """Keskar sharpness (percent) of ``model`` on ``batches`` (the first
         ``sharpness.batches`` of them), and the Hessian's top eigenvalue and trace when the
         study asks; logged once with the trial's final metrics, and returned."""
-        asked = self.config.sharpness
-        fixed = [batch for _, batch in zip(range(asked.batches), batches, strict=False)]
-        found = keskar_sharpness(model, loss_fn, fixed, epsilon=asked.epsilon, steps=asked.steps)
-        measured = {"sharpness": found.sharpness}
-        if asked.hessian:
-            measured["hessian_top_eigenvalue"] = hessian_top_eigenvalue(model, loss_fn, fixed)
-            measured["hessian_trace"] = hessian_trace(model, loss_fn, fixed)
+        measured = measure_sharpness(model, loss_fn, batches, self.config.sharpness)
         self.final |= measured
         return measured
 
@@ -260,6 +251,31 @@ def _number(key: str, value: Any) -> float:
             f"{KEY}: metric {key!r} is a {type(value).__name__}; report plain numbers"
         )
     return float(value)
+
+
+def measure_sharpness(
+    model: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    asked: Sharpness,
+) -> dict[str, float]:
+    """Keskar sharpness (percent) of ``model`` on the first ``asked.batches`` of ``batches``,
+    and the Hessian's top eigenvalue and trace when ``asked.hessian``: what every loop's final
+    metrics hold (:meth:`Trial.sharpness`; the built-in loops too)."""
+    fixed = [batch for _, batch in zip(range(asked.batches), batches, strict=False)]
+    found = keskar_sharpness(model, loss_fn, fixed, epsilon=asked.epsilon, steps=asked.steps)
+    measured = {"sharpness": found.sharpness}
+    if asked.hessian:
+        measured["hessian_top_eigenvalue"] = hessian_top_eigenvalue(model, loss_fn, fixed)
+        measured["hessian_trace"] = hessian_trace(model, loss_fn, fixed)
+    return measured
+
+
+def resolve_device(name: str) -> torch.device:
+    """A config's ``device``: ``auto`` is CUDA when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def run_schedule(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from trainables.corpus import Corpus, eval_windows, load_corpus, random_windows
 from trainables.gpt import GPT, build_gpt, parameter_groups
 from trainables.handle import Trial
 from trainables.plugins import WorkloadError, check_call
+from trainables.train import autocast, evaluate
 
 KEY = "trainable.options"
 CORPUS_TAG = "corpus_digest"  # the sha256 of the corpus a trial trained on
@@ -123,7 +123,7 @@ def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, float]:
     model.train()
     while step < cfg.steps:
         inputs, targets = random_windows(corpus.train, options.context, cfg.batch_size, generator)
-        with _autocast(device):
+        with autocast(device):
             loss = lm_loss(forward(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -167,33 +167,5 @@ def windows(
     return eval_windows(tokens, options.context, batch_size, count or options.eval_windows)
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device
-) -> tuple[float, float]:
-    """Mean next-token loss (nats) and accuracy of ``model`` in eval mode over ``batches``."""
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    count = 0
-    for inputs, targets in batches:
-        with _autocast(device):
-            logits = model(inputs)
-        loss_sum += nn.functional.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), reduction="sum"
-        )
-        correct += (logits.argmax(dim=-1) == targets).sum()
-        count += targets.numel()
-    model.train(was_training)
-    return loss_sum.item() / count, correct.item() / count
-
-
 def _perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()

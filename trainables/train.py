@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
-from itertools import islice
 from typing import Any
 
 import torch
@@ -21,10 +20,9 @@ from torch import Tensor, nn
 
 from trainables.config import OPTIMIZER_NAMES, TrainConfig
 from trainables.data import Dataset, eval_batches, load_data, train_batches
-from trainables.handle import Trial, run_schedule
+from trainables.handle import Trial, measure_sharpness, resolve_device, run_schedule
 from trainables.models import build_model
 from trainables.results import FINAL_METRICS
-from trainables.sharpness import hessian_top_eigenvalue, hessian_trace, keskar_sharpness
 from trainables.state import TrainState
 
 # channels_last feeds tensor cores without layout shuffles, and oneDNN's CPU convolutions prefer
@@ -59,7 +57,7 @@ def train(
     ``diverged: True``, the last finite epoch's metrics and no sharpness.
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_flat(config)
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     if device.type == "cuda" and cfg.gpu_memory_fraction is not None:
         torch.cuda.set_per_process_memory_fraction(cfg.gpu_memory_fraction, device)
 
@@ -155,30 +153,25 @@ def load_dataset(cfg: TrainConfig, device: str | torch.device = "cpu") -> Datase
 
 def measure_curvature(model: nn.Module, data: Dataset, cfg: TrainConfig) -> dict[str, float]:
     """Keskar sharpness (and Hessian metrics when asked) on a fixed set of training batches."""
-    asked = cfg.sharpness
-    batches = list(islice(eval_batches(data, "train", cfg.batch_size), asked.batches))
-    loss_fn = nn.CrossEntropyLoss()
-    found = keskar_sharpness(model, loss_fn, batches, epsilon=asked.epsilon, steps=asked.steps)
-    metrics = {"sharpness": found.sharpness}
-    if asked.hessian:
-        metrics["hessian_top_eigenvalue"] = hessian_top_eigenvalue(model, loss_fn, batches)
-        metrics["hessian_trace"] = hessian_trace(model, loss_fn, batches)
-    return metrics
+    batches = eval_batches(data, "train", cfg.batch_size)
+    return measure_sharpness(model, nn.CrossEntropyLoss(), batches, cfg.sharpness)
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (a fraction) of ``model`` in eval mode over ``batches``."""
+    """Mean cross-entropy and accuracy (a fraction) of ``model`` in eval mode over ``batches``:
+    per example for logits ``[N, K]``, per position for a language model's ``[B, T, V]``."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     count = 0
     for inputs, targets in batches:
-        with _autocast(device):
+        with autocast(device):
             logits = model(_laid_out(inputs))
+        logits, targets = logits.flatten(0, -2), targets.flatten()
         loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
         correct += (logits.argmax(dim=1) == targets).sum()
         count += len(targets)
@@ -202,7 +195,7 @@ def _train_epoch(
     correct = torch.zeros((), device=device, dtype=torch.long)
     count, lr = 0, 0.0
     for inputs, targets in batches:
-        with _autocast(device):
+        with autocast(device):
             logits = model(_laid_out(inputs))
             loss = nn.functional.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -244,13 +237,8 @@ def _laid_out(inputs: Tensor) -> Tensor:
     return inputs.contiguous(memory_format=MEMORY_FORMAT) if inputs.dim() == 4 else inputs
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores); nothing on a CPU, where it does not pay."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
