@@ -20,6 +20,7 @@ from study.stores import check_tracking_uri
 
 if TYPE_CHECKING:
     from analysis.policy import Policy
+    from analysis.verdict import Verdict
 
 
 class ReportError(BadInput):
@@ -53,11 +54,11 @@ def write(
     out: Path,
     rules: Policy | None = None,
     swept: list[float] | None = None,
-) -> None:
+) -> Verdict:
     """Load the runs and the history of those the learning curves draw, write the report into
     ``out`` decided by ``rules`` (default :func:`policy`) and print where it is and the verdict.
     ``swept``: the explore fractions the study ran (a grid's), so a fraction MLflow has no run
-    of is named rather than left out.
+    of is named rather than left out. Returns the verdict.
 
     Raises :class:`ReportError` when the runs cannot make a report or ``out`` is a file, and
     :class:`study.stores.TrackingError` when there is no store to read them from.
@@ -84,6 +85,7 @@ def write(
     trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
     print(f"knee-study: report of {trials} in {out.resolve() / 'report.html'}")
     print(verdict_line(verdict))
+    return verdict
 
 
 def verdict_reach(cfg: StudyConfig) -> str | None:
@@ -122,22 +124,24 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
     report_dir = output / folder.REPORT_DIR
     try:
         rules, swept = policy(cfg.objective), swept_fractions(cfg)
-        write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, rules, swept)
+        verdict = write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, rules, swept)
     except Exception as error:  # a report bug must not hide the study's outcome
         first = one_line(error, expected=isinstance(error, BadInput))
         print(
             f"knee-study: no report: {first} (retry: knee-study report {output})", file=sys.stderr
         )
         return
-    attach(meta.tracking_uri, meta.parent_run_id, report_dir)
+    attach(meta.tracking_uri, meta.parent_run_id, report_dir, verdict)
 
 
-def attach(tracking_uri: str, parent_run_id: str, report_dir: Path) -> None:
-    """The report's files onto the study's parent run (replacing an earlier copy); a failure is
-    one line on stderr, not an error."""
-    from study.study_run import attach_report  # MLflow: imported when a report is attached
+def attach(tracking_uri: str, parent_run_id: str, report_dir: Path, verdict: Verdict) -> None:
+    """The report's files onto the study's parent run (replacing an earlier copy), and its
+    verdict as the run's tags, description and metrics; a failure is one line on stderr, not
+    an error."""
+    from study.study_run import attach_report, record_verdict  # MLflow: when a report is attached
 
     try:
+        record_verdict(tracking_uri, parent_run_id, verdict)
         attach_report(tracking_uri, parent_run_id, report_dir)
     except Exception as error:  # e.g. a server that does not serve artifacts
         print(

@@ -44,12 +44,23 @@ def default_tracking_uri(output: Path) -> str:
     return sqlite_uri(output / STORE_FILE)
 
 
+# MLflow 3's UI opens an experiment on its GenAI overview (traces, tokens: empty for a study)
+# unless the link asks for the model-training view of its runs.
+RUNS_PAGE = "#/experiments/{id}/runs?workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def runs_page(server: str, experiment_id: str) -> str:
+    """The experiment's Runs page on ``server``, in the model-training view."""
+    return f"{server.rstrip('/')}/{RUNS_PAGE.format(id=experiment_id)}"
+
+
 def browse_hint(uri: str, experiment_id: str) -> str:
-    """How to look at the study's runs: the server's page of the experiment, or the command that
-    serves a local store."""
+    """How to look at the study's runs: the server's Runs page of the experiment, or the command
+    that serves a local store and the page to open then."""
     if is_server(uri):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}"
-    return f"mlflow ui --backend-store-uri {uri}"
+        return runs_page(uri, experiment_id)
+    return f"mlflow ui --backend-store-uri {uri}, then {runs_page(LOCAL_UI, experiment_id)}"
 
 
 def check_tracking_uri(

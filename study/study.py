@@ -199,9 +199,9 @@ class Study:
             self._settle()
         swept = reporting.swept_fractions(self.cfg) if own_dir is not None else None
         rules = reporting.policy(self.cfg.objective, fraction, margin, metric, mode)
-        reporting.write(experiment, uri, parent_run, out, rules, swept=swept)
+        verdict = reporting.write(experiment, uri, parent_run, out, rules, swept=swept)
         if attached:  # the study's own report, rewritten: its MLflow copy follows
-            reporting.attach(uri, parent_run, out)
+            reporting.attach(uri, parent_run, out, verdict)
         return out
 
     def run(self, tuner: Any, connected: cluster.Cluster) -> Outcome:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from trainables.results import PARENT_RUN_TAG
@@ -132,6 +133,53 @@ def attach_report(tracking_uri: str, run_id: str, report_dir: Path) -> None:
     whoever browses the experiment finds the verdict there; a second call overwrites files of
     the same name (MLflow deletes no artifact)."""
     MlflowClient(tracking_uri).log_artifacts(run_id, str(report_dir), artifact_path="report")
+
+
+VERDICT_TAG = (
+    "verdict"  # the parent run's: robust | not robust | inconclusive (or the kind's words)
+)
+NOTE_TAG = "mlflow.note.content"  # MLflow's run description, shown on the run's page
+
+
+def record_verdict(tracking_uri: str, run_id: str, verdict: Any) -> None:
+    """Make the study's parent run answer its question where runs are compared: the verdict
+    as tags (``verdict``, ``verdict_kind``, ``objective``), the verdict sentence and its rules as
+    the run's description, and per condition the numbers behind it as metrics
+    (``verdict/<condition>/gap_high``: the largest rival advantage's upper bound,
+    ``best_fraction``, ``seeds``), so several studies sit side by side in the runs table."""
+    policy = verdict.policy
+    tags = {
+        VERDICT_TAG: verdict.status,
+        "verdict_kind": verdict.kind,
+        "objective": f"{policy.metric} ({policy.mode}), margin {policy.margin:g}",
+        NOTE_TAG: (
+            f"**Verdict: {verdict.status}.** {verdict.explanation}\n\n"
+            f"Objective: {policy.metric}, {'higher' if policy.mode == 'max' else 'lower'} is "
+            f"better; margin {policy.margin:g}; explore fraction judged {policy.fraction:g}. "
+            "The whole report is in this run's artifacts, under report/."
+        ),
+    }
+    metrics = []
+    table = verdict.table
+    keys = [c for c in table.columns if c in ("peak_lr", "decay", "epochs", "steps")]
+    now = int(time.time() * 1000)
+    for _, row in table.iterrows():
+        where = (
+            "/".join(
+                f"{k}_{row[k]:g}" if isinstance(row[k], float) else f"{k}_{row[k]}" for k in keys
+            )
+            or "all"
+        )
+        for name, column in (
+            ("gap_high", "gap_high"),
+            ("best_fraction", "best_fraction"),
+            ("seeds", "n_fraction"),
+        ):
+            value = row.get(column)
+            if value is not None and value == value:  # NaN: a condition with no comparison
+                metrics.append(Metric(f"verdict/{where}/{name}", float(value), now, 0))
+    client = MlflowClient(tracking_uri)
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def rehome_artifacts(tracking_uri: str, experiment_id: str, artifact_root: Path) -> bool:

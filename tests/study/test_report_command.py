@@ -324,6 +324,16 @@ def test_a_loss_objective_is_judged_lower_is_better_in_its_own_units(
     assert main(["report", str(study)]) == 0
     said = capsys.readouterr().out
     assert verdict + ":" in said, said
+    # The parent run answers the question where runs are compared: tag, description, numbers.
+    answered = MlflowClient(uri).get_run(parent).data
+    decided = verdict.removeprefix("verdict: ").lower()
+    assert answered.tags["verdict"] == decided
+    assert answered.tags["mlflow.note.content"].startswith(f"**Verdict: {decided}.** 50% explore")
+    assert answered.tags["objective"] == "val_loss (min), margin 0.01"
+    assert answered.metrics["verdict/peak_lr_0.05/seeds"] == len(PLATEAU_SEEDS)
+    best = answered.metrics["verdict/peak_lr_0.05/best_fraction"]
+    if gain:  # 100% explore is the best fraction where it is better, and only there
+        assert (best == 1.0) == (gain > 0)
     # knee-study report over the experiment alone names the metric; its direction follows it.
     out = tmp_path / "by-name"
     argv = ["report", "--experiment", "loss", "--tracking-uri", uri, "--out", str(out)]
