@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,20 +35,32 @@ class WorkloadCheckError(BadInput):
     """A dataset, model or training loop every trial would fail on."""
 
 
-def check_workload(cfg: StudyConfig) -> None:
-    """Try the study's workload as its first trial would; WorkloadCheckError if it cannot work."""
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a study's trials train on, as the driver found it: an MLflow dataset input of every
+    trial's run (name, sha256 digest, where it came from, its sizes)."""
+
+    name: str
+    digest: str
+    source: str
+    profile: dict[str, Any]
+
+
+def check_workload(cfg: StudyConfig) -> TrainedOn | None:
+    """Try the study's workload as its first trial would; WorkloadCheckError if it cannot work.
+    Returns what the trials train on when the driver loaded it (None: a loop of one's own
+    without a data section, or data the trials download)."""
     find_local_modules()
     try:
         resolve_trainable(cfg.trainable.fit)
         run = cfg.trial_config({k: v[0] for k, v in cfg.swept().items()} | {"schedule": "knee"})
         if cfg.trainable.fit == "lm":
-            _check_language_model(run)
-            return
+            return _check_language_model(run)
         if run.data is None:
-            return
+            return None
         if run.data.download:  # the trials fetch it where they run: not the driver's business
             check_call(resolve(run.data.dataset, DATASETS, DATA_KEY), DATA_KEY, **_download(run))
-            return
+            return None
         data = load_dataset(run)
         if run.model is not None:
             torch.manual_seed(0)
@@ -55,18 +69,30 @@ def check_workload(cfg: StudyConfig) -> None:
             check_output(model, normalise(data.train.inputs[:2], data), classes, run.model.name)
     except WorkloadError as error:
         raise WorkloadCheckError(str(error)) from None
+    sizes = {s: len(data.split(s)) for s in ("train", "val", "test")}
+    profile = {**sizes, "num_classes": data.num_classes, "input_shape": list(data.input_shape)}
+    source = run.data.root or run.data.dataset
+    return TrainedOn(_dataset_name(run), data.digest(), source, profile)
 
 
-def _check_language_model(run: TrainConfig) -> None:
+def _dataset_name(run: TrainConfig) -> str:
+    options = ",".join(f"{k}={v}" for k, v in sorted(run.data.options.items()))
+    return f"{run.data.dataset}({options})" if options else run.data.dataset
+
+
+def _check_language_model(run: TrainConfig) -> TrainedOn:
     """The corpus loads and the model runs a window of it."""
     from trainables import lm  # the Transformer: only for a study of it
     from trainables.corpus import eval_windows
 
     corpus, model = lm.load(run)
-    context = lm.LMOptions.of(run.trainable.options).context
-    inputs, _ = next(iter(eval_windows(corpus.val, context, 1, 1)))
+    options = lm.LMOptions.of(run.trainable.options)
+    inputs, _ = next(iter(eval_windows(corpus.val, options.context, 1, 1)))
     with torch.no_grad():
         model(inputs)
+    sizes = {s: len(getattr(corpus, s)) for s in ("train", "val", "test")}
+    profile = {**sizes, "vocab_size": corpus.vocab_size, "level": options.level}
+    return TrainedOn(run.data.dataset, corpus.digest, corpus.source, profile)
 
 
 def _download(run: TrainConfig) -> dict:

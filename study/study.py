@@ -49,6 +49,7 @@ class Study:
     ) -> None:
         self.cfg, self.path, self.meta = cfg, Path(path).resolve(), meta
         self.address = address if address is not None else meta.address
+        self.trained_on = None  # what create() found the trials train on: each run's input
 
     @classmethod
     def create(
@@ -82,8 +83,11 @@ class Study:
         folder.check_new(path)
         from study.preflight import check_workload  # torch: once the cheap checks passed
 
-        check_workload(cfg)
-        return cls(cfg, path, folder.StudyMeta(uri, "", "", address, storage_path, tune_name))
+        trained_on = check_workload(cfg)
+        meta = folder.StudyMeta(uri, "", "", address, storage_path, tune_name)
+        study = cls(cfg, path, meta)
+        study.trained_on = trained_on
+        return study
 
     @classmethod
     def open(
@@ -136,7 +140,11 @@ class Study:
                 self.meta = replace(self.meta, experiment_id=experiment_id, parent_run_id=parent)
                 folder.write_meta(self.path, self.meta)
                 tracker = TrialTracker(
-                    uri, experiment_id, parent, run_tags={"search": cfg.tune.search}
+                    uri,
+                    experiment_id,
+                    parent,
+                    run_tags={"search": cfg.tune.search, **study_run.source_tags()},
+                    trained_on=self.trained_on,
                 )
                 storage, name = self.meta.storage, self.meta.tune_name
                 return driver.build_tuner(cfg, plan, self.path, tracker, storage, name)

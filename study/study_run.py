@@ -62,6 +62,14 @@ def _experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) 
         return client.get_experiment_by_name(name).experiment_id
 
 
+def source_tags() -> dict[str, str]:
+    """MLflow's own source tags for a trial's run (its Runs page's Source column): the entry
+    point and this checkout's git commit."""
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "knee-study"}
+    commit = _provenance().get("mlflow.source.git.commit")
+    return tags | ({"mlflow.source.git.commit": commit} if commit else {})
+
+
 def _provenance() -> dict[str, str]:
     """Tags that say which code ran: the git commit of this checkout and library versions."""
     import ray

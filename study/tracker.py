@@ -22,12 +22,13 @@ Import this module only after :func:`study.ray_env.prepare_ray_env` ran.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from ray import tune
 
@@ -71,11 +72,14 @@ class TrialTracker(tune.Callback):
         experiment_id: str,
         parent_run_id: str,
         run_tags: Mapping[str, str] | None = None,
+        trained_on: Any = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.run_tags = dict(run_tags or {})  # on every trial's run, e.g. {"search": "optuna"}
+        # study.preflight.TrainedOn: every trial's run gets it as its MLflow dataset input.
+        self.trained_on = trained_on
         self._forget()
 
     # Tune pickles callbacks with its experiment state; clients and caches are rebuilt after.
@@ -220,4 +224,17 @@ class TrialTracker(tune.Callback):
         )
         params = [Param(k, str(v)) for k, v in sorted(config.items())]
         self.client.log_batch(run.info.run_id, params=params)
+        if self.trained_on is not None:
+            self.client.log_inputs(run.info.run_id, datasets=[self._dataset_input()])
         return run.info.run_id
+
+    def _dataset_input(self) -> DatasetInput:
+        found = self.trained_on
+        dataset = Dataset(
+            name=found.name,
+            digest=found.digest[:16],  # MLflow shows a short digest; the tag has it whole
+            source_type="local" if "/" in found.source else "code",
+            source=json.dumps({"source": found.source, "sha256": found.digest}),
+            profile=json.dumps(found.profile),
+        )
+        return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])

@@ -20,6 +20,7 @@ DataLoader workers, no per-image Python.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -95,6 +96,15 @@ class Dataset:
     @property
     def num_train(self) -> int:
         return len(self.train)
+
+    def digest(self) -> str:
+        """sha256 (hex) of every split's inputs and labels, in order: two datasets that differ
+        in any example (another CIFAR folder, other options) differ here."""
+        found = hashlib.sha256()
+        for split in (self.train, self.val, self.test):
+            for tensor in (split.inputs, split.labels):
+                found.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return found.hexdigest()
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:

@@ -72,6 +72,18 @@ def test_mlflow_has_one_finished_child_run_per_trial_with_full_histories(finishe
             assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), key
         # Ray's bookkeeping never becomes a metric.
         assert not {"pid", "timestamp", "done", "training_iteration"} & set(run.data.metrics)
+        # What it trained on, as MLflow's dataset input, and where it came from.
+        (trained_on,) = run.inputs.dataset_inputs
+        assert trained_on.dataset.name == "digits"
+        assert json.loads(trained_on.dataset.profile) == {
+            "train": 1131,
+            "val": 126,
+            "test": 540,
+            "num_classes": 10,
+            "input_shape": [1, 8, 8],
+        }
+        assert len(trained_on.dataset.digest) == 16
+        assert run.data.tags["mlflow.source.name"] == "knee-study"
 
 
 def _attached_report(output, name="report.md") -> str:

@@ -622,3 +622,11 @@ def test_a_missing_file_is_a_workload_error_but_a_network_error_is_left_to_retry
         load_data(user_loader(missing))
     with pytest.raises(ConnectionError):  # not WorkloadError: Tune retries the trial
         load_data(user_loader(offline))
+
+
+def test_the_digest_tells_datasets_apart_and_is_the_same_every_load():
+    digits = load_data("digits")
+    assert digits.digest() == load_data("digits").digest()
+    assert digits.digest() != load_data("digits", {"test_fraction": 0.2}).digest()
+    assert digits.digest() != load_data("digits", val_fraction=0.2).digest()
+    assert len(digits.digest()) == 64  # sha256, hex
