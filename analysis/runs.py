@@ -18,6 +18,9 @@ from mlflow.entities import Run, ViewType
 from trainables.results import EPOCH_METRICS, PARENT_RUN_TAG, SEARCH_TAG, RunOutcome
 
 REQUIRED_PARAMS = ("explore_fraction", "peak_lr", "seed")
+# A baseline's run has no Knee params (knee-study logs none): a trial is a run with these and
+# either an explore fraction or a schedule.
+_TRIAL_PARAMS = {"peak_lr", "seed"}
 _PAGE = 1000  # runs per search request: thousands of runs cost a few round trips, not one each
 # History requests to a server at once: 7.5x one at a time (benchmarks/history_load.py); MLflow's
 # HTTP session pools 10 connections.
@@ -54,11 +57,7 @@ def load_runs(
     experiment_id = _experiment_id(client, experiment)
     runs = list(_search(client, experiment_id, parent_run_id))
     parents = {run.data.tags.get(PARENT_RUN_TAG) for run in runs}
-    trials = [
-        run
-        for run in runs
-        if run.info.run_id not in parents and set(REQUIRED_PARAMS) <= run.data.params.keys()
-    ]
+    trials = [run for run in runs if run.info.run_id not in parents and _is_trial(run.data.params)]
     if not trials:
         raise AnalysisError(_nothing_usable(experiment, runs))
     studies = {run.data.tags.get(PARENT_RUN_TAG) for run in trials} - {None}
@@ -69,7 +68,7 @@ def load_runs(
             "run id (report --parent-run)"
         )
 
-    params = sorted({key for run in trials for key in run.data.params})
+    params = sorted({key for run in trials for key in run.data.params} | set(REQUIRED_PARAMS))
     rows = [_row(run, params) for run in trials]
     frame = pd.DataFrame(rows)
     for column in params:
@@ -162,6 +161,10 @@ def _search(client: MlflowClient, experiment_id: str, parent_run_id: str | None)
         token = page.token
         if not token:
             return
+
+
+def _is_trial(params: dict[str, str]) -> bool:
+    return params.keys() >= _TRIAL_PARAMS and bool({"explore_fraction", "schedule"} & params.keys())
 
 
 def _row(run: Run, params: list[str]) -> dict:

@@ -2,6 +2,8 @@
 parent run, all written from the driver (one writer, so a sqlite store is safe and trial
 workers never need MLflow access). The guarantees:
 
+* params in one canonical form (:func:`param_text`), none for a key the trial does not have
+  (a baseline has no explore fraction or decay shape);
 * exactly one run per trial, however often the trial was retried or the study resumed (a trial's
   run is found by its ``trial_id`` tag before one is created);
 * every epoch logged once: a step the run already has is never logged again, and steps a run
@@ -61,6 +63,15 @@ def logging_to(tracking_uri: str) -> Iterator[None]:
         yield
     finally:
         _restored_uri = None
+
+
+def param_text(value: Any) -> str:
+    """A param as MLflow stores it (a string), in the form run names and filters use: a whole
+    number has no decimal point (``explore_fraction = '1'``, ``peak_lr = '50'``), any other
+    float its shortest exact form (``'0.05'``, ``'1e-08'``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class TrialTracker(tune.Callback):
@@ -222,7 +233,7 @@ class TrialTracker(tune.Callback):
                 TRIAL_ID_TAG: trial.trial_id,
             },
         )
-        params = [Param(k, str(v)) for k, v in sorted(config.items())]
+        params = [Param(k, param_text(v)) for k, v in sorted(config.items()) if v is not None]
         self.client.log_batch(run.info.run_id, params=params)
         if self.trained_on is not None:
             self.client.log_inputs(run.info.run_id, datasets=[self._dataset_input()])

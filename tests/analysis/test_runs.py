@@ -1,6 +1,7 @@
 """analysis/runs.py: load_runs / load_history read back what the MLflow client wrote (tests/
 factories.py writes it as knee-study run lays it out), typed, parents left out."""
 
+import numpy as np
 import pytest
 from factories import grid, log_study
 from mlflow import MlflowClient
@@ -165,3 +166,21 @@ def test_runs_logged_by_rays_mlflow_callback(tracking_uri):
     assert runs["diverged"].dtype == bool
     assert set(runs["schedule"]) == {"knee"}
     assert set(runs["search"]) == {"grid"}
+
+
+def test_a_baseline_run_without_knee_params_is_a_trial(tmp_path):
+    """knee-study logs no explore fraction or decay on a baseline's run: it is still read, its
+    explore fraction missing."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = [
+        {"schedule": "knee", "explore_fraction": 0.5, "peak_lr": 0.1, "seed": 0, "test_acc": 0.9},
+        {"schedule": "cosine", "peak_lr": 0.1, "seed": 0, "test_acc": 0.8},  # no explore param
+        {"peak_lr": 0.1, "seed": 0, "test_acc": 0.7},  # neither: not a trial of a study
+    ]
+    log_study(uri, "baselines", trials)
+
+    runs = load_runs("baselines", uri)
+    assert sorted(runs["schedule"]) == ["cosine", "knee"]
+    cosine = runs[runs["schedule"] == "cosine"].iloc[0]
+    assert np.isnan(cosine["explore_fraction"])
+    assert cosine["test_acc"] == 0.8

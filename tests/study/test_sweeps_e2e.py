@@ -45,9 +45,8 @@ def test_baselines_run_once_per_budget_and_seed_not_per_knee_axis(axes_study):
     cosine = [r for r in runs if r.data.params["schedule"] == "cosine"]
     assert len(knee) == 2 * 2 * 2  # seeds x budgets x decay shapes
     assert len(cosine) == 2 * 2  # seeds x budgets: explore fraction and decay are Knee's own
-    assert {(r.data.params["explore_fraction"], r.data.params["decay"]) for r in cosine} == {
-        ("None", "None")
-    }
+    for run in cosine:  # a baseline's run has no Knee params at all
+        assert not {"explore_fraction", "decay"} & run.data.params.keys()
     assert {r.data.params["decay"] for r in knee} == {"linear", "cosine"}
     for run in runs:
         assert run.info.status == "FINISHED"

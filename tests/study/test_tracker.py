@@ -200,3 +200,24 @@ def test_a_loops_own_metrics_are_logged_and_a_failed_trial_is_failed_with_its_re
         (1, 9.0),
         (2, 7.5),
     ]
+
+
+def test_params_are_canonical_and_a_baseline_has_no_knee_params(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "params", {})
+    tracker = TrialTracker(uri, experiment_id, parent)
+    config = {"schedule": "cosine", "explore_fraction": None, "decay": None, "peak_lr": 50.0}
+    config |= {"seed": 2, "weight_decay": 5e-4, "eps": 1e-8, "nesterov": False}
+    trial = SimpleNamespace(trial_id="base_00000", config=config)
+    tracker.on_trial_start(0, [], trial)
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([experiment_id], filter_string="params.peak_lr = '50'")
+    assert run.data.params == {
+        "schedule": "cosine",
+        "peak_lr": "50",  # as the run's name says it: lr=50
+        "seed": "2",
+        "weight_decay": "0.0005",
+        "eps": "1e-08",
+        "nesterov": "False",
+    }
