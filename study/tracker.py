@@ -36,6 +36,7 @@ from ray import tune
 
 from study.config import trial_label
 from trainables.results import (
+    CHECKPOINT_TAG,
     ERROR_TAG,
     FINAL_METRICS,
     PARENT_RUN_TAG,
@@ -143,6 +144,7 @@ class TrialTracker(tune.Callback):
         trial_id, run_id = trial.trial_id, self._run_id(trial)
         if trial_id in self._final_logged:
             self._unmark_stopped(trial_id, run_id)
+            self._point_at_checkpoint(trial, run_id)
             failed = self._failed.pop(trial_id, False)
             self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
             return
@@ -154,6 +156,14 @@ class TrialTracker(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self._run_id(trial), status="FAILED")
+
+    def _point_at_checkpoint(self, trial: Any, run_id: str) -> None:
+        """Tag the run with where the trial's last checkpoint is (a path, or a URI in shared
+        storage): the final weights, for whoever wants them."""
+        checkpoint = getattr(trial, "checkpoint", None)
+        path = getattr(checkpoint, "path", None)
+        if path:
+            self.client.set_tag(run_id, CHECKPOINT_TAG, str(path))
 
     def _unmark_stopped(self, trial_id: str, run_id: str) -> None:
         if trial_id not in self._stopped:

@@ -10,6 +10,8 @@ Ray's environment is settled).
 from __future__ import annotations
 
 import logging
+import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +23,27 @@ import torch
 from trainables.config import TrainConfig
 from trainables.handle import KEY, TRAINABLES, Diverged, Trial
 from trainables.plugins import WorkloadError, check_call, resolve
-from trainables.results import EpochsReport, FinalReport
+from trainables.results import PEAK_MEMORY, EpochsReport, FinalReport
 
 STATE_FILE = "state.pt"  # a trial checkpoint's one file: the handle's envelope, torch.save'd
 REPORT_INTERVAL_S = 10.0  # longest a trial keeps finished epochs to itself between checkpoints
+
+
+def _quiet_sigterm(unraisable: Any) -> None:
+    """Ray stops a worker (a study stopping, a lost tracking store) with SIGTERM, which its handler
+    turns into SystemExit wherever the worker is; landing in a garbage-collection callback,
+    Python prints it as an ignored exception, a traceback in the driver's terminal for a stop
+    that went as planned. Anything else is printed as Python would."""
+    if not isinstance(unraisable.exc_value, SystemExit):
+        sys.__unraisablehook__(unraisable)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """The trial's peak memory: on CUDA the most its GPU held for it; else the peak resident
+    memory of its worker process (with reused actors, of every trial that actor ran so far)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def resolve_trainable(name: str) -> Callable[..., Any]:
@@ -62,6 +81,7 @@ def run_trial(
     # Keep Ray Train's line per saved checkpoint out of the driver's terminal (the trial table
     # already shows progress).
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    sys.unraisablehook = _quiet_sigterm
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
     envelope = None
@@ -130,7 +150,7 @@ def run_loop(
         last = trial.history[-1] if trial and trial.history else {}
         tags = trial.tags if trial else {}
         return FinalReport(last, False, tuple(unreported), (), str(error).splitlines()[0], tags)
-    final = {**trial.final, **returned}
+    final = {**trial.final, **returned, PEAK_MEMORY: peak_memory_mb(trial.device)}
     final.setdefault("trial_seconds", trial.trial_seconds)
     last = trial.history[-1] if trial.history else {"epoch": 0}
     metrics = {**last, **final}

@@ -24,6 +24,7 @@ numbers as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from trainables.corpus import Corpus, eval_windows, load_corpus, random_windows
 from trainables.gpt import GPT, build_gpt, parameter_groups
 from trainables.handle import Trial
 from trainables.plugins import WorkloadError, check_call
+from trainables.results import TOKENS_PER_SECOND
 from trainables.train import autocast, evaluate
 
 KEY = "trainable.options"
@@ -121,7 +123,9 @@ def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, float]:
     # module itself (its keys have no compile prefix).
     forward = torch.compile(model) if options.compile else model
     model.train()
+    trained, training_seconds = 0, 0.0  # tokens and seconds of this process's training steps
     while step < cfg.steps:
+        started = _now(device)
         inputs, targets = random_windows(corpus.train, options.context, cfg.batch_size, generator)
         with autocast(device):
             loss = lm_loss(forward(inputs), targets)
@@ -132,10 +136,13 @@ def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, float]:
         optimizer.step()
         scheduler.step()
         step += 1
+        trained += targets.numel()
         # Summed on the device: reading a loss back every step would stall a GPU.
         loss_sum, losses = loss_sum + loss.detach(), losses + 1
         if step % trial.eval_every and step < cfg.steps:
+            training_seconds += _now(device) - started
             continue
+        training_seconds += _now(device) - started
         val_loss, val_acc = evaluate(model, windows(corpus.val, options, cfg.batch_size), device)
         metrics = {
             "train_loss": loss_sum.item() / losses,
@@ -156,7 +163,13 @@ def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, float]:
     batches = windows(corpus.val, options, cfg.batch_size, options.sharpness_windows)
     trial.sharpness(model, lm_loss, list(batches))
     test_loss, test_acc = evaluate(model, windows(corpus.test, options, cfg.batch_size), device)
-    return {"test_loss": test_loss, "test_perplexity": _perplexity(test_loss), "test_acc": test_acc}
+    speed = {TOKENS_PER_SECOND: trained / training_seconds} if training_seconds else {}
+    return {
+        "test_loss": test_loss,
+        "test_perplexity": _perplexity(test_loss),
+        "test_acc": test_acc,
+        **speed,
+    }
 
 
 def windows(
@@ -165,6 +178,12 @@ def windows(
     """The fixed evaluation windows of a split: the first ``count`` (default
     ``options.eval_windows``) windows of ``options.context`` tokens."""
     return eval_windows(tokens, options.context, batch_size, count or options.eval_windows)
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _perplexity(loss: float) -> float:

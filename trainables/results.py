@@ -32,6 +32,11 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", 
 LM_METRICS = ("train_loss", "val_loss", "val_perplexity", "val_acc", "lr")
 # Once per trial, at the end: Keskar sharpness (percent), compute seconds, optional curvature.
 FINAL_METRICS = ("sharpness", "trial_seconds", "hessian_top_eigenvalue", "hessian_trace")
+# How fast and how big, once per trial, under MLflow's system/ prefix: training examples (or
+# tokens) a second over the training steps alone, and the trial process's peak memory.
+IMAGES_PER_SECOND = "system/images_per_second"
+TOKENS_PER_SECOND = "system/tokens_per_second"
+PEAK_MEMORY = "system/peak_memory_mb"  # CUDA: max allocated on the trial's GPU; else peak RSS
 
 # The MLflow tags the driver writes on a trial's run and the analysis reads back.
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: the study's parent run
@@ -41,6 +46,7 @@ DIVERGED_TAG = "diverged"  # "true" | "false", set with the final metrics
 STOPPED_EARLY_TAG = "stopped_early"  # "true" on a trial a scheduler (ASHA) stopped
 STOPPED_AT_TAG = "stopped_at_epoch"  # the last epoch such a trial reported
 ERROR_TAG = "error"  # on a trial that failed at once: the one-line reason (never retried)
+CHECKPOINT_TAG = "checkpoint"  # where a finished trial's last checkpoint (its final weights) is
 
 
 def lower_is_better(metric: str) -> bool:

@@ -22,7 +22,7 @@ from trainables.config import OPTIMIZER_NAMES, TrainConfig
 from trainables.data import Dataset, eval_batches, load_data, train_batches
 from trainables.handle import Trial, measure_sharpness, resolve_device, run_schedule
 from trainables.models import build_model
-from trainables.results import FINAL_METRICS
+from trainables.results import FINAL_METRICS, IMAGES_PER_SECOND
 from trainables.state import TrainState
 
 # channels_last feeds tensor cores without layout shuffles, and oneDNN's CPU convolutions prefer
@@ -81,12 +81,15 @@ def train(
         epoch, history, seconds = resumed.epoch, list(resumed.history), resumed.trial_seconds
 
     diverged = False
+    trained, training_seconds = 0, 0.0  # this process's training steps alone: the throughput
     while epoch < cfg.epochs and not diverged:
         started = _now(device)
         batches = train_batches(data, cfg.batch_size, generator)
         train_loss, train_acc, lr = _train_epoch(
             model, optimizer, scheduler, batches, device, cfg.optimizer.grad_clip
         )
+        training_seconds += _now(device) - started
+        trained += data.num_train
         val_loss, val_acc = evaluate(model, eval_batches(data, "val"), device)
         test_loss, test_acc = evaluate(model, eval_batches(data, "test"), device)
         seconds += _now(device) - started
@@ -119,6 +122,8 @@ def train(
             on_epoch(metrics, resumable.to_dict())
 
     result: dict[str, Any] = {**(history[-1] if history else {"epoch": 0}), "diverged": diverged}
+    if training_seconds > 0:
+        result[IMAGES_PER_SECOND] = trained / training_seconds
     if not diverged:
         started = _now(device)
         result |= measure_curvature(model, data, cfg)
@@ -135,7 +140,7 @@ def fit(config: Mapping[str, Any], trial: Trial) -> dict[str, Any]:
 
     result = train(trial.config, on_epoch=on_epoch, state=trial.restore())
     trial.diverged = result["diverged"]
-    return {k: v for k, v in result.items() if k in FINAL_METRICS}
+    return {k: v for k, v in result.items() if k in FINAL_METRICS or k == IMAGES_PER_SECOND}
 
 
 def load_dataset(cfg: TrainConfig, device: str | torch.device = "cpu") -> Dataset:

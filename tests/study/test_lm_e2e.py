@@ -60,4 +60,6 @@ def test_each_trial_reports_at_its_optimizer_steps_with_its_corpus_digest(lm_stu
             assert steps == [20, 40], key
         for key in ("test_loss", "test_perplexity", "sharpness", "trial_seconds"):
             assert len(client.get_metric_history(run.info.run_id, key)) == 1, key
+        for key in ("system/tokens_per_second", "system/peak_memory_mb"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == 1, key
         assert run.data.metrics["val_loss"] < 5.0  # a byte model starts near ln 256 = 5.5

@@ -153,7 +153,7 @@ def test_a_loops_reports_and_returned_metrics_make_its_final_report(loops):
     assert not final.diverged
     assert final.metrics["test_loss"] == 0.25
     assert final.metrics["val_loss"] == 1 / 3
-    assert set(final.final_metrics()) == {"test_loss", "trial_seconds"}
+    assert set(final.final_metrics()) == {"test_loss", "trial_seconds", "system/peak_memory_mb"}
 
 
 def test_a_loop_that_blows_up_ends_diverged_with_its_last_finite_report(loops):
@@ -171,7 +171,7 @@ def test_a_loop_that_blows_up_ends_diverged_with_its_last_finite_report(loops):
             "loops:no_objective",
             (),
             "objective.metric: loops:no_objective never reported val_loss (found train_loss, "
-            "trial_seconds)",
+            "system/peak_memory_mb, trial_seconds)",
         ),
         (
             "loops:no_objective",

@@ -158,6 +158,7 @@ def test_own_model_and_data_runs_have_every_epoch_once_and_their_options(moons_s
         assert params["val_fraction"] == "0.1"
         # Two moons are easy: a few epochs separate them far better than chance.
         assert run.data.metrics["test_acc"] > 0.75
+        assert run.data.metrics["system/images_per_second"] > 1000
 
 
 def test_own_training_loop_study_finishes_after_a_killed_trial_is_retried(loop_study):
@@ -181,6 +182,8 @@ def test_own_training_loop_runs_have_every_epoch_once_and_the_loops_final_metric
         for key in ("test_loss", "test_acc"):
             assert len(client.get_metric_history(run.info.run_id, key)) == 1
         assert run.data.metrics["test_acc"] > 0.6
+        assert run.data.metrics["system/peak_memory_mb"] > 50  # a Python process with torch
+        assert (Path(run.data.tags["checkpoint"]) / "state.pt").is_file()
         assert (
             not set(FINAL_METRICS)
             - {"hessian_top_eigenvalue", "hessian_trace"}
@@ -199,5 +202,5 @@ def test_a_loop_without_the_objective_fails_at_once_in_one_line(knee_study, fold
     assert run.info.status == "FAILED"
     assert run.data.tags[ERROR_TAG] == (
         "objective.metric: loop:fit never reported val_perplexity (found train_loss, val_loss, "
-        "val_acc, lr, sharpness, test_loss, test_acc, trial_seconds)"
+        "val_acc, lr, sharpness, test_loss, test_acc, system/peak_memory_mb, trial_seconds)"
     )

@@ -72,13 +72,14 @@ def test_it_learns_well_below_the_unigram_entropy_of_its_corpus():
     assert returned["test_perplexity"] == pytest.approx(math.exp(returned["test_loss"]))
     assert trial.final["sharpness"] > 0
     assert trial.tags == {lm.CORPUS_TAG: load_corpus().digest}
+    assert returned["system/tokens_per_second"] > 1000
 
 
 def test_a_seed_reproduces_a_run_bit_for_bit_and_another_seed_does_not():
     first, again, other = run(config()), run(config()), run(config(seed=1))
 
     assert [m for m, _ in first[0]] == [m for m, _ in again[0]]
-    assert first[1] == again[1]
+    assert science(first[1]) == science(again[1])
     assert [m for m, _ in other[0]] != [m for m, _ in first[0]]
 
 
@@ -89,7 +90,12 @@ def test_a_run_resumed_mid_way_ends_with_the_uninterrupted_runs_numbers():
 
     assert [m["epoch"] for m, _ in resumed] == [80, 120]
     assert [m for m, _ in resumed] == [m for m, _ in whole[1:]]
-    assert resumed_end == whole_end
+    assert science(resumed_end) == science(whole_end)
+
+
+def science(returned: dict) -> dict:
+    """What a run found, without how fast it ran (``system/``: a measurement of the machine)."""
+    return {k: v for k, v in returned.items() if not k.startswith("system/")}
 
 
 def floored_knee(k: int, peak: float, warmup: int, explore: int, total: int, floor: float) -> float:

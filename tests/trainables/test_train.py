@@ -11,7 +11,7 @@ import torch
 from trainables.config import TrainConfig
 from trainables.handle import ENVELOPE_KEYS, TRAINABLES, Trial
 from trainables.plugins import resolve
-from trainables.results import EPOCH_METRICS, FINAL_METRICS
+from trainables.results import EPOCH_METRICS, FINAL_METRICS, IMAGES_PER_SECOND
 from trainables.state import STATE_KEYS, TrainState
 from trainables.train import fit, train
 
@@ -19,7 +19,7 @@ QUICK = dict(dataset="digits", model="mlp", epochs=4, batch_size=64, peak_lr=0.0
 
 
 def _without_time(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k != "trial_seconds"}
+    return {k: v for k, v in result.items() if k not in ("trial_seconds", IMAGES_PER_SECOND)}
 
 
 def test_digits_mlp_reaches_90_percent():
@@ -168,7 +168,7 @@ def test_fit_reports_every_epoch_through_the_handle():
         assert set(row) == {"epoch", *EPOCH_METRICS}
         assert 0.0 <= row["val_acc"] <= 1.0
         assert row["val_loss"] > 0
-    assert set(returned) <= set(FINAL_METRICS)
+    assert set(returned) <= {*FINAL_METRICS, IMAGES_PER_SECOND}
     assert {"sharpness", "trial_seconds"} <= set(returned)
     assert not trial.diverged
     # The same numbers train() hands its own callback.
