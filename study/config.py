@@ -336,8 +336,8 @@ def _one_line(error: ValidationError) -> str:
         text = f"{where}: unknown key; allowed: {', '.join(_allowed_keys(loc[:-1]))}"
     elif kind == "missing":
         text = f"{where}: required but missing"
-    elif kind == "value_error" and not where:  # a cross-section rule names its keys itself
-        text = str(first["ctx"]["error"])
+    elif kind == "value_error" and (not where or str(first["ctx"]["error"]).startswith(where)):
+        text = str(first["ctx"]["error"])  # a rule across keys names its keys itself
     else:  # our validators' words, or pydantic's "Input should be ..."
         what = str(first["ctx"]["error"]) if kind == "value_error" else first["msg"]
         text = f"{where}: {what[0].lower()}{what[1:]}, got {first['input']!r}"

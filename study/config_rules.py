@@ -10,10 +10,7 @@ from typing import TYPE_CHECKING
 
 from trainables.corpus import CORPUS_NAMES
 from trainables.data import DATASET_NAMES
-from trainables.handle import TRAINABLES
 from trainables.results import EPOCH_METRICS, LM_METRICS
-
-_ALL_BUILTIN_DATA = (*DATASET_NAMES, *CORPUS_NAMES)
 
 if TYPE_CHECKING:
     from study.config import StudyConfig
@@ -50,29 +47,31 @@ def check_asha(cfg: StudyConfig) -> None:
     )
 
 
-# What each built-in loop needs: its budget's unit, its data's kind, whether it has a model
-# section, and the metrics it reports every time (its objective is one of them). A user's loop
-# is checked on its first report: only it knows what it reports.
+# What each built-in loop needs: its budget's unit, the data it trains on (the classifier also
+# takes a loader "module:callable"), whether it has a model section, and the metrics it reports
+# every time (its objective is one of them). A user's loop is checked on its first report: only
+# it knows what it reports.
 _BUILTINS = {
-    "classifier": ("epochs", DATASET_NAMES, True, EPOCH_METRICS),
-    "lm": ("steps", CORPUS_NAMES, False, LM_METRICS),
+    "classifier": ("epochs", DATASET_NAMES, True, True, EPOCH_METRICS),
+    "lm": ("steps", CORPUS_NAMES, False, False, LM_METRICS),
 }
 
 
 def check_builtin_workload(cfg: StudyConfig) -> None:
     """A built-in loop's study names the budget, data and model it trains on and an objective
     it reports."""
-    name = TRAINABLES.get(cfg.trainable.fit, cfg.trainable.fit)
-    name = next(key for key, spec in TRAINABLES.items() if spec == name)
-    unit, datasets, needs_model, metrics = _BUILTINS[name]
+    name = cfg.trainable.fit
+    unit, datasets, plugins, needs_model, metrics = _BUILTINS[name]
     if cfg.train.budget_key != unit:
         raise ValueError(f"train.{unit}: trainable {name} counts its budget in {unit}")
     if cfg.data is None:
         raise ValueError(f"data: required by trainable {name}: name its dataset")
-    if cfg.data.dataset in _ALL_BUILTIN_DATA and cfg.data.dataset not in datasets:
+    plugin = ":" in cfg.data.dataset
+    if cfg.data.dataset not in datasets and not (plugin and plugins):
+        also = " (or a loader, 'module:callable')" if plugins else ""
         raise ValueError(
-            f"data.dataset: trainable {name} trains on {', '.join(datasets)} (or a "
-            f"'module:callable'), got {cfg.data.dataset!r}"
+            f"data.dataset: trainable {name} trains on {', '.join(datasets)}{also}, got "
+            f"{cfg.data.dataset!r}"
         )
     if needs_model and cfg.model is None:
         raise ValueError(f"model: required by trainable {name}: name its model")

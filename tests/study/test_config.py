@@ -560,3 +560,41 @@ def test_the_objective_takes_its_metrics_direction_and_selects_on_validation(
     cfg = load_config(None, [f"objective={objective}"] if objective else [])
 
     assert (cfg.objective.mode, cfg.objective.selection_metric) == (mode, selection)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (["train.steps=100"], "train.epochs: give the budget as train.epochs or train.steps"),
+        (["train.epochs=null", "train.steps=100"], "train.epochs: trainable classifier counts"),
+        (["data.dataset=pydoc"], "data.dataset: trainable classifier trains on digits, cifar10"),
+        (["train.eval_every=5"], "train.eval_every: counts steps of a train.steps budget"),
+        (["train.warmup_fraction=0.1", "train.warmup_steps=5"], "train.warmup_steps: the warmup"),
+        (["sweep.steps=[10, 20]"], "sweep.steps: sweeps a budget in steps"),
+        (["train.min_lr_ratio=1"], "train.min_lr_ratio: input should be less than 1"),
+    ],
+)
+def test_budget_and_workload_rules_are_one_line(overrides, error):
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, overrides)
+    assert str(refused.value).startswith(error), str(refused.value)
+
+
+def test_the_language_model_counts_steps_trains_on_a_corpus_and_builds_its_own_model():
+    lm = Path(__file__).parents[2] / "configs" / "lm_quick.yaml"
+    cfg = load_config(lm)
+    assert (cfg.budget_unit, cfg.budgets, cfg.objective.mode) == ("steps", [200], "min")
+    assert cfg.trial_config(cfg.grid()[0]).to_flat()["steps"] == 200
+    for overrides, error in [
+        (
+            ["train.steps=null", "train.eval_every=null", "train.epochs=3"],
+            "train.steps: trainable lm",
+        ),
+        (["data.dataset=digits"], "data.dataset: trainable lm trains on pydoc, text, bin, got"),
+        (["data.dataset=mypkg:load"], "data.dataset: trainable lm trains on pydoc, text, bin, got"),
+        (["model.name=mlp"], "model: trainable lm builds its own"),
+        (["objective.metric=test_acc"], "objective.metric: trainable lm reports train_loss"),
+    ]:
+        with pytest.raises(ConfigError) as refused:
+            load_config(lm, overrides)
+        assert str(refused.value).startswith(error), str(refused.value)
