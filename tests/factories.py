@@ -453,3 +453,17 @@ PLATEAU_FIGURES = (
     "accuracy_heatmap.png",
     "distributions.png",  # the plateau study has no per-epoch history: no learning curves
 )
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+def lrs_used(optimizer, scheduler, steps: int) -> list[list[float]]:
+    """Every group's LR at each of optimizer steps 1..``steps``, stepping as a loop must: the LR
+    a step runs with is the one set before it, the scheduler stepped after it."""
+    used = []
+    for _ in range(steps):
+        used.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return used

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from factories import lrs_used
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -46,16 +47,6 @@ class Sink:
 def _optimizer(*lrs: float) -> torch.optim.Optimizer:
     groups = [{"params": [nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs or (1.0,)]
     return torch.optim.SGD(groups)
-
-
-def _lrs_used(optimizer, scheduler, steps: int) -> list[list[float]]:
-    """Every group's LR at each of ``steps`` optimizer steps, stepping as a loop must."""
-    used = []
-    for _ in range(steps):
-        used.append([group["lr"] for group in optimizer.param_groups])
-        optimizer.step()
-        scheduler.step()
-    return used
 
 
 # --- reports --------------------------------------------------------------------------------
@@ -113,7 +104,7 @@ def test_lr_is_the_lr_of_the_last_optimizer_step_of_the_schedule_it_built():
     scheduler = trial.schedule(optimizer, total_steps=8)
     used = []
     for _ in range(4):
-        used += _lrs_used(optimizer, scheduler, 2)
+        used += lrs_used(optimizer, scheduler, 2)
         trial.report({"loss": 1.0})
 
     assert [lr for (lr,) in used] == pytest.approx([0.2] * 4 + [0.15, 0.1, 0.05, 0.0])
@@ -196,7 +187,7 @@ def test_the_knee_schedule_matches_its_closed_form_in_every_group():
         epochs=1, batch_size=1, peak_lr=0.4, schedule=Knee(0.4), warmup_fraction=0.1
     )
     optimizer = _optimizer(0.01, 3.0)  # every group peaks at peak_lr, whatever its own lr
-    used = _lrs_used(optimizer, Trial(config).schedule(optimizer, 20), 20)
+    used = lrs_used(optimizer, Trial(config).schedule(optimizer, 20), 20)
 
     expected = [0.2, 0.4] + [0.4] * 8 + [0.4 * (1 - j / 10) for j in range(1, 11)]
     assert [a for a, _ in used] == pytest.approx(expected)
@@ -206,7 +197,7 @@ def test_the_knee_schedule_matches_its_closed_form_in_every_group():
 def test_a_cosine_baseline_matches_its_closed_form():
     config = TrainConfig(epochs=1, batch_size=1, peak_lr=1.0, schedule=Baseline("cosine"))
     optimizer = _optimizer()
-    used = _lrs_used(optimizer, Trial(config).schedule(optimizer, 10), 10)
+    used = lrs_used(optimizer, Trial(config).schedule(optimizer, 10), 10)
     expected = [0.5 * (1 + math.cos(math.pi * k / 10)) for k in range(1, 11)]
     assert [lr for (lr,) in used] == pytest.approx(expected, abs=1e-12)
 
@@ -243,7 +234,7 @@ def test_the_schedule_is_make_schedule_step_for_step(schedule, warmup, peak, tot
     handed = Trial(config).schedule(ours, total)
 
     assert type(handed) is type(scheduler)
-    assert _lrs_used(ours, handed, total) == _lrs_used(theirs, scheduler, total)
+    assert lrs_used(ours, handed, total) == lrs_used(theirs, scheduler, total)
 
 
 # --- the envelope: what a retried trial continues from --------------------------------------

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from factories import lrs_used
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.optim.lr_scheduler import ExponentialLR, OneCycleLR
@@ -28,20 +29,10 @@ def _optimizer(lrs=(1.0,)) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=1.0, momentum=0.9)
 
 
-def _used_lrs(optimizer, scheduler, steps: int) -> list[list[float]]:
-    """The LR of every group that optimizer steps 1..steps actually ran with."""
-    used = []
-    for _ in range(steps):
-        used.append([group["lr"] for group in optimizer.param_groups])
-        optimizer.step()
-        scheduler.step()
-    return used
-
-
 def _single_group_lrs(build, steps: int) -> list[float]:
     """The LRs of steps 1..steps of the schedule ``build(optimizer)`` on a one-group optimizer."""
     opt = _optimizer()
-    return [lr for (lr,) in _used_lrs(opt, build(opt), steps)]
+    return [lr for (lr,) in lrs_used(opt, build(opt), steps)]
 
 
 # (W, E, T): with warmup, W = 0, D = 0 (100% explore), no explore, one-step phases.
@@ -111,12 +102,12 @@ def test_knee_rises_holds_then_falls_to_zero(w, e, d, decay):
 
 def test_per_group_peaks_and_group_lrs_as_peaks():
     opt = _optimizer(lrs=(0.5, 0.05))
-    used = _used_lrs(opt, KneeLRScheduler(opt, [0.2, 0.02], 0, 2, 4), 4)
+    used = lrs_used(opt, KneeLRScheduler(opt, [0.2, 0.02], 0, 2, 4), 4)
     expected = [[0.2, 0.02], [0.2, 0.02], [0.1, 0.01], [0.0, 0.0]]
     np.testing.assert_allclose(used, expected, atol=1e-12)
 
     opt = _optimizer(lrs=(0.5, 0.05))  # peak None: each group's own lr is its peak
-    used = _used_lrs(opt, KneeLRScheduler(opt, None, 0, 2, 4), 3)
+    used = lrs_used(opt, KneeLRScheduler(opt, None, 0, 2, 4), 3)
     np.testing.assert_allclose(used, [[0.5, 0.05], [0.5, 0.05], [0.25, 0.025]])
 
 
@@ -131,11 +122,11 @@ def test_state_dict_round_trip_resumes_exactly(split_at):
         peak_lr=[0.2, 0.02], warmup_steps=2, explore_steps=3, total_steps=10, decay="cosine"
     )
     opt = _optimizer(lrs=(1.0, 1.0))
-    uninterrupted = _used_lrs(opt, KneeLRScheduler(opt, **args), 14)
+    uninterrupted = lrs_used(opt, KneeLRScheduler(opt, **args), 14)
 
     opt = _optimizer(lrs=(1.0, 1.0))
     sched = KneeLRScheduler(opt, **args)
-    first = _used_lrs(opt, sched, split_at)
+    first = lrs_used(opt, sched, split_at)
     buffer = io.BytesIO()
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, buffer)
     buffer.seek(0)
@@ -145,7 +136,7 @@ def test_state_dict_round_trip_resumes_exactly(split_at):
     resumed = KneeLRScheduler(opt, **{**args, "decay": "linear"})  # overwritten by the state
     opt.load_state_dict(saved["optimizer"])
     resumed.load_state_dict(saved["scheduler"])
-    assert first + _used_lrs(opt, resumed, 14 - split_at) == uninterrupted
+    assert first + lrs_used(opt, resumed, 14 - split_at) == uninterrupted
 
 
 def test_from_fractions_rounds_to_steps():
@@ -240,14 +231,14 @@ def test_every_schedule_is_a_resumable_torch_scheduler(name, warmup_fraction, sp
 
     steps = T if name == "onecycle" else T + 2  # OneCycleLR refuses to step past its budget
     opt, sched = fresh()
-    uninterrupted = _used_lrs(opt, sched, steps)
+    uninterrupted = lrs_used(opt, sched, steps)
     opt, sched = fresh()
-    first = _used_lrs(opt, sched, split_at)
+    first = lrs_used(opt, sched, split_at)
     state = (opt.state_dict(), sched.state_dict())
     opt, sched = fresh()
     opt.load_state_dict(state[0])
     sched.load_state_dict(state[1])
-    np.testing.assert_allclose(first + _used_lrs(opt, sched, steps - split_at), uninterrupted)
+    np.testing.assert_allclose(first + lrs_used(opt, sched, steps - split_at), uninterrupted)
 
 
 def test_unknown_schedule_is_rejected_with_the_known_names():
@@ -291,7 +282,7 @@ def _group_lrs(name, total, warmup_fraction, steps, **kwargs):
     sched = make_schedule(
         name, opt, total, peak_lr=GROUP_PEAKS, warmup_fraction=warmup_fraction, **kwargs
     )
-    return _used_lrs(opt, sched, steps)
+    return lrs_used(opt, sched, steps)
 
 
 def _flat(rows):
@@ -419,7 +410,7 @@ def test_onecycle_leaves_the_configured_momentum_alone_on_every_step(build, key,
 
     # The LR is still torch's one-cycle shape (its LR does not depend on momentum cycling).
     ref_opt = optimizer()
-    reference = _used_lrs(ref_opt, OneCycleLR(ref_opt, max_lr=PEAK, total_steps=T), T)
+    reference = lrs_used(ref_opt, OneCycleLR(ref_opt, max_lr=PEAK, total_steps=T), T)
     assert used == pytest.approx([lr for (lr,) in reference], rel=1e-12)
     assert max(used) == pytest.approx(PEAK)
 
@@ -496,7 +487,7 @@ def _floor_lrs(name, t, w, e, r, steps, decay="linear", **kwargs):
         min_lr_ratio=r,
         **kwargs,
     )
-    return _used_lrs(opt, sched, steps)
+    return lrs_used(opt, sched, steps)
 
 
 @pytest.mark.filterwarnings("error")  # torch's step-order check included: no warning at all
@@ -545,7 +536,7 @@ def test_a_zero_floor_is_todays_schedule_exactly(name, w, r):
     def run(**floor):
         opt = _optimizer(lrs=(1.0, 1.0))
         sched = make_schedule(name, opt, T, peak_lr=GROUP_PEAKS, warmup_fraction=w / T, **floor)
-        return type(sched), _used_lrs(opt, sched, T if name == "onecycle" else T + 2)
+        return type(sched), lrs_used(opt, sched, T if name == "onecycle" else T + 2)
 
     kind, used = run(min_lr_ratio=r)
     assert (kind, used) == run()  # the same torch scheduler, the same floats
@@ -627,20 +618,20 @@ def test_a_floored_schedule_resumes_exactly_from_its_state_dict(name, warmup_fra
 
     steps = t if name == "onecycle" else t + 3
     opt, sched = fresh()
-    uninterrupted = _used_lrs(opt, sched, steps)
+    uninterrupted = lrs_used(opt, sched, steps)
 
     opt, sched = fresh()
-    first = _used_lrs(opt, sched, split_at)
+    first = lrs_used(opt, sched, split_at)
     buffer = io.BytesIO()
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)  # as trainables.state reads a checkpoint back
 
     opt, sched = fresh()
-    _used_lrs(opt, sched, 3)  # a fresh run a few steps in: the state replaces all of it
+    lrs_used(opt, sched, 3)  # a fresh run a few steps in: the state replaces all of it
     opt.load_state_dict(saved["optimizer"])
     sched.load_state_dict(saved["scheduler"])
-    assert first + _used_lrs(opt, sched, steps - split_at) == uninterrupted
+    assert first + lrs_used(opt, sched, steps - split_at) == uninterrupted
 
 
 @pytest.mark.parametrize("t", [5, 10, 12, 25, 37])
@@ -658,14 +649,14 @@ def test_a_floored_onecycle_is_onecycle_annealing_to_the_floor(t, r):
         cycle_momentum=False,
         final_div_factor=(1 / 25) / (r + (1 - r) / 25 / 1e4),
     )
-    assert _flat(used) == pytest.approx(_flat(_used_lrs(opt, reference, t)), rel=1e-12)
+    assert _flat(used) == pytest.approx(_flat(lrs_used(opt, reference, t)), rel=1e-12)
 
 
 @pytest.mark.parametrize("r", [0.0, 0.3])
 def test_a_floored_onecycle_refuses_to_step_past_its_budget_like_torch(r):
     opt = _optimizer()
     sched = make_schedule("onecycle", opt, 6, peak_lr=PEAK, min_lr_ratio=r)
-    _used_lrs(opt, sched, 6)
+    lrs_used(opt, sched, 6)
     opt.step()
     with pytest.raises(ValueError, match="Tried to step 7 times"):
         sched.step()
@@ -677,7 +668,7 @@ def test_a_floor_wraps_any_torch_scheduler_per_group():
     sched = FlooredLR(
         opt, lambda shadow: ExponentialLR(shadow, gamma=0.5), min_lr_ratio=0.2, warmup_steps=1
     )
-    used = _used_lrs(opt, sched, 6)
+    used = lrs_used(opt, sched, 6)
     expected = [
         [peak if k == 1 else peak * (0.2 + 0.8 * 0.5 ** (k - 1)) for peak in (0.4, 0.04)]
         for k in range(1, 7)
@@ -742,7 +733,7 @@ def _hf_wsd_factor(c, w, s, d, decay, r):
 def test_the_knee_is_hugging_faces_wsd_with_its_min_lr_ratio(w, e, d, r, decay):
     t = w + e + d  # D >= 1: with D = 0 HF drops to r on step T itself, the Knee on step T + 1
     opt = _optimizer(lrs=(1.0, 1.0))
-    used = _used_lrs(opt, KneeLRScheduler(opt, GROUP_PEAKS, w, e, t, decay, min_lr_ratio=r), t + 3)
+    used = lrs_used(opt, KneeLRScheduler(opt, GROUP_PEAKS, w, e, t, decay, min_lr_ratio=r), t + 3)
     for k, lrs in enumerate(used, start=1):
         factor = _hf_wsd_factor(k, w, e, d, decay, r) if k > w or r == 0 else k / w
         assert lrs == pytest.approx([peak * factor for peak in GROUP_PEAKS], rel=1e-12, abs=1e-15)
