@@ -20,7 +20,7 @@ disagree. Every verdict, margin, table and caption is in the policy's metric and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -62,9 +62,12 @@ def write_report(
     history: pd.DataFrame | None = None,
     policy: Policy | None = None,
     swept: Sequence[float] | None = None,
+    next_step: Callable[[Verdict], str | None] | None = None,
 ) -> Verdict:
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
     (created if needed); returns the verdict. A ``policy`` replaces ``fraction`` and ``margin``.
+    ``next_step(verdict)``: a closing paragraph saying what to do next (the command that grows
+    an inconclusive study), or None.
 
     ``history`` (from :func:`analysis.runs.load_history`, at least
     ``curves.history_metrics(policy.metric)`` of the trials ``curves.needed(runs,
@@ -124,6 +127,8 @@ def write_report(
         "runs.csv (one row per trial)",
         *(["the PNG figures"] if any(isinstance(b, FigureBlock) for b in blocks) else []),
     ]
+    step = next_step(verdict) if next_step else None
+    blocks += [step] if step else []
     blocks.append(f"Files: {', '.join(files)}.")
     write_documents(blocks, out, title)
     return verdict

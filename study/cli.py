@@ -1,4 +1,4 @@
-"""The ``knee-study`` command: run, resume, report and validate studies.
+"""The ``knee-study`` command: run, resume, extend, report and validate studies.
 
 Exit status: 0 success (a resumed study that had already finished too: nothing ran), 1 some
 trials failed, 2 bad input (one line on stderr, nothing started), 130 stopped by Ctrl-C or a
@@ -136,6 +136,13 @@ def resume(args: argparse.Namespace) -> int:
     return exit_code(study.resume())
 
 
+def extend(args: argparse.Namespace) -> int:
+    from study.study import Study
+
+    study = Study.open(args.folder, address=args.address)
+    return exit_code(study.extend(args.set))
+
+
 def report(args: argparse.Namespace) -> int:
     if not 0 <= args.fraction <= 1:
         raise BadInput(f"--fraction: an explore fraction is in [0, 1], got {args.fraction}")
@@ -221,6 +228,20 @@ def _parser() -> argparse.ArgumentParser:
         "study; default: its own store, or the one it ran with)",
     )
     resume_cmd.set_defaults(command=resume)
+
+    extend_cmd = commands.add_parser(
+        "extend", help="grow a finished study: run only the grid points the --set values add"
+    )
+    extend_cmd.add_argument("folder", help="the study's output folder")
+    extend_cmd.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="sweep values to add, the old ones kept: --set 'sweep.seed=[0, 1, 2, 3, 4, 5]'",
+    )
+    extend_cmd.add_argument("--address", help="Ray cluster to join (default: as the run did)")
+    extend_cmd.set_defaults(command=extend)
 
     report_cmd = commands.add_parser(
         "report", help="write a study's robustness report (Markdown, HTML, CSV, PNG)"

@@ -105,13 +105,15 @@ def build_tuner(
     tracker: TrialTracker,
     storage: str | None = None,
     name: str = DEFAULT_NAME,
+    points: list[dict[str, Any]] | None = None,
 ) -> tune.Tuner:
-    """A Tuner for the whole grid, writing Ray's state under ``<storage>/<name>``.
+    """A Tuner for the whole grid (or its ``points``: an extension's new ones), writing Ray's
+    state under ``<storage>/<name>``.
 
     ``storage`` is an absolute path or a URI (``study.storage.resolve_storage``); None: the
     study folder ``output``.
     """
-    search_alg, num_samples = search_algorithm(cfg, plan.concurrent_trials)
+    search_alg, num_samples = search_algorithm(cfg, plan.concurrent_trials, points)
     return tune.Tuner(
         _trainable(cfg, plan),
         param_space=param_space(cfg, plan),

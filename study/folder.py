@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ class StudyMeta:
     # folder name in it: resume restores from <storage>/<tune_name>.
     storage: str | None = None
     tune_name: str = DEFAULT_NAME
+    # Trials in that Tune experiment: 0 for the study's grid; an extension's runs its new points.
+    tune_trials: int = 0
 
 
 def check_new(path: Path) -> None:
@@ -70,6 +73,13 @@ def create(path: Path, cfg: StudyConfig) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / CONFIG_FILE).write_text(cfg.to_yaml())
     return path
+
+
+def write_config(path: Path, cfg: StudyConfig) -> None:
+    """Rewrite the study's config (an extension grew it): written whole, then moved over."""
+    partial = path / (CONFIG_FILE + ".partial")
+    partial.write_text(cfg.to_yaml())
+    os.replace(partial, path / CONFIG_FILE)
 
 
 @contextlib.contextmanager
@@ -137,4 +147,5 @@ class _Record(BaseModel):
     address: str | None
     storage: str | None
     tune_name: str
+    tune_trials: int = 0
     store: str | None

@@ -9,6 +9,7 @@ way the study's outcome stands and one line on stderr says what happened.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,7 @@ def write(
     out: Path,
     rules: Policy | None = None,
     swept: list[float] | None = None,
+    next_step: Callable[[Verdict], str | None] | None = None,
 ) -> Verdict:
     """Load the runs and the history of those the learning curves draw, write the report into
     ``out`` decided by ``rules`` (default :func:`policy`) and print where it is and the verdict.
@@ -79,7 +81,9 @@ def write(
         metrics = curves.history_metrics(rules.metric)
         history = load_history(None, tracking_uri, runs=needed, metrics=metrics)
         title = f"Knee study report: {experiment}"
-        verdict = write_report(runs, out, title, policy=rules, history=history, swept=swept)
+        verdict = write_report(
+            runs, out, title, policy=rules, history=history, swept=swept, next_step=next_step
+        )
     except AnalysisError as error:  # analysis knows nothing of the study's errors
         raise ReportError(error) from None
     trials = f"{len(runs)} trial{'s' * (len(runs) != 1)}"
@@ -113,6 +117,31 @@ def verdict_reach(cfg: StudyConfig) -> str | None:
     return None
 
 
+def extend_hint(cfg: StudyConfig, output: Path) -> Callable[[Verdict], str | None]:
+    """For a grid study's own report: when its verdict is inconclusive, the command that grows
+    it to the seeds it needs (the most the verdict estimates, at least the fewest that can be
+    robust), running only the new ones."""
+
+    def hint(verdict: Verdict) -> str | None:
+        seeds = list(cfg.sweep.seed)
+        if verdict.decision != "inconclusive" or cfg.tune.search != "grid":
+            return None
+        table = verdict.table
+        needed = table["seeds_needed"].dropna() if "seeds_needed" in table else []
+        target = max(verdict.policy.seeds_for_divergence(), *(int(n) for n in needed))
+        if target <= len(seeds):
+            return None
+        more = [s for s in range(max(seeds) + 1 + target) if s not in seeds][: target - len(seeds)]
+        grown = seeds + more
+        return (
+            f"To decide it, grow the study to {target} seeds a setting (only the new seeds "
+            f"run, under the same parent run): `knee-study extend {output} --set "
+            f"'sweep.seed={grown}'`"
+        )
+
+    return hint
+
+
 def swept_fractions(cfg: StudyConfig) -> list[float] | None:
     """The explore fractions a grid study ran, for its own report; None for a search."""
     return cfg.sweep.explore_fraction if cfg.tune.search == "grid" else None
@@ -124,7 +153,10 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
     report_dir = output / folder.REPORT_DIR
     try:
         rules, swept = policy(cfg.objective), swept_fractions(cfg)
-        verdict = write(cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, rules, swept)
+        hint = extend_hint(cfg, output)
+        verdict = write(
+            cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, rules, swept, hint
+        )
     except Exception as error:  # a report bug must not hide the study's outcome
         first = one_line(error, expected=isinstance(error, BadInput))
         print(

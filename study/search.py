@@ -75,13 +75,16 @@ def search_space(cfg: StudyConfig) -> dict[str, Any]:
     }
 
 
-def search_algorithm(cfg: StudyConfig, concurrent_trials: int) -> tuple[Searcher, int]:
-    """Tune's search algorithm for the study and the number of trials (``num_samples``).
+def search_algorithm(
+    cfg: StudyConfig, concurrent_trials: int, points: list[dict[str, Any]] | None = None
+) -> tuple[Searcher, int]:
+    """Tune's search algorithm for the study and the number of trials (``num_samples``);
+    ``points``: the grid points to run (default: all of them; an extension: its new ones).
 
     The algorithm holds the concurrency limit: Tune ignores ``max_concurrent_trials`` when it
     is given a search algorithm that is not a plain ``Searcher`` (the grid's generator)."""
     if cfg.tune.search == "grid":
-        points = cfg.grid()
+        points = cfg.grid() if points is None else points
         generator = BasicVariantGenerator(
             points_to_evaluate=points, max_concurrent=concurrent_trials
         )

@@ -178,6 +178,60 @@ class Study:
             raise
         return self.run(tuner, connected)
 
+    def extend(self, overrides: list[str]) -> Outcome:
+        """Grow a finished grid study by the sweep values ``overrides`` add, running only the
+        new points, under the same parent run and into the same experiment, then rewrite its
+        report over all of them (:mod:`study.extension`). A change that is not an extension, or
+        a study that has not finished (resume it first), is :class:`BadInput`."""
+        from study import extension, study_run
+        from study.preflight import check_workload
+
+        meta = self.meta
+        grown = extension.extended(self.cfg, overrides, str(self.path / folder.CONFIG_FILE))
+        points = extension.new_points(self.cfg, grown)
+        check_tracking_uri(meta.tracking_uri, must_exist=True, missing=_MOVED)
+        status = study_run.study_status(meta.tracking_uri, meta.parent_run_id)
+        if status != "FINISHED":
+            raise extension.ExtensionError(
+                f"extend: the study has not finished ({status}): knee-study resume {self.path} "
+                "first"
+            )
+        if not points:
+            print("knee-study: every point of that grid has run already: nothing to add")
+            return Outcome(Ending.ALREADY_FINISHED)
+        trained_on = check_workload(grown)
+        cluster.check_address(self.address)
+        self._settle()
+        connected = cluster.connect(self.address)
+        from study import driver  # Ray: imported once connect() has set its environment
+        from study.tracker import TrialTracker
+
+        self.cfg, old_cfg = grown, self.cfg
+        try:
+            plan = self._plan(connected)
+            tune_name = _next_tune_name(meta.tune_name)
+            study_run.set_study_status(meta.tracking_uri, meta.parent_run_id, "RUNNING")
+            folder.write_config(self.path, grown)
+            self.meta = replace(meta, tune_name=tune_name, tune_trials=len(points))
+            folder.write_meta(self.path, self.meta)
+            tracker = TrialTracker(
+                meta.tracking_uri,
+                meta.experiment_id,
+                meta.parent_run_id,
+                run_tags={"search": grown.tune.search, **study_run.source_tags()},
+                trained_on=trained_on,
+            )
+            tuner = driver.build_tuner(
+                grown, plan, self.path, tracker, meta.storage, tune_name, points
+            )
+        except BaseException:
+            self.cfg = old_cfg
+            connected.shutdown()
+            raise
+        grew = f"{len(points)} new trial{'s' * (len(points) != 1)}"
+        print(f"knee-study: extending {self.path}: {grew} ({grown.num_trials} in all)")
+        return self.run(tuner, connected)
+
     def report(
         self,
         out: str | Path | None = None,
@@ -207,7 +261,8 @@ class Study:
             self._settle()
         swept = reporting.swept_fractions(self.cfg) if own_dir is not None else None
         rules = reporting.policy(self.cfg.objective, fraction, margin, metric, mode)
-        verdict = reporting.write(experiment, uri, parent_run, out, rules, swept=swept)
+        hint = reporting.extend_hint(self.cfg, self.path) if own_dir is not None else None
+        verdict = reporting.write(experiment, uri, parent_run, out, rules, swept, hint)
         if attached:  # the study's own report, rewritten: its MLflow copy follows
             reporting.attach(uri, parent_run, out, verdict)
         return out
@@ -223,8 +278,9 @@ class Study:
         from study.study_run import close_open_runs, set_study_status
 
         outcome, tracking_lost = None, None
+        trials = self.meta.tune_trials or self.cfg.num_trials  # an extension's: its new points
         try:
-            outcome = outcome_of(tuner.fit(), self.cfg.num_trials)
+            outcome = outcome_of(tuner.fit(), trials)
         except KeyboardInterrupt:
             outcome = Outcome(Ending.STOPPED)
         except Exception as error:
@@ -288,6 +344,12 @@ class Study:
                 meta.tracking_uri, meta.experiment_id, self.path / ARTIFACTS_DIR
             )
         folder.write_meta(self.path, meta)
+
+
+def _next_tune_name(name: str) -> str:
+    """The Tune experiment of a study's next extension: ``tune`` -> ``tune-extend-1`` -> ..."""
+    base, _, number = name.partition("-extend-")
+    return f"{base}-extend-{int(number or 0) + 1}"
 
 
 def _cause(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
