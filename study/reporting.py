@@ -128,7 +128,7 @@ def extend_hint(cfg: StudyConfig, output: Path) -> Callable[[Verdict], str | Non
             return None
         table = verdict.table
         needed = table["seeds_needed"].dropna() if "seeds_needed" in table else []
-        target = max(verdict.policy.seeds_for_divergence(), *(int(n) for n in needed))
+        target = max([verdict.policy.seeds_for_divergence(), *(int(n) for n in needed)])
         if target <= len(seeds):
             return None
         more = [s for s in range(max(seeds) + 1 + target) if s not in seeds][: target - len(seeds)]
@@ -173,8 +173,8 @@ def attach(tracking_uri: str, parent_run_id: str, report_dir: Path, verdict: Ver
     from study.study_run import attach_report, record_verdict  # MLflow: when a report is attached
 
     try:
-        record_verdict(tracking_uri, parent_run_id, verdict)
         attach_report(tracking_uri, parent_run_id, report_dir)
+        record_verdict(tracking_uri, parent_run_id, verdict)
     except Exception as error:  # e.g. a server that does not serve artifacts
         print(
             f"knee-study: report not attached to the MLflow run: {one_line(error)} "

@@ -8,6 +8,7 @@ One experiment per study name; a parent run per study; one child run per trial, 
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -184,7 +185,9 @@ def record_verdict(tracking_uri: str, run_id: str, verdict: Any) -> None:
             ("seeds", "n_fraction"),
         ):
             value = row.get(column)
-            if value is not None and value == value:  # NaN: a condition with no comparison
+            # NaN or inf (a condition with no comparison, an interval of one seed): not a
+            # number MLflow's REST API can carry, and nothing to compare studies by.
+            if value is not None and math.isfinite(value):
                 metrics.append(Metric(f"verdict/{where}/{name}", float(value), now, 0))
     client = MlflowClient(tracking_uri)
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
