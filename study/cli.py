@@ -191,17 +191,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    def add_set(command: argparse.ArgumentParser, help: str) -> None:
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+
     def add_study_args(command: argparse.ArgumentParser) -> None:
         """What `run` takes, and `validate` checks the same way."""
         command.add_argument(
             "config", nargs="?", help="study YAML (default: the embedded digits_quick.yaml)"
         )
-        command.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config key, value as YAML; quote lists: --set 'sweep.seed=[0, 1]'",
+        add_set(
+            command, "override a config key, value as YAML; quote lists: --set 'sweep.seed=[0, 1]'"
         )
         command.add_argument("--output", help="study folder (default: knee-runs/NAME-TIMESTAMP)")
         command.add_argument(
@@ -233,13 +232,7 @@ def _parser() -> argparse.ArgumentParser:
         "extend", help="grow a finished study: run only the grid points the --set values add"
     )
     extend_cmd.add_argument("folder", help="the study's output folder")
-    extend_cmd.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="sweep values to add, the old ones kept: --set 'sweep.seed=[0, 1, 2, 3, 4, 5]'",
-    )
+    add_set(extend_cmd, "sweep values to add, the old ones kept: --set 'sweep.seed=[0, 1, 2, 3]'")
     extend_cmd.add_argument("--address", help="Ray cluster to join (default: as the run did)")
     extend_cmd.set_defaults(command=extend)
 

@@ -128,7 +128,6 @@ class Study:
         has run: no half-made study is left that `run` would refuse and `resume` could not
         continue, and no parent run is left RUNNING."""
         from study import driver, study_run
-        from study.tracker import TrialTracker
 
         cfg, uri = self.cfg, self.meta.tracking_uri
         folder.create(self.path, cfg)
@@ -139,15 +138,23 @@ class Study:
             with study_run.failed_on_error(uri, parent):
                 self.meta = replace(self.meta, experiment_id=experiment_id, parent_run_id=parent)
                 folder.write_meta(self.path, self.meta)
-                tracker = TrialTracker(
-                    uri,
-                    experiment_id,
-                    parent,
-                    run_tags={"search": cfg.tune.search, **study_run.source_tags()},
-                    trained_on=self.trained_on,
-                )
                 storage, name = self.meta.storage, self.meta.tune_name
-                return driver.build_tuner(cfg, plan, self.path, tracker, storage, name)
+                return driver.build_tuner(cfg, plan, self.path, self._tracker(), storage, name)
+
+    def _tracker(self) -> Any:
+        """The Tune callback that logs this study's trials to its parent run (Ray imported)."""
+        from study import study_run
+        from study.tracker import TrialTracker
+
+        meta, cfg = self.meta, self.cfg
+        tags = {"search": cfg.tune.search, **study_run.source_tags()}
+        return TrialTracker(
+            meta.tracking_uri,
+            meta.experiment_id,
+            meta.parent_run_id,
+            run_tags=tags,
+            trained_on=self.trained_on,
+        )
 
     def resume(self) -> Outcome:
         """Continue a study whose driver stopped; a finished study is left as it is."""
@@ -204,7 +211,6 @@ class Study:
         self._settle()
         connected = cluster.connect(self.address)
         from study import driver  # Ray: imported once connect() has set its environment
-        from study.tracker import TrialTracker
 
         self.cfg, old_cfg = grown, self.cfg
         try:
@@ -214,15 +220,9 @@ class Study:
             folder.write_config(self.path, grown)
             self.meta = replace(meta, tune_name=tune_name, tune_trials=len(points))
             folder.write_meta(self.path, self.meta)
-            tracker = TrialTracker(
-                meta.tracking_uri,
-                meta.experiment_id,
-                meta.parent_run_id,
-                run_tags={"search": grown.tune.search, **study_run.source_tags()},
-                trained_on=trained_on,
-            )
+            self.trained_on = trained_on
             tuner = driver.build_tuner(
-                grown, plan, self.path, tracker, meta.storage, tune_name, points
+                grown, plan, self.path, self._tracker(), meta.storage, tune_name, points
             )
         except BaseException:
             self.cfg = old_cfg
