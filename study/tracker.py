@@ -246,8 +246,21 @@ class TrialTracker(tune.Callback):
         params = [Param(k, param_text(v)) for k, v in sorted(config.items()) if v is not None]
         self.client.log_batch(run.info.run_id, params=params)
         if self.trained_on is not None:
-            self.client.log_inputs(run.info.run_id, datasets=[self._dataset_input()])
+            self._log_dataset(run.info.run_id)
         return run.info.run_id
+
+    def _log_dataset(self, run_id: str) -> None:
+        # MLflow's store looks a dataset up by name and digest, then inserts it: two studies
+        # creating their first run in one experiment at once can both miss it, and the second
+        # insert breaks the unique constraint. The next try finds the row the first one wrote.
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=[self._dataset_input()])
+                return
+            except MlflowException:
+                if attempt == 2:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def _dataset_input(self) -> DatasetInput:
         found = self.trained_on

@@ -221,3 +221,36 @@ def test_params_are_canonical_and_a_baseline_has_no_knee_params(tmp_path):
         "eps": "1e-08",
         "nesterov": "False",
     }
+
+
+def test_a_dataset_another_study_inserted_at_the_same_moment_is_logged_on_the_next_try(tmp_path):
+    # The store looks a dataset up, then inserts it: a second study doing the same at once breaks
+    # its unique constraint (seen with two studies on one server). The retry finds that row.
+    from mlflow.exceptions import MlflowException
+
+    from study.preflight import TrainedOn
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "race", {})
+    digits = TrainedOn("digits", "ab" * 32, "sklearn.datasets.load_digits", {"train": 1131})
+    first = TrialTracker(uri, experiment_id, parent, trained_on=digits)
+    second = TrialTracker(uri, experiment_id, parent, trained_on=digits)
+    first.on_trial_start(0, [], SimpleNamespace(trial_id="a_00000", config={"seed": 0}))
+    log_inputs, calls = second.client.log_inputs, []
+
+    def racing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise MlflowException("UNIQUE constraint failed: datasets.experiment_id, datasets.name")
+        return log_inputs(*args, **kwargs)
+
+    second.client.log_inputs = racing
+    second.on_trial_start(0, [], SimpleNamespace(trial_id="b_00000", config={"seed": 1}))
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([experiment_id], filter_string="tags.trial_id LIKE '%_00000'")
+    assert len(calls) == 2
+    assert len(runs) == 2
+    for run in runs:
+        (found,) = run.inputs.dataset_inputs
+        assert (found.dataset.name, found.dataset.digest) == ("digits", "ab" * 8)
