@@ -137,10 +137,12 @@ def compare(
     return found
 
 
-def decide(found: list[Comparison], policy: Policy) -> int:
+def decide(found: list[Comparison], policy: Policy, family: int | None = None) -> int:
     """Decide every comparison of a study in place, "not robust" Bonferroni-corrected over
-    all of their tests that could reject; returns the number of tests corrected for."""
-    tests = _family_size(found, policy)
+    all of their tests that could reject; returns the number of tests corrected for.
+    ``family``: correct for that many tests instead, when these comparisons are judged together
+    with others (several studies at once: the sum of each one's :func:`family_size`)."""
+    tests = family or family_size(found, policy)
     level = policy.strict_confidence(tests)
     for c in found:
         c.strict_confidence = level
@@ -153,13 +155,14 @@ def decide(found: list[Comparison], policy: Policy) -> int:
     return tests
 
 
-def _family_size(found: list[Comparison], policy: Policy) -> int:
-    """How many tests the Bonferroni correction divides by: every accuracy test, and the
-    divergence tests that could reject at the corrected level. A divergence test over a few
-    seeds cannot (with 3 seeds a side, not even 3 of 3 against 0 of 3 proves a 30% excess), and
-    counting it would only cost the others power: Tarone's refinement of Bonferroni, which
-    keeps its level because whether a test can reject depends on the seed counts alone. The
-    smallest K such that the tests able to reject at level alpha / K number at most K."""
+def family_size(found: list[Comparison], policy: Policy) -> int:
+    """How many tests the Bonferroni correction of ``found`` divides by: every accuracy test,
+    and the divergence tests that could reject at the corrected level. A divergence test over
+    a few seeds cannot (with 3 seeds a side, not even 3 of 3 against 0 of 3 proves a 30%
+    excess), and counting it would only cost the others power: Tarone's refinement of
+    Bonferroni, which keeps its level because whether a test can reject depends on the seed
+    counts alone. The smallest K such that the tests able to reject at level alpha / K number
+    at most K."""
     accuracy = sum(c.advantage is not None for c in found)
     divergence = [c for c in found if c.excess is not None]
     for k in range(max(accuracy, 1), accuracy + len(divergence) + 1):

@@ -51,13 +51,45 @@ def explore_curve(
     as a faint dot, ``fraction`` marked, and a count above any fraction where seeds diverged.
     ``mode`` ("max"/"min", by default from the name) is said on the axis; a loss-like metric
     spanning more than ``LOG_SPAN`` times is drawn on a log scale (:func:`log_scale`)."""
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    seeds, lines, keys = _draw_explore(ax, runs, metric, fraction, mode)
+    ax.set_title(f"{_name(metric)} vs explore fraction (mean ± 95% CI over up to {seeds} seeds)")
+    _legend(fig, ax, lines, title="condition" if len(keys) > 1 else None)
+    return fig
+
+
+def explore_panels(
+    studies: list[tuple[str, pd.DataFrame, str, str]], fraction: float = 0.5
+) -> Figure:
+    """One panel per study, as :func:`explore_curve` draws it: ``studies`` are (title, runs,
+    metric, mode), each study in its own objective (an accuracy beside a loss). Three panels a
+    row."""
+    columns = min(len(studies), 3)
+    rows = -(-len(studies) // columns)
+    fig = Figure(figsize=(5.2 * columns, 4.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (title, runs, metric, mode) in zip(axes, studies, strict=False):
+        seeds, lines, _ = _draw_explore(ax, runs, metric, fraction, mode)
+        ax.set_title(f"{title}\n(mean ± 95% CI, up to {seeds} seeds)", fontsize=10)
+        if lines <= LEGEND_INSIDE:
+            ax.legend(fontsize="small")
+    for ax in axes[len(studies) :]:
+        ax.set_visible(False)
+    return fig
+
+
+def _draw_explore(
+    ax, runs: pd.DataFrame, metric: str, fraction: float, mode: str
+) -> tuple[int, int, list[str]]:
+    """Draw :func:`explore_curve`'s lines, seeds, marks and labels on ``ax``; returns the most
+    seeds at a point, the number of lines and the condition keys, for the caller's title and
+    legend."""
     summary = explore_summary(runs, metric, mode=mode)
     trials = knee_trials(runs)
     keys = conditions(trials)
     unit = Unit(metric, mode)
     scale = unit.scale
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.subplots()
     groups = list(summary.groupby(keys, sort=True))
     step = _dodge_step(summary["explore_fraction"], len(groups))
     for i, (key, cell) in enumerate(groups):
@@ -105,17 +137,15 @@ def explore_curve(
         color="grey",
         fontsize=8,
     )
-    seeds = int(summary["n"].max()) if len(summary) else 0
-    ax.set_title(f"{_name(metric)} vs explore fraction (mean ± 95% CI over up to {seeds} seeds)")
     ax.set_xlabel("explore fraction (% of training steps at the peak LR)")
     ylabel = axis_label(metric, mode)
     if log_scale(trials.loc[usable(trials, metric), metric], unit):
         ax.set_yscale("log")
         ylabel += ", log scale"
     ax.set_ylabel(ylabel)
-    _legend(fig, ax, len(groups), title="condition" if len(keys) > 1 else None)
     ax.grid(alpha=0.3)
-    return fig
+    seeds = int(summary["n"].max()) if len(summary) else 0
+    return seeds, len(groups), keys
 
 
 def _dodge_step(fractions: pd.Series, groups: int) -> float:

@@ -18,6 +18,7 @@ dropped, and so does a fraction the study swept elsewhere but not there.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,41 @@ def robustness_verdict(
     have), so a fraction with no run at all is named too. See the module docstring and
     :mod:`analysis.decide` for the test."""
     policy = policy or Policy(fraction=fraction, margin=margin, metric=metric, min_seeds=min_seeds)
+    found = explore_comparisons(runs, policy, swept)
+    if isinstance(found, Verdict):
+        return found
+    decide(found.comparisons, policy)
+    return found.verdict()
+
+
+@dataclass
+class ExploreComparisons:
+    """A grid study's explore comparisons before they are decided: :func:`decide` them (alone,
+    or with other studies' in one family), then :meth:`verdict`."""
+
+    trials: pd.DataFrame
+    keys: list[str]
+    comparisons: list[Comparison]
+    problems: dict[tuple, list[str]]  # per condition, what keeps it from being robust
+    policy: Policy
+
+    def verdict(self) -> Verdict:
+        """The explore verdict of the decided comparisons."""
+        table = _condition_table(
+            self.trials, self.keys, self.comparisons, self.problems, self.policy
+        )
+        decision = overall(table)
+        explanation = _explain_explore(decision, table, self.keys, self.policy)
+        return Verdict(
+            decision, table, explanation, self.policy, "explore", comparison_table(self.comparisons)
+        )
+
+
+def explore_comparisons(
+    runs: pd.DataFrame, policy: Policy, swept: Sequence[float] | None = None
+) -> ExploreComparisons | Verdict:
+    """50% against every other explore fraction at every condition, undecided; or the
+    inconclusive verdict of a study with no Knee trials to compare."""
     trials = with_outcome(knee_trials(runs)).reset_index(drop=True)
     name = f"{percent(policy.fraction)} explore"
     if trials.empty:
@@ -101,11 +137,7 @@ def robustness_verdict(
             rival = cell[np.isclose(cell["explore_fraction"], other)]
             names = (percent(policy.fraction), percent(float(other)))
             found.append(compare(cell[at], rival, policy, floor, condition, names, float(other)))
-    decide(found, policy)
-    table = _condition_table(trials, keys, found, problems, policy)
-    decision = overall(table)
-    explanation = _explain_explore(decision, table, keys, policy)
-    return Verdict(decision, table, explanation, policy, "explore", comparison_table(found))
+    return ExploreComparisons(trials, keys, found, problems, policy)
 
 
 def _condition_table(
