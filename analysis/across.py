@@ -158,6 +158,8 @@ def _described(runs: pd.DataFrame) -> str:
     for key in DESCRIBED_BY:
         if key in runs and runs[key].nunique() == 1:
             value = runs[key].iloc[0]
+            if key == "trainable" and value == "classifier":  # the built-in loop: no news
+                continue
             parts.append(f"{key} {value:g}" if _number(value) else f"{key} {value}")
     return ", ".join(parts)
 

@@ -85,8 +85,8 @@ def _table(studies: Sequence[StudyRuns], verdict: AcrossVerdict) -> pd.DataFrame
             "verdict": verdict.verdicts[study.name].status,
             "deciding condition": row.get("condition", ""),
             "best fraction": _percent(row.get("best_fraction")),
-            f"rival ahead of {percent(verdict.fraction)}": _rival(row.get("versus")),
-            "its advantage": _gap(unit, row.get("gap")),
+            "closest rival": _rival(row.get("versus")),
+            f"its advantage over {percent(verdict.fraction)}": _gap(unit, row.get("gap")),
             "interval": _interval(unit, row),
             "seeds": "" if pd.isna(row.get("seeds", np.nan)) else int(row["seeds"]),
         }

@@ -150,12 +150,15 @@ def report(args: argparse.Namespace) -> int:
         raise BadInput(f"--margin: must be > 0, in the objective's units, got {args.margin}")
     options = {"fraction": args.fraction, "margin": args.margin, "metric": args.metric}
     options["mode"] = args.mode
+    if len(args.study) > 1 or len(args.parent_run) > 1:
+        return report_across(args, options)
+    parent_run = args.parent_run[0] if args.parent_run else None
     if args.study:
         from study.study import Study
 
-        study = Study.open(args.study, check_files=False)
+        study = Study.open(args.study[0], check_files=False)
         _check_margin(args.margin, args.metric or study.cfg.objective.metric)
-        study.report(args.out, args.experiment, args.tracking_uri, args.parent_run, **options)
+        study.report(args.out, args.experiment, args.tracking_uri, parent_run, **options)
         return EXIT_OK
     from study import reporting
 
@@ -165,7 +168,32 @@ def report(args: argparse.Namespace) -> int:
     _check_margin(args.margin, args.metric or "test_acc")
     out = Path(args.out or f"report-{args.experiment}")
     rules = reporting.policy(None, **options)
-    reporting.write(args.experiment, tracking_uri, args.parent_run, out, rules)
+    reporting.write(args.experiment, tracking_uri, parent_run, out, rules)
+    return EXIT_OK
+
+
+def report_across(args: argparse.Namespace, options: dict) -> int:
+    """One report over several studies: folders (each its own store) and parent runs of the
+    store ``--tracking-uri`` names."""
+    from study import folder, reporting
+
+    if args.experiment:
+        raise BadInput("report: --experiment names one study's runs; across studies name each")
+    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if args.parent_run and not tracking_uri:
+        raise BadInput("report: --parent-run across studies needs --tracking-uri, the store")
+    if args.study and args.tracking_uri:
+        raise BadInput(
+            "report: study folders know their stores; --tracking-uri is for --parent-run"
+        )
+    sources = []
+    for path in args.study:
+        cfg, meta = folder.open_study(Path(path), check_files=False)
+        sources.append(reporting.folder_source(cfg, meta, Path(path).resolve().name))
+    sources += [reporting.parent_source(tracking_uri, run) for run in args.parent_run]
+    for source in sources:
+        _check_margin(args.margin, args.metric or getattr(source.objective, "metric", "test_acc"))
+    reporting.write_across(sources, Path(args.out or "report-across"), **options)
     return EXIT_OK
 
 
@@ -237,9 +265,15 @@ def _parser() -> argparse.ArgumentParser:
     extend_cmd.set_defaults(command=extend)
 
     report_cmd = commands.add_parser(
-        "report", help="write a study's robustness report (Markdown, HTML, CSV, PNG)"
+        "report",
+        help="write a study's robustness report (Markdown, HTML, CSV, PNG), or one across "
+        "several studies",
     )
-    report_cmd.add_argument("study", nargs="?", help="a study folder: its MLflow store and runs")
+    report_cmd.add_argument(
+        "study",
+        nargs="*",
+        help="a study folder: its MLflow store and runs; two or more: one report across them",
+    )
     report_cmd.add_argument("--experiment", help="MLflow experiment (default: the study's name)")
     report_cmd.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: the study's, or MLFLOW_TRACKING_URI)"
@@ -247,12 +281,15 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument(
         "--out",
         help="report folder (default: STUDY/report for the study's own runs, which also goes "
-        "onto its MLflow run; else ./report-EXPERIMENT)",
+        "onto its MLflow run; else ./report-EXPERIMENT; across studies ./report-across)",
     )
     report_cmd.add_argument(
         "--parent-run",
         metavar="RUN_ID",
-        help="the study's parent run, when several studies share the experiment",
+        action="append",
+        default=[],
+        help="the study's parent run, when several studies share the experiment; repeated "
+        "(with --tracking-uri): one report across those studies",
     )
     report_cmd.add_argument(
         "--margin",

@@ -8,8 +8,12 @@ way the study's outcome stands and one line on stderr says what happened.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +24,7 @@ from study.errors import BadInput, one_line
 from study.stores import check_tracking_uri
 
 if TYPE_CHECKING:
+    from analysis.across import AcrossVerdict
     from analysis.policy import Policy
     from analysis.verdict import Verdict
 
@@ -90,6 +95,103 @@ def write(
     print(f"knee-study: report of {trials} in {out.resolve() / 'report.html'}")
     print(verdict_line(verdict))
     return verdict
+
+
+@dataclass(frozen=True)
+class StudySource:
+    """Where one study of a report across studies is: its runs (``experiment`` in the store at
+    ``tracking_uri``, under ``parent_run_id``), the objective it is judged by and the explore
+    fractions it swept (None: those its runs have)."""
+
+    name: str
+    experiment: str
+    tracking_uri: str
+    parent_run_id: str
+    objective: Objective | None = None
+    swept: list[float] | None = None
+
+
+def folder_source(cfg: StudyConfig, meta: folder.StudyMeta, name: str) -> StudySource:
+    """A study folder's runs, judged by its config's objective."""
+    return StudySource(
+        name, cfg.name, meta.tracking_uri, meta.parent_run_id, cfg.objective, swept_fractions(cfg)
+    )
+
+
+_OBJECTIVE_TAG = re.compile(r"(?P<metric>\S+) \((?P<mode>max|min)\), margin (?P<margin>\S+)")
+
+
+def parent_source(tracking_uri: str, parent_run_id: str) -> StudySource:
+    """A study known only by its parent run in a store: named by the run, judged by the
+    objective its last report recorded on it (the ``objective`` tag; else test accuracy), its
+    swept fractions read from its ``sweep.explore_fraction`` param."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    check_tracking_uri(tracking_uri, must_exist=True)
+    try:
+        run = MlflowClient(tracking_uri).get_run(parent_run_id)
+    except MlflowException as error:
+        raise ReportError(
+            f"--parent-run {parent_run_id}: {one_line(error, expected=True)}"
+        ) from None
+    found = _OBJECTIVE_TAG.fullmatch(run.data.tags.get("objective", ""))
+    objective = None
+    if found:
+        objective = Objective(
+            metric=found["metric"], mode=found["mode"], margin=float(found["margin"])
+        )
+    swept = None
+    with contextlib.suppress(KeyError, ValueError, SyntaxError):
+        swept = [float(f) for f in ast.literal_eval(run.data.params["sweep.explore_fraction"])]
+    name = run.info.run_name or parent_run_id
+    return StudySource(name, run.info.experiment_id, tracking_uri, parent_run_id, objective, swept)
+
+
+def write_across(
+    sources: Sequence[StudySource],
+    out: Path,
+    fraction: float = 0.5,
+    margin: float | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+) -> AcrossVerdict:
+    """One report over several studies into ``out``: each study's runs judged by its own
+    objective (``margin``, ``metric``, ``mode`` replace every study's), then together
+    (:func:`analysis.across.across_verdict`); prints where it is and the verdict across them.
+    A study whose runs cannot be read raises :class:`ReportError` naming it: no report leaves
+    a study out."""
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out: {out} is a file; a report is a folder of files")
+    from analysis.across import StudyRuns
+    from analysis.across_report import write_across_report
+    from analysis.runs import AnalysisError, load_runs
+
+    studies = []
+    for source in _unique_names(sources):
+        check_tracking_uri(source.tracking_uri, must_exist=True)
+        try:
+            runs = load_runs(source.experiment, source.tracking_uri, source.parent_run_id)
+        except AnalysisError as error:
+            raise ReportError(f"{source.name}: {error}") from None
+        rules = policy(source.objective, fraction, margin, metric, mode)
+        studies.append(StudyRuns(source.name, runs, rules, source.swept))
+    try:
+        verdict = write_across_report(studies, out)
+    except AnalysisError as error:
+        raise ReportError(error) from None
+    print(f"knee-study: report across {len(studies)} studies in {out.resolve() / 'report.html'}")
+    print(f"verdict across them: {verdict.decision.upper()}: {verdict.explanation}")
+    return verdict
+
+
+def _unique_names(sources: Sequence[StudySource]) -> list[StudySource]:
+    """The sources, a name shared by several made unique by its parent run's id."""
+    names = [s.name for s in sources]
+    return [
+        replace(s, name=f"{s.name} ({s.parent_run_id[:8]})") if names.count(s.name) > 1 else s
+        for s in sources
+    ]
 
 
 def verdict_reach(cfg: StudyConfig) -> str | None:

@@ -343,3 +343,42 @@ def test_a_loss_objective_is_judged_lower_is_better_in_its_own_units(
     if gain > 0:  # the direction is what decides: higher-is-better calls 100% explore worse
         assert main([*argv, "--metric", "val_loss", "--mode", "max", "--margin", "0.01"]) == 0
         assert "verdict: ROBUST:" in capsys.readouterr().out
+
+
+def test_a_report_across_parent_runs_of_one_store(tmp_path, capsys):
+    """Several studies in one store, named by their parent runs: judged each by the objective
+    its parent run records (its ``objective`` tag), then together."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first, second = log_plateau_study(uri, "plateau-a"), log_plateau_study(uri, "plateau-b")
+    hopeless = log_hopeless_study(uri)
+    out = tmp_path / "across"
+
+    def across(*parents: str) -> pd.DataFrame:
+        flags = [a for p in parents for a in ("--parent-run", p)]
+        assert main(["report", "--tracking-uri", uri, *flags, "--out", str(out)]) == 0
+        return pd.read_csv(out / "studies.csv")
+
+    rows = across(first, second)
+    assert rows["study"].tolist() == ["plateau-a", "plateau-b"]
+    assert rows["decision"].tolist() == ["robust", "robust"]  # at the 0.2-point margin
+    assert "verdict across them: ROBUST" in capsys.readouterr().out
+
+    rows = across(first, hopeless)  # a study with no usable trial: never robust across them
+    assert rows["decision"].tolist() == ["robust", "inconclusive"]
+    assert "verdict across them: INCONCLUSIVE" in capsys.readouterr().out
+
+    # plateau-b's own report judged it at a 0.1-point margin, where it is inconclusive.
+    MlflowClient(uri).set_tag(second, "objective", "test_acc (max), margin 0.001")
+    rows = across(first, second)
+    assert rows["margin"].tolist() == [0.002, 0.001]
+    assert rows["decision"].tolist() == ["robust", "inconclusive"]
+
+
+def test_parent_runs_across_studies_need_their_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code = main(["report", "--parent-run", "a", "--parent-run", "b", "--out", str(tmp_path)])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err == (
+        "knee-study: error: report: --parent-run across studies needs --tracking-uri, the store\n"
+    )
