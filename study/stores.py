@@ -50,17 +50,19 @@ RUNS_PAGE = "#/experiments/{id}/runs?workflowType=machine_learning"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 
-def runs_page(server: str, experiment_id: str) -> str:
-    """The experiment's Runs page on ``server``, in the model-training view."""
-    return f"{server.rstrip('/')}/{RUNS_PAGE.format(id=experiment_id)}"
+def runs_page(server: str, experiment_id: str, view: str | None = None) -> str:
+    """The experiment's Runs page on ``server``, in the model-training view; ``view``: opened
+    in that saved view (``study.study_run.save_runs_view``)."""
+    page = f"{server.rstrip('/')}/{RUNS_PAGE.format(id=experiment_id)}"
+    return f"{page}&viewStateShareKey={view}" if view else page
 
 
-def browse_hint(uri: str, experiment_id: str) -> str:
-    """How to look at the study's runs: the server's Runs page of the experiment, or the command
-    that serves a local store and the page to open then."""
+def browse_hint(uri: str, experiment_id: str, view: str | None = None) -> str:
+    """How to look at the study's runs: the server's Runs page of the experiment (in ``view``),
+    or the command that serves a local store and the page to open then."""
     if is_server(uri):
-        return runs_page(uri, experiment_id)
-    return f"mlflow ui --backend-store-uri {uri}, then {runs_page(LOCAL_UI, experiment_id)}"
+        return runs_page(uri, experiment_id, view)
+    return f"mlflow ui --backend-store-uri {uri}, then {runs_page(LOCAL_UI, experiment_id, view)}"
 
 
 def check_tracking_uri(

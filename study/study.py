@@ -275,7 +275,7 @@ class Study:
         """
         from mlflow.exceptions import MlflowException
 
-        from study.study_run import close_open_runs, set_study_status
+        from study.study_run import RUNS_VIEW, close_open_runs, save_runs_view, set_study_status
 
         outcome, tracking_lost = None, None
         trials = self.meta.tune_trials or self.cfg.num_trials  # an extension's: its new points
@@ -294,24 +294,26 @@ class Study:
             status = "FAILED" if outcome is None else outcome.mlflow_status
             # Whatever happened, nothing is left RUNNING in MLflow, if MLflow still answers; if
             # not, runs stay RUNNING until resume, as after a driver crash.
-            meta = self.meta
+            meta, view = self.meta, None
             with contextlib.suppress(MlflowException):
                 close_open_runs(meta.tracking_uri, meta.experiment_id, meta.parent_run_id, "KILLED")
                 set_study_status(meta.tracking_uri, meta.parent_run_id, status)
+                save_runs_view(meta.tracking_uri, meta.experiment_id, self.cfg.objective.metric)
+                view = RUNS_VIEW  # the link may open it: the store has it
             connected.shutdown()
         if tracking_lost is not None:
             lost = one_line(tracking_lost, expected=True)
             print(f"knee-study: MLflow failed: {lost}", file=sys.stderr)
-        self._say(outcome)
+        self._say(outcome, view)
         if outcome.ending is not Ending.STOPPED:
             reporting.after_study(self.cfg, self.meta, self.path)
         return outcome
 
-    def _say(self, outcome: Outcome) -> None:
+    def _say(self, outcome: Outcome, view: str | None = None) -> None:
         meta = self.meta
         print(f"knee-study: study {outcome.ending.value}: results in {self.path}")
         print(f"  MLflow store: {meta.tracking_uri}")
-        print(f"  browse it:    {browse_hint(meta.tracking_uri, meta.experiment_id)}")
+        print(f"  browse it:    {browse_hint(meta.tracking_uri, meta.experiment_id, view)}")
         if outcome.ending is Ending.TRIALS_FAILED:
             tune_path = experiment_path(self.path, meta.storage, meta.tune_name)
             print(f"  {outcome.failed} trial(s) failed; their errors are under {tune_path}")

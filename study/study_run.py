@@ -8,6 +8,7 @@ One experiment per study name; a parent run per study; one child run per trial, 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import subprocess
 import time
@@ -191,6 +192,37 @@ def record_verdict(tracking_uri: str, run_id: str, verdict: Any) -> None:
                 metrics.append(Metric(f"verdict/{where}/{name}", float(value), now, 0))
     client = MlflowClient(tracking_uri)
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+RUNS_VIEW = "knee-study"  # the saved view of the Runs page a study's "browse it" link opens
+VIEW_TAG = "mlflow.sharedViewState."  # MLflow's UI keeps its saved views as experiment tags
+
+
+def save_runs_view(tracking_uri: str, experiment_id: str, metric: str) -> None:
+    """Save a view of the experiment's Runs page (*Views* -> ``knee-study`` in MLflow's UI) whose
+    columns are what studies are compared by: the objective's ``metric``, explore fraction and
+    peak LR, and the verdict and objective tags. The Runs page's default columns show no
+    tag, so without it a study's row says nothing of its verdict. MLflow keeps a view as the
+    experiment tag the UI itself writes on *Save as new view*; a UI that no longer reads it
+    shows its default columns."""
+    # Few and narrow, so that the verdict (the table puts tags last) is on screen: a grid
+    # draws only the columns in view.
+    columns = [
+        f"metrics.`{metric}`",
+        *(f"params.`{key}`" for key in ("explore_fraction", "peak_lr")),
+        "tags.`verdict`",
+        "tags.`objective`",
+    ]
+    now = int(time.time() * 1000)
+    view = {
+        "name": RUNS_VIEW,
+        "createdAt": now,
+        "updatedAt": now,
+        "state": json.dumps({"selectedColumns": columns}),
+    }
+    MlflowClient(tracking_uri).set_experiment_tag(
+        experiment_id, VIEW_TAG + RUNS_VIEW, json.dumps(view)
+    )
 
 
 def rehome_artifacts(tracking_uri: str, experiment_id: str, artifact_root: Path) -> bool:

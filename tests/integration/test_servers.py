@@ -92,7 +92,8 @@ def test_two_studies_at_once_on_a_ray_head_and_an_mlflow_server(tmp_path, ray_he
         assert not (output / "mlartifacts").exists()
         log = study.output()
         page = f"{mlflow_server}/#/experiments/{meta['experiment_id']}/runs"
-        assert f"browse it:    {page}?workflowType=machine_learning\n" in log
+        view = "viewStateShareKey=knee-study"  # the study's saved view of its Runs page
+        assert f"browse it:    {page}?workflowType=machine_learning&{view}\n" in log
         assert "View run" not in log  # MLflow's two lines per finished run, through the table
         # load_history's requests to a server go several at a time: the same values as asking
         # MLflow one run at a time.

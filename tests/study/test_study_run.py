@@ -1,9 +1,18 @@
 """The study's parent run: one experiment per name however studies race to make it, every open
 child closed when a study stops, and a copied study's artifacts in its own folder."""
 
+import json
+
 from mlflow import MlflowClient
 
-from study.study_run import close_open_runs, rehome_artifacts, start_study_run
+from study.stores import runs_page
+from study.study_run import (
+    RUNS_VIEW,
+    close_open_runs,
+    rehome_artifacts,
+    save_runs_view,
+    start_study_run,
+)
 from trainables.results import PARENT_RUN_TAG
 
 
@@ -78,3 +87,20 @@ def test_a_copied_stores_artifacts_are_pointed_at_the_copys_folder(tmp_path):
     )
     assert rehome_artifacts(uri, experiment_id, copy) is False  # already there
     assert rehome_artifacts(uri, other_id, copy) is False  # not a folder of that name
+
+
+def test_the_saved_runs_view_is_the_envelope_mlflows_ui_reads(tmp_path):
+    """MLflow 3.17's UI keeps a saved view as the experiment tag ``mlflow.sharedViewState.KEY``:
+    a JSON envelope with a string ``name``, a number ``createdAt`` and the view's state as a
+    JSON string (its parser rejects anything else); a link opens it by ``viewStateShareKey``."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, _ = start_study_run(uri, "viewed", {})
+    save_runs_view(uri, experiment, "val_loss")
+    tags = MlflowClient(uri).get_experiment(experiment).tags
+    envelope = json.loads(tags[f"mlflow.sharedViewState.{RUNS_VIEW}"])
+    assert isinstance(envelope["name"], str)
+    assert isinstance(envelope["createdAt"], int)
+    columns = json.loads(envelope["state"])["selectedColumns"]
+    assert {"tags.`verdict`", "metrics.`val_loss`", "params.`explore_fraction`"} <= set(columns)
+    link = runs_page("http://127.0.0.1:5000", experiment, RUNS_VIEW)
+    assert link.endswith(f"/runs?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW}")
