@@ -30,10 +30,15 @@ from analysis.policy import Policy
 from analysis.robustness import ExploreComparisons, explore_comparisons, study_kind
 from analysis.runs import AnalysisError
 from analysis.trials import usable
-from analysis.verdict import Verdict, describe_row, inconclusive
+from analysis.verdict import Verdict, describe_row, inconclusive, overall
 from analysis.wording import describe, percent
 
 DESCRIBED_BY = ("dataset", "model", "trainable", "epochs", "steps")  # what sets studies apart
+_OTHER_KINDS = {  # why a study that asked another question has no explore verdict to combine
+    "search": "an Optuna search: its guide to where the best points lie is no test to combine",
+    "schedule": "a schedule study: it did not sweep explore fractions",
+    "budget": "a budget study: it did not sweep explore fractions",
+}
 
 
 @dataclass(frozen=True)
@@ -77,15 +82,39 @@ def across_verdict(studies: Sequence[StudyRuns]) -> AcrossVerdict:
     fraction = fractions.pop()
     found = {s.name: _comparisons(s) for s in studies}
     judged = {name: f for name, f in found.items() if isinstance(f, ExploreComparisons)}
-    family = sum(family_size(f.comparisons, f.policy) for f in judged.values())
-    for f in judged.values():
-        decide(f.comparisons, f.policy, family=family)
+    _decide_together(list(judged.values()))
     verdicts = {
         name: f.verdict() if isinstance(f, ExploreComparisons) else f for name, f in found.items()
     }
-    table = pd.DataFrame([_row(s, verdicts[s.name]) for s in studies])
-    decision = _overall(table["decision"])
+    table = pd.DataFrame(
+        [_row(s, verdicts[s.name], getattr(found[s.name], "keys", [])) for s in studies]
+    )
+    decision = overall(table)
     return AcrossVerdict(decision, table, _explain(decision, table, fraction), fraction, verdicts)
+
+
+def _decide_together(studies: list[ExploreComparisons]) -> None:
+    """Decide every study's comparisons in one Bonferroni family, the sum of each study's own
+    (Tarone's count is valid for the sum: at the wider level no study has more tests able to
+    reject than its own count). A comparison not robust at its own study's level but not at
+    the wider one is inconclusive here, never robust: the divergence rule ("a rival that
+    diverges far more often cannot be the better setting") would otherwise take over once the
+    wider interval no longer shows the rival ahead, and call robust what the study's own report
+    calls not robust."""
+    alone = {}
+    for study in studies:
+        decide(study.comparisons, study.policy)
+        alone |= {id(c): c.decision for c in study.comparisons}
+    family = sum(family_size(study.comparisons, study.policy) for study in studies)
+    for study in studies:
+        decide(study.comparisons, study.policy, family=family)
+        for c in study.comparisons:
+            if alone[id(c)] == "not robust" and c.decision != "not robust":
+                c.decision = "inconclusive"
+                c.reason = (
+                    "not robust at its own study's level, but not shown at the level corrected "
+                    "over every study"
+                )
 
 
 def _comparisons(study: StudyRuns) -> ExploreComparisons | Verdict:
@@ -98,11 +127,11 @@ def _comparisons(study: StudyRuns) -> ExploreComparisons | Verdict:
         return inconclusive("no usable trials (all diverged, failed or stopped)", policy)
     kind = study_kind(runs, policy)
     if kind != "explore":
-        return inconclusive(f"a {kind} study: it did not sweep explore fractions", policy)
+        return inconclusive(_OTHER_KINDS[kind], policy)
     return explore_comparisons(runs, policy, study.swept)
 
 
-def _row(study: StudyRuns, verdict: Verdict) -> dict:
+def _row(study: StudyRuns, verdict: Verdict, keys: list[str]) -> dict:
     """A study's row: what it trained, its decision and the condition that decided it."""
     row = {
         "study": study.name,
@@ -115,7 +144,6 @@ def _row(study: StudyRuns, verdict: Verdict) -> dict:
     if table.empty or "gap_high" not in table:
         return {**row, "why": f"({verdict.explanation.rstrip('.')})"}
     deciding = _deciding_row(table, verdict.decision)
-    keys = [k for k in table.columns if k not in _VERDICT_COLUMNS]
     return {
         **row,
         "condition": describe(keys, [deciding[k] for k in keys]),
@@ -128,13 +156,6 @@ def _row(study: StudyRuns, verdict: Verdict) -> dict:
         "seeds": deciding["n_fraction"],
         "why": describe_row(deciding, keys, study.policy),
     }
-
-
-_VERDICT_COLUMNS = {
-    *("comparisons", "versus", "versus_mean", "fraction_mean", "gap", "gap_low", "gap_high"),
-    *("confidence", "excess_high", "test", "seeds_needed", "decision", "reason"),
-    *("best_fraction", "n_fraction", "diverged"),
-}
 
 
 def _number(value: object) -> bool:
@@ -164,21 +185,16 @@ def _described(runs: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
-def _overall(decisions: pd.Series) -> str:
-    if (decisions == "not robust").any():
-        return "not robust"
-    return "robust" if (decisions == "robust").all() else "inconclusive"
-
-
 def _explain(decision: str, table: pd.DataFrame, fraction: float) -> str:
     name, count = f"{percent(fraction)} explore", len(table)
     by = {d: table.loc[table["decision"] == d, "study"].tolist() for d in table["decision"]}
     if decision == "robust":
         return (
             f"{name} is robust across the {count} studies: in each, no other explore fraction "
-            "beats it by more than that study's margin at any condition, nor diverges less "
-            'often; each study must be robust on its own, so a false "robust across them" '
-            "is no more likely than in one study."
+            "beats it by more than that study's margin at any condition, and its share of "
+            "diverged seeds exceeds none of theirs by the divergence margin; each study must "
+            'be robust on its own, so a false "robust across them" is no more likely than in '
+            "one study."
         )
     if decision == "not robust":
         failing = table[table["decision"] == "not robust"]

@@ -20,6 +20,7 @@ from analysis.across import AcrossVerdict, StudyRuns, across_verdict
 from analysis.plots import explore_panels
 from analysis.render import Block, FigureBlock, write_documents
 from analysis.trials import knee_trials, usable
+from analysis.verdict import say
 from analysis.wording import percent
 
 FILES = ("report.md", "report.html", "studies.csv", "explore_panels.png")
@@ -85,7 +86,7 @@ def _table(studies: Sequence[StudyRuns], verdict: AcrossVerdict) -> pd.DataFrame
             "verdict": verdict.verdicts[study.name].status,
             "deciding condition": row.get("condition", ""),
             "best fraction": _percent(row.get("best_fraction")),
-            "closest rival": _rival(row.get("versus")),
+            "deciding rival": _rival(row.get("versus")),
             f"its advantage over {percent(verdict.fraction)}": _gap(unit, row.get("gap")),
             "interval": _interval(unit, row),
             "seeds": "" if pd.isna(row.get("seeds", np.nan)) else int(row["seeds"]),
@@ -99,9 +100,7 @@ def _percent(value) -> str:
 
 
 def _rival(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return percent(value) if isinstance(value, float) else str(value)
+    return "" if value is None or pd.isna(value) else say(value)
 
 
 def _gap(unit, value) -> str:

@@ -142,7 +142,7 @@ def decide(found: list[Comparison], policy: Policy, family: int | None = None) -
     all of their tests that could reject; returns the number of tests corrected for.
     ``family``: correct for that many tests instead, when these comparisons are judged together
     with others (several studies at once: the sum of each one's :func:`family_size`)."""
-    tests = family or family_size(found, policy)
+    tests = family_size(found, policy) if family is None else family
     level = policy.strict_confidence(tests)
     for c in found:
         c.strict_confidence = level

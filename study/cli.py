@@ -173,12 +173,14 @@ def report(args: argparse.Namespace) -> int:
 
 
 def report_across(args: argparse.Namespace, options: dict) -> int:
-    """One report over several studies: folders (each its own store) and parent runs of the
-    store ``--tracking-uri`` names."""
+    """One report over several studies: study folders (each its own store), or parent runs of
+    the store ``--tracking-uri`` names."""
     from study import folder, reporting
 
     if args.experiment:
         raise BadInput("report: --experiment names one study's runs; across studies name each")
+    if args.study and args.parent_run:
+        raise BadInput("report: across studies, name study folders or --parent-run runs, not both")
     tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if args.parent_run and not tracking_uri:
         raise BadInput("report: --parent-run across studies needs --tracking-uri, the store")
@@ -186,13 +188,15 @@ def report_across(args: argparse.Namespace, options: dict) -> int:
         raise BadInput(
             "report: study folders know their stores; --tracking-uri is for --parent-run"
         )
+    reporting.check_distinct(args.parent_run)  # before any is looked up
     sources = []
     for path in args.study:
         cfg, meta = folder.open_study(Path(path), check_files=False)
         sources.append(reporting.folder_source(cfg, meta, Path(path).resolve().name))
     sources += [reporting.parent_source(tracking_uri, run) for run in args.parent_run]
-    for source in sources:
-        _check_margin(args.margin, args.metric or getattr(source.objective, "metric", "test_acc"))
+    metrics = {args.metric or getattr(s.objective, "metric", "test_acc") for s in sources}
+    for metric in sorted(metrics):  # one note per metric, not per study
+        _check_margin(args.margin, metric)
     reporting.write_across(sources, Path(args.out or "report-across"), **options)
     return EXIT_OK
 

@@ -118,34 +118,49 @@ def folder_source(cfg: StudyConfig, meta: folder.StudyMeta, name: str) -> StudyS
     )
 
 
-_OBJECTIVE_TAG = re.compile(r"(?P<metric>\S+) \((?P<mode>max|min)\), margin (?P<margin>\S+)")
+_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+_OBJECTIVE_TAG = re.compile(rf"(?P<metric>\S+) \((?P<mode>max|min)\), margin (?P<margin>{_NUMBER})")
 
 
 def parent_source(tracking_uri: str, parent_run_id: str) -> StudySource:
     """A study known only by its parent run in a store: named by the run, judged by the
-    objective its last report recorded on it (the ``objective`` tag; else test accuracy), its
-    swept fractions read from its ``sweep.explore_fraction`` param."""
+    objective its last report recorded on it (the ``objective`` tag; without one, test
+    accuracy, said on stderr), its swept fractions read from its ``sweep.explore_fraction``
+    param."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     check_tracking_uri(tracking_uri, must_exist=True)
+    client = MlflowClient(tracking_uri)
     try:
-        run = MlflowClient(tracking_uri).get_run(parent_run_id)
+        run = client.get_run(parent_run_id)
+        experiment = client.get_experiment(run.info.experiment_id).name
     except MlflowException as error:
         raise ReportError(
             f"--parent-run {parent_run_id}: {one_line(error, expected=True)}"
         ) from None
-    found = _OBJECTIVE_TAG.fullmatch(run.data.tags.get("objective", ""))
+    name = run.info.run_name or parent_run_id
+    tag = run.data.tags.get("objective")
     objective = None
-    if found:
+    if tag is None:
+        print(
+            f"knee-study: note: {name} ({parent_run_id}) records no objective (its report was "
+            "never attached): judged by test_acc, margin 0.002, unless --metric/--margin say",
+            file=sys.stderr,
+        )
+    elif (found := _OBJECTIVE_TAG.fullmatch(tag)) and float(found["margin"]) > 0:
         objective = Objective(
             metric=found["metric"], mode=found["mode"], margin=float(found["margin"])
         )
+    else:
+        raise ReportError(
+            f"--parent-run {parent_run_id}: its objective tag is {tag!r}, not "
+            "'METRIC (max|min), margin M'"
+        )
     swept = None
-    with contextlib.suppress(KeyError, ValueError, SyntaxError):
+    with contextlib.suppress(KeyError, TypeError, ValueError, SyntaxError):
         swept = [float(f) for f in ast.literal_eval(run.data.params["sweep.explore_fraction"])]
-    name = run.info.run_name or parent_run_id
-    return StudySource(name, run.info.experiment_id, tracking_uri, parent_run_id, objective, swept)
+    return StudySource(name, experiment, tracking_uri, parent_run_id, objective, swept)
 
 
 def write_across(
@@ -167,6 +182,7 @@ def write_across(
     from analysis.across_report import write_across_report
     from analysis.runs import AnalysisError, load_runs
 
+    check_distinct([s.parent_run_id for s in sources])
     studies = []
     for source in _unique_names(sources):
         check_tracking_uri(source.tracking_uri, must_exist=True)
@@ -183,6 +199,14 @@ def write_across(
     print(f"knee-study: report across {len(studies)} studies in {out.resolve() / 'report.html'}")
     print(f"verdict across them: {verdict.decision.upper()}: {verdict.explanation}")
     return verdict
+
+
+def check_distinct(parent_run_ids: Sequence[str]) -> None:
+    """Refuse a study named twice (the same parent run: a copy of its folder, or its run given
+    again), whose seeds would count twice."""
+    for run in parent_run_ids:
+        if parent_run_ids.count(run) > 1:
+            raise ReportError(f"study run {run} is named twice: each study counts once")
 
 
 def _unique_names(sources: Sequence[StudySource]) -> list[StudySource]:
@@ -270,16 +294,25 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
 
 def attach(tracking_uri: str, parent_run_id: str, report_dir: Path, verdict: Verdict) -> None:
     """The report's files onto the study's parent run (replacing an earlier copy), and its
-    verdict as the run's tags, description and metrics; a failure is one line on stderr, not
-    an error."""
+    verdict as the run's tags, description and metrics, recorded even where the files cannot
+    go (a server that does not serve artifacts); each failure is one line on stderr, not an
+    error."""
     from study.study_run import attach_report, record_verdict  # MLflow: when a report is attached
 
+    attached = False
     try:
         attach_report(tracking_uri, parent_run_id, report_dir)
-        record_verdict(tracking_uri, parent_run_id, verdict)
+        attached = True
     except Exception as error:  # e.g. a server that does not serve artifacts
         print(
             f"knee-study: report not attached to the MLflow run: {one_line(error)} "
             f"(it is in {report_dir})",
+            file=sys.stderr,
+        )
+    try:
+        record_verdict(tracking_uri, parent_run_id, verdict, attached)
+    except Exception as error:
+        print(
+            f"knee-study: verdict not recorded on the MLflow run: {one_line(error)}",
             file=sys.stderr,
         )

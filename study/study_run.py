@@ -151,12 +151,13 @@ VERDICT_TAG = (
 NOTE_TAG = "mlflow.note.content"  # MLflow's run description, shown on the run's page
 
 
-def record_verdict(tracking_uri: str, run_id: str, verdict: Any) -> None:
+def record_verdict(tracking_uri: str, run_id: str, verdict: Any, attached: bool = True) -> None:
     """Make the study's parent run answer its question where runs are compared: the verdict
     as tags (``verdict``, ``verdict_kind``, ``objective``), the verdict sentence and its rules as
     the run's description, and per condition the numbers behind it as metrics
     (``verdict/<condition>/gap_high``: the largest rival advantage's upper bound,
-    ``best_fraction``, ``seeds``), so several studies sit side by side in the runs table."""
+    ``best_fraction``, ``seeds``), so several studies sit side by side in the runs table.
+    ``attached``: whether the report's files are on the run (the description says where)."""
     policy = verdict.policy
     tags = {
         VERDICT_TAG: verdict.status,
@@ -166,7 +167,11 @@ def record_verdict(tracking_uri: str, run_id: str, verdict: Any) -> None:
             f"**Verdict: {verdict.status}.** {verdict.explanation}\n\n"
             f"Objective: {policy.metric}, {'higher' if policy.mode == 'max' else 'lower'} is "
             f"better; margin {policy.margin:g}; explore fraction judged {policy.fraction:g}. "
-            "The whole report is in this run's artifacts, under report/."
+            + (
+                "The whole report is in this run's artifacts, under report/."
+                if attached
+                else "The whole report is in the study folder, under report/."
+            )
         ),
     }
     metrics = []

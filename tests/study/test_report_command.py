@@ -382,3 +382,38 @@ def test_parent_runs_across_studies_need_their_store(tmp_path, capsys, monkeypat
     assert err == (
         "knee-study: error: report: --parent-run across studies needs --tracking-uri, the store\n"
     )
+
+
+def test_parent_runs_across_studies_are_read_with_care(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first, second = log_plateau_study(uri, "plateau-a"), log_plateau_study(uri, "plateau-b")
+    out = str(tmp_path / "across")
+
+    def across(*parents: str) -> tuple[int, str]:
+        flags = [a for p in parents for a in ("--parent-run", p)]
+        code = main(["report", "--tracking-uri", uri, *flags, "--out", out])
+        return code, capsys.readouterr().err
+
+    # No objective recorded (its report never attached): said, and judged by test accuracy.
+    code, err = across(first, second)
+    assert code == 0
+    assert f"knee-study: note: plateau-a ({first}) records no objective" in err
+    # The same study twice would count its seeds twice: refused before anything is read.
+    code, err = across(first, second, first)
+    assert code == EXIT_BAD_INPUT
+    assert err == f"knee-study: error: study run {first} is named twice: each study counts once\n"
+    # A tag that is not the objective as a study records it: refused, never a guess.
+    for bad in ("test_acc (max), margin inf", "test_acc (max), margin 0", "val_loss, margin 1"):
+        MlflowClient(uri).set_tag(second, "objective", bad)
+        code, err = across(first, second)
+        assert code == EXIT_BAD_INPUT
+        assert err.endswith(f"its objective tag is {bad!r}, not 'METRIC (max|min), margin M'\n")
+
+
+def test_study_folders_and_parent_runs_are_not_mixed_across_studies(tmp_path, capsys):
+    args = ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--parent-run", "c"]
+    assert main([*args, "--tracking-uri", "sqlite:///x.db"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == (
+        "knee-study: error: report: across studies, name study folders or --parent-run runs, "
+        "not both\n"
+    )

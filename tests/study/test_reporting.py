@@ -8,17 +8,42 @@ from study import reporting
 
 
 def test_a_report_that_cannot_be_attached_to_mlflow_is_one_line_not_an_error(tmp_path, capsys):
-    """The files in the study folder are the report: MLflow refusing its copy (here: no such
-    parent run) is said in one line and nothing is raised."""
+    """The files in the study folder are the report: MLflow refusing its copy and its verdict
+    (here: no such parent run) is said in a line each and nothing is raised."""
     (tmp_path / "report.md").write_text("# a report\n")
     verdict = Verdict("robust", pd.DataFrame(), "50% explore is robust.", Policy())
     reporting.attach(f"sqlite:///{tmp_path / 'mlflow.db'}", "0" * 32, tmp_path, verdict)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("knee-study")]  # not MLflow's
-    assert len(lines) == 1, err
+    assert len(lines) == 2, err
     assert lines[0].startswith("knee-study: report not attached to the MLflow run: Mlflow")
     assert lines[0].endswith(f"(it is in {tmp_path})")
+    assert lines[1].startswith("knee-study: verdict not recorded on the MLflow run: Mlflow")
+
+
+def test_the_verdict_is_recorded_where_the_report_files_cannot_go(tmp_path, capsys, monkeypatch):
+    """A server that does not serve artifacts: the parent run still says its verdict, and its
+    description says where the report is instead."""
+    from mlflow import MlflowClient
+
+    from study import study_run
+
+    def refuse(*args):
+        raise OSError("artifacts are not served here")
+
+    monkeypatch.setattr(study_run, "attach_report", refuse)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, parent = study_run.start_study_run(uri, "no-artifacts", {})
+    verdict = Verdict("robust", pd.DataFrame(), "50% explore is robust.", Policy())
+    reporting.attach(uri, parent, tmp_path, verdict)
+
+    assert "report not attached to the MLflow run: OSError: artifacts are not served here" in (
+        capsys.readouterr().err
+    )
+    tags = MlflowClient(uri).get_run(parent).data.tags
+    assert tags["verdict"] == "robust"
+    assert "The whole report is in the study folder, under report/." in tags["mlflow.note.content"]
 
 
 def test_the_extend_hint_names_the_seeds_an_inconclusive_study_needs(tmp_path):
