@@ -161,7 +161,12 @@ def test_asha_stopped_trials_are_killed_and_tagged_the_rest_finished(tmp_path, k
     sets = {
         "name": "asha",
         "sweep.explore_fraction": "[0.0, 0.5]",
-        "sweep.peak_lr": "[0.002, 0.05]",  # 0.002 learns slowly: behind at the rung
+        # 0.002 learns slowly: behind at the rung. One trial at a time, each 0.05 trial before
+        # its 0.002 twin (the grid's order): the first 0.002 trial reaches the rung behind the
+        # one there and is stopped, whatever the machine's speed. Two at a time, the arrival
+        # order was the machine's: on a busy one both 0.002 trials came first and none stopped.
+        "sweep.peak_lr": "[0.05, 0.002]",
+        "resources.max_concurrent": 1,
         "sweep.seed": "[0]",
         "train.epochs": epochs,
         "tune.scheduler": "asha",
