@@ -1,12 +1,16 @@
-"""`extend` after `resume`, and `resume` after an interrupted `extend`: a study stopped by
+"""`knee-study extend` on a study's own sqlite store, the way it can go: a study stopped by
 Ctrl-C mid-run is resumed, then extended by two seeds, the extension stopped by Ctrl-C while
 its trials train, then resumed. In the end every trial has one FINISHED run with each epoch
-once, the runs the first study finished are untouched, and the report counts every seed."""
+once, the runs the first study finished are untouched, and the report counts every seed and
+says how to grow the study further. A change that is not an extension is one line, exit 2,
+and runs nothing. (tests/integration/test_mlflow_server_study.py extends a study on a server.)"""
 
 import signal
 
 import pytest
 from harness import Study, assert_complete_picture, mlflow_picture, steps, study_args
+
+from study.cli import EXIT_BAD_INPUT, EXIT_OK, main
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +90,32 @@ def test_the_first_runs_are_untouched_and_the_report_counts_every_seed(grown):
     for seed, run in found["first runs"].items():
         assert after[seed] == run  # same run, same end time: never run again
     assert "4 trials: 4 finished" in (output / "report" / "report.md").read_text()
+
+
+def test_the_extension_says_what_it_runs_and_the_report_how_to_grow_further(grown):
+    output, found = grown
+    assert "extending" in found["extend"][1]
+    assert "2 new trials (4 in all)" in found["extend"][1]
+    report = (output / "report" / "report.md").read_text()
+    assert "(n=4)" in report  # the mean at 50% over its four seeds
+    # Four seeds cannot rule out a 30% divergence excess: inconclusive, and it says how to grow.
+    assert f"`knee-study extend {output} --set 'sweep.seed=[0, 1, 2, 3, 4, 5, 6]'`" in report
+
+
+def test_what_is_not_an_extension_is_one_line_and_runs_nothing(grown, capsys):
+    output, _ = grown
+    before = _runs(output)
+    for sets, error in [
+        (["model.name=cnn"], "model.name: an extension only adds sweep values"),
+        (["sweep.seed=[0, 1]"], "sweep.seed: an extension keeps every value the study ran"),
+        (["train.epochs=5"], "train.epochs: an extension only adds sweep values"),
+    ]:
+        code = main(["extend", str(output), *(a for s in sets for a in ("--set", s))])
+        assert code == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert err.startswith(f"knee-study: error: {error}"), err
+        assert err.count("\n") == 1
+    assert main(["extend", str(output), "--set", "sweep.seed=[0, 1, 2, 3]"]) == EXIT_OK
+    assert "nothing to add" in capsys.readouterr().out
+    assert main(["resume", str(output)]) == EXIT_OK  # a finished extension: nothing to do
+    assert _runs(output) == before
