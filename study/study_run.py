@@ -39,9 +39,8 @@ def start_study_run(
     """
     client = MlflowClient(tracking_uri)
     experiment_id = _experiment_id(client, experiment_name, artifact_root)
-    run = client.create_run(
-        experiment_id, run_name=experiment_name, tags={"study": experiment_name, **_provenance()}
-    )
+    tags = {"study": experiment_name, **_provenance(), **source_tags()}
+    run = client.create_run(experiment_id, run_name=experiment_name, tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return experiment_id, run.info.run_id
 
@@ -65,7 +64,7 @@ def _experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) 
 
 
 def source_tags() -> dict[str, str]:
-    """MLflow's own source tags for a trial's run (its Runs page's Source column): the entry
+    """MLflow's own source tags for the study's runs (the Runs page's Source column): the entry
     point and this checkout's git commit."""
     tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "knee-study"}
     commit = _provenance().get("mlflow.source.git.commit")

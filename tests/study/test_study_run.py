@@ -104,3 +104,12 @@ def test_the_saved_runs_view_is_the_envelope_mlflows_ui_reads(tmp_path):
     assert {"tags.`verdict`", "metrics.`val_loss`", "params.`explore_fraction`"} <= set(columns)
     link = runs_page("http://127.0.0.1:5000", experiment, RUNS_VIEW)
     assert link.endswith(f"/runs?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW}")
+
+
+def test_the_study_run_names_its_source_as_its_trials_do(tmp_path):
+    """The Runs page's Source column: the study's own row says knee-study, as its trials'."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, parent = start_study_run(uri, "sourced", {})
+    tags = MlflowClient(uri).get_run(parent).data.tags
+    assert tags["mlflow.source.name"] == "knee-study"
+    assert tags["mlflow.source.type"] == "LOCAL"
