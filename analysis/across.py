@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.decide import decide, family_size
+from analysis.decide import decide
 from analysis.policy import Policy
 from analysis.robustness import ExploreComparisons, explore_comparisons, study_kind
 from analysis.runs import AnalysisError
@@ -101,11 +101,10 @@ def _decide_together(studies: list[ExploreComparisons]) -> None:
     diverges far more often cannot be the better setting") would otherwise take over once the
     wider interval no longer shows the rival ahead, and call robust what the study's own report
     calls not robust."""
-    alone = {}
+    alone, family = {}, 0
     for study in studies:
-        decide(study.comparisons, study.policy)
+        family += decide(study.comparisons, study.policy)  # its own family's size
         alone |= {id(c): c.decision for c in study.comparisons}
-    family = sum(family_size(study.comparisons, study.policy) for study in studies)
     for study in studies:
         decide(study.comparisons, study.policy, family=family)
         for c in study.comparisons:
@@ -158,10 +157,6 @@ def _row(study: StudyRuns, verdict: Verdict, keys: list[str]) -> dict:
     }
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-
 def _deciding_row(table: pd.DataFrame, decision: str) -> pd.Series:
     """The condition that decided a study: its clearest failure when not robust, else its
     closest call (the highest upper bound of a rival's advantage) among the conditions with
@@ -175,14 +170,10 @@ def _deciding_row(table: pd.DataFrame, decision: str) -> pd.Series:
 def _described(runs: pd.DataFrame) -> str:
     """What sets a study apart, from the params its runs share: ``dataset digits, model cnn,
     epochs 12``."""
-    parts = []
-    for key in DESCRIBED_BY:
-        if key in runs and runs[key].nunique() == 1:
-            value = runs[key].iloc[0]
-            if key == "trainable" and value == "classifier":  # the built-in loop: no news
-                continue
-            parts.append(f"{key} {value:g}" if _number(value) else f"{key} {value}")
-    return ", ".join(parts)
+    shared = {k: runs[k].iloc[0] for k in DESCRIBED_BY if k in runs and runs[k].nunique() == 1}
+    if shared.get("trainable") == "classifier":  # the built-in loop: no news
+        del shared["trainable"]
+    return describe(list(shared), list(shared.values()))
 
 
 def _explain(decision: str, table: pd.DataFrame, fraction: float) -> str:

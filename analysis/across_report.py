@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.across import AcrossVerdict, StudyRuns, across_verdict
 from analysis.plots import explore_panels
-from analysis.render import Block, FigureBlock, write_documents
+from analysis.render import Block, FigureBlock, clear_report, write_documents
 from analysis.trials import knee_trials, usable
 from analysis.verdict import say
 from analysis.wording import percent
@@ -33,9 +33,7 @@ def write_across_report(
     report into ``out`` (created if needed; an earlier report's files replaced); returns the
     verdict."""
     verdict = across_verdict(studies)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        (out / name).unlink(missing_ok=True)
+    clear_report(out, FILES)
     verdict.table.to_csv(out / "studies.csv", index=False)
     fraction = percent(verdict.fraction)
     drawn = [

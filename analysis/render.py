@@ -26,6 +26,14 @@ class FigureBlock:
 Block = str | pd.DataFrame | FigureBlock
 
 
+def clear_report(out: Path, files: tuple[str, ...]) -> None:
+    """An empty report folder: made if missing, an earlier report's ``files`` removed (only
+    those: ``out`` may be a folder of the user's)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (out / name).unlink(missing_ok=True)
+
+
 def write_documents(blocks: list[Block], out: Path, title: str) -> None:
     """The figures as PNGs, ``report.md`` (figures linked) and ``report.html`` (figures
     embedded) in the existing folder ``out``."""

@@ -28,7 +28,7 @@ import pandas as pd
 from analysis import comparisons, method, sections, views
 from analysis.intervals import resolution
 from analysis.policy import Policy
-from analysis.render import Block, FigureBlock, write_documents
+from analysis.render import Block, FigureBlock, clear_report, write_documents
 from analysis.robustness import Verdict, study_verdict
 from analysis.runs import AnalysisError
 from analysis.summaries import explore_summary
@@ -88,7 +88,8 @@ def write_report(
     metric = policy.metric
     if metric not in runs:
         raise AnalysisError(f"the runs have no {metric} metric; metrics found: {_metrics(runs)}")
-    _clear(out)  # a figure or table this report does not write must not survive from the last
+    # A figure or table this report does not write must not survive from the last one.
+    clear_report(out, FILES)
     if not usable(runs, metric).any():
         return _write_inconclusive(runs, out, title, policy)
     verdict = study_verdict(runs, policy, swept)
@@ -137,14 +138,6 @@ def write_report(
 def _lead(verdict: Verdict) -> str:
     """``Verdict``, or for a search (a guide, not a test) ``Search result``."""
     return "Search result" if verdict.kind == "search" else "Verdict"
-
-
-def _clear(out: Path) -> None:
-    """An empty report folder: made if missing, an earlier report's files removed (only those:
-    ``out`` may be a folder of the user's)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        (out / name).unlink(missing_ok=True)
 
 
 def _write_inconclusive(runs: pd.DataFrame, out: Path, title: str, policy: Policy) -> Verdict:

@@ -183,9 +183,10 @@ def write_across(
     from analysis.runs import AnalysisError, load_runs
 
     check_distinct([s.parent_run_id for s in sources])
+    for uri in dict.fromkeys(s.tracking_uri for s in sources):  # each store once
+        check_tracking_uri(uri, must_exist=True)
     studies = []
     for source in _unique_names(sources):
-        check_tracking_uri(source.tracking_uri, must_exist=True)
         try:
             runs = load_runs(source.experiment, source.tracking_uri, source.parent_run_id)
         except AnalysisError as error:
