@@ -20,14 +20,15 @@ SWEEP = {"explore_fraction": [0.5], "peak_lr": [0.05], "seed": [0, 1]}  # 2 tria
 
 def _training(output, seeds: set[int]):
     """True once a run of one of ``seeds`` is RUNNING with two epochs logged (so its trial has
-    a checkpoint to continue from)."""
+    a checkpoint to continue from). A run just created has no params yet: MLflow creates a run
+    and logs its params in two calls, and this poll can fall between them."""
     try:
         client, _, children = mlflow_picture(output)
     except Exception:  # the store or study.json not written yet
         return False
     return any(
         run.info.status == "RUNNING"
-        and int(run.data.params["seed"]) in seeds
+        and int(run.data.params.get("seed", -1)) in seeds
         and len(steps(client, run.info.run_id, "test_acc")) >= 2
         for run in children
     )
