@@ -7,6 +7,7 @@ in the rivals' place: matches / falls short / inconclusive.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ import pandas as pd
 from analysis.decide import Comparison, compare, decide
 from analysis.intervals import resolution
 from analysis.policy import Policy
-from analysis.trials import conditions, usable, with_outcome
+from analysis.trials import conditions, swept_budget, usable, with_outcome
 from analysis.verdict import (
     STATUS_WORDS,
     Verdict,
@@ -39,11 +40,14 @@ def schedule_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdic
 
 
 def budget_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
-    """Does Knee at a shorter budget (``epochs``) match the baselines at the full (largest)
-    budget, or Knee at the full budget when the study ran no baseline?"""
+    """Does Knee at a shorter budget (``epochs``, or ``steps`` for a language model) match the
+    baselines at the full (largest) budget, or Knee at the full budget when the study ran no
+    baseline?"""
     policy = policy or Policy()
-    arms, keys = _schedule_arms(runs, policy, exclude=("decay", "epochs"))
-    return _arms_verdict(arms, keys, policy, "budget", _full_budget_rivals)
+    budget = swept_budget(runs) or "epochs"
+    arms, keys = _schedule_arms(runs, policy, exclude=("decay", budget))
+    rivals = partial(_full_budget_rivals, budget=budget)
+    return _arms_verdict(arms, keys, policy, "budget", rivals, budget)
 
 
 def _schedule_arms(
@@ -68,13 +72,13 @@ def _baselines(cell: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {arm: group for arm, group in cell[cell["schedule"] != "knee"].groupby("arm")}
 
 
-def _full_budget_rivals(cell: pd.DataFrame) -> dict:
-    """Knee at each shorter budget against the baselines at the full one (or Knee there)."""
-    full = cell["epochs"].max()
-    at_full = cell[cell["epochs"] == full]
+def _full_budget_rivals(cell: pd.DataFrame, budget: str) -> dict:
+    """Knee at each shorter ``budget`` against the baselines at the full one (or Knee there)."""
+    full = cell[budget].max()
+    at_full = cell[cell[budget] == full]
     baselines = at_full[at_full["schedule"] != "knee"]
     chosen = baselines if len(baselines) else at_full
-    return {f"{arm} {full} epochs": group for arm, group in chosen.groupby("arm")}
+    return {f"{arm} {full:g} {budget}": group for arm, group in chosen.groupby("arm")}
 
 
 def _arms_verdict(
@@ -83,8 +87,10 @@ def _arms_verdict(
     policy: Policy,
     kind: str,
     rivals_of: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
+    budget: str | None = None,
 ) -> Verdict:
-    """Knee's arms against their rivals at each condition, decided as the explore verdict."""
+    """Knee's arms against their rivals at each condition, decided as the explore verdict;
+    a budget study's arms are Knee at each shorter ``budget`` (the column its trials differ in)."""
     knee = arms[arms["schedule"] == "knee"]
     if knee.empty:
         return inconclusive(
@@ -98,11 +104,11 @@ def _arms_verdict(
     for key, cell in arms.groupby(keys, sort=True, dropna=False):
         rivals = rivals_of(cell)
         ours = cell[cell["schedule"] == "knee"]
-        if kind == "budget":
-            ours = ours[ours["epochs"] < cell["epochs"].max()]
-        for arm_key, arm in ours.groupby(["arm", *(["epochs"] if kind == "budget" else [])]):
-            arm_name = " ".join(str(part) for part in np.atleast_1d(arm_key))
-            arm_name += " epochs" if kind == "budget" else ""
+        if budget:
+            ours = ours[ours[budget] < cell[budget].max()]
+        for arm_key, arm in ours.groupby(["arm", *([budget] if budget else [])]):
+            arm_name = " ".join(_label(part) for part in np.atleast_1d(arm_key))
+            arm_name += f" {budget}" if budget else ""
             condition = {**dict(zip(keys, key, strict=True)), "arm": arm_name}
             problems[(*key, arm_name)] = [] if rivals else ["no rival to compare"]
             for rival_name, rival in rivals.items():
@@ -113,6 +119,11 @@ def _arms_verdict(
     decision = overall(table)
     explanation = _explain_arms(decision, table, keys, policy, kind)
     return Verdict(decision, table, explanation, policy, kind, comparison_table(found))
+
+
+def _label(part: object) -> str:
+    """An arm's name part: ``40`` for a budget pandas read as 40.0, the name itself otherwise."""
+    return f"{part:g}" if isinstance(part, float) else str(part)
 
 
 def _explain_arms(

@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.intervals import Gap, difference_interval, equivalence, resolution
 from analysis.policy import Policy
-from analysis.trials import conditions, usable
+from analysis.trials import conditions, swept_budget, usable
 from analysis.wording import percent
 from trainables.config import KNEE_ONLY_KEYS
 
@@ -60,32 +60,35 @@ def schedule_table(runs: pd.DataFrame, policy: Policy | None = None) -> pd.DataF
 
 
 def budget_table(runs: pd.DataFrame, policy: Policy | None = None) -> pd.DataFrame:
-    """Knee at every budget (``epochs``) against each baseline at the full (largest) budget:
-    both means, Knee's advantage with its interval, and whether Knee at that budget
-    ``matches`` the baseline (interval above ``-margin``), ``falls short`` (below it) or is
-    ``unclear``. Empty when the runs sweep no budget or hold no baseline."""
+    """Knee at every budget against each baseline at the full (largest) budget: both means,
+    Knee's advantage with its interval, and whether Knee at that budget ``matches`` the
+    baseline (interval above ``-margin``), ``falls short`` (below it) or is ``unclear``. The
+    budgets are in columns ``knee_epochs`` and ``baseline_epochs`` (``knee_steps`` and
+    ``baseline_steps`` for a budget in steps). Empty when the runs sweep no budget or hold no
+    baseline."""
     policy = policy or Policy()
-    if "epochs" not in runs or runs["epochs"].nunique() < 2:
+    unit = swept_budget(runs)
+    if unit is None:
         return pd.DataFrame()
     arms = _arms(runs, policy)
-    keys = _keys(arms, exclude=("decay", "epochs"))
+    keys = _keys(arms, exclude=("decay", unit))
     floor = resolution(arms[policy.metric])
     rows = []
     for key, cell in arms.groupby(keys, sort=True, dropna=False):
-        full = cell["epochs"].max()
-        baselines = cell[~cell["is_knee"] & (cell["epochs"] == full)]
+        full = cell[unit].max()
+        baselines = cell[~cell["is_knee"] & (cell[unit] == full)]
         knees = cell[cell["is_knee"]]
-        for (knee, epochs), ours in knees.groupby(["arm", "epochs"], sort=True):
+        for (knee, budget), ours in knees.groupby(["arm", unit], sort=True):
             for baseline, theirs in baselines.groupby("arm", sort=True):
                 diff = _advantage(ours, theirs, policy, floor)
                 rows.append(
                     {
                         **dict(zip(keys, key, strict=True)),
                         "knee": knee,
-                        "knee_epochs": int(epochs),
+                        f"knee_{unit}": int(budget),
                         "knee_mean": ours[policy.metric].mean(),
                         "baseline": baseline,
-                        "baseline_epochs": int(full),
+                        f"baseline_{unit}": int(full),
                         "baseline_mean": theirs[policy.metric].mean(),
                         **_diff_columns("knee_ahead", diff),
                         "decision": _match(diff, policy.margin),

@@ -30,7 +30,7 @@ from analysis.intervals import resolution
 from analysis.policy import Policy
 from analysis.runs import AnalysisError
 from analysis.summaries import explore_sensitivity, explore_summary, sharpness_correlation
-from analysis.trials import conditions, knee_trials, usable, with_outcome
+from analysis.trials import conditions, knee_trials, swept_budget, usable, with_outcome
 from analysis.verdict import (
     Verdict,
     comparison_table,
@@ -256,7 +256,7 @@ def study_kind(runs: pd.DataFrame, policy: Policy) -> str:
     knee = knee_trials(runs)
     if knee["explore_fraction"].nunique() > 1:
         return "explore"
-    if "epochs" in runs and runs["epochs"].nunique() > 1 and len(knee):
+    if swept_budget(runs) and len(knee):
         return "budget"
     if (runs["schedule"] != "knee").any() and len(knee):
         return "schedule"

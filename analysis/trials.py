@@ -24,9 +24,10 @@ from analysis.runs import REQUIRED_PARAMS
 OUTCOMES = ("finished", "diverged", "stopped", "failed")
 # The train() keys a study may sweep or vary, for frames that lost load_runs' param list.
 KNOWN_CONDITIONS = [
-    *("peak_lr", "epochs", "decay", "batch_size", "model", "dataset", "optimizer"),
+    *("peak_lr", "epochs", "steps", "decay", "batch_size", "model", "dataset", "optimizer"),
     *("momentum", "weight_decay", "warmup_fraction"),
 ]
+BUDGETS = ("epochs", "steps")  # what a trial's budget is counted in
 _NOT_CONDITIONS = {*REQUIRED_PARAMS, "schedule"} - {"peak_lr"}
 
 
@@ -88,6 +89,12 @@ def conditions(runs: pd.DataFrame) -> list[str]:
         if p not in _NOT_CONDITIONS and p != "peak_lr" and p in runs and runs[p].nunique() > 1
     ]
     return ["peak_lr", *varying]
+
+
+def swept_budget(runs: pd.DataFrame) -> str | None:
+    """The budget the trials differ in, ``epochs`` (an image classifier's) or ``steps`` (optimizer
+    steps, a language model's); None when every trial had the same budget."""
+    return next((unit for unit in BUDGETS if unit in runs and runs[unit].nunique() > 1), None)
 
 
 def counts(runs: pd.DataFrame) -> dict[str, int]:

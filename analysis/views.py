@@ -93,15 +93,15 @@ def _gap(estimate: float, low: float, high: float, unit: Unit) -> str:
 
 
 def budget_view(table: pd.DataFrame, unit: Unit = ACCURACY) -> pd.DataFrame:
-    keys = [c for c in table if c not in _BUDGET_COLUMNS and not c.startswith("knee_ahead")]
+    """:func:`analysis.comparisons.budget_table` for reading: each arm with its budget."""
+    budget = "steps" if "knee_steps" in table else "epochs"
+    ours, theirs = table[f"knee_{budget}"], table[f"baseline_{budget}"]
+    skip = {*_BUDGET_COLUMNS, ours.name, theirs.name}
+    keys = [c for c in table if c not in skip and not c.startswith("knee_ahead")]
     view = table[keys].copy()
-    view["Knee"] = [
-        f"{k} {e} epochs" for k, e in zip(table["knee"], table["knee_epochs"], strict=True)
-    ]
+    view["Knee"] = [f"{k} {e} {budget}" for k, e in zip(table["knee"], ours, strict=True)]
     view[f"Knee ({unit.short})"] = unit.column(table["knee_mean"])
-    view["baseline"] = [
-        f"{b} {e} epochs" for b, e in zip(table["baseline"], table["baseline_epochs"], strict=True)
-    ]
+    view["baseline"] = [f"{b} {e} {budget}" for b, e in zip(table["baseline"], theirs, strict=True)]
     view[f"baseline ({unit.short})"] = unit.column(table["baseline_mean"])
     view[f"Knee ahead by ({unit.points})"] = [
         _gap(d, lo, hi, unit)
@@ -113,10 +113,7 @@ def budget_view(table: pd.DataFrame, unit: Unit = ACCURACY) -> pd.DataFrame:
     return headed(view, keys)
 
 
-_BUDGET_COLUMNS = {
-    *("knee", "knee_epochs", "knee_mean", "baseline", "baseline_epochs", "baseline_mean"),
-    "decision",
-}
+_BUDGET_COLUMNS = {"knee", "knee_mean", "baseline", "baseline_mean", "decision"}
 
 
 def cells(

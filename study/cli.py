@@ -38,6 +38,9 @@ EXIT_STATUS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
+    if args.command is report:  # `report A --margin 0.1 B`: argparse leaves B over
+        args.study += [item for item in extra if not item.startswith("-")]
+        extra = [item for item in extra if item.startswith("-")]
     # With a server, MLflow prints two "View run" lines whenever a run ends: 200 lines
     # through the trial table of a 100-trial study. "browse it" names the experiment once.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

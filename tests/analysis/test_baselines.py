@@ -9,6 +9,8 @@ import pytest
 from factories import arm, runs_frame
 
 from analysis.baselines import budget_verdict, schedule_verdict
+from analysis.policy import Policy
+from analysis.robustness import study_verdict
 
 
 def arms(*each: list[dict]):
@@ -92,3 +94,28 @@ def test_without_baselines_a_shorter_budget_is_judged_against_knee_at_the_full_o
     assert budget_verdict(close).comparisons["rival"].tolist() == ["Knee 50% 40 epochs"]
     assert budget_verdict(close).status == "matches"
     assert budget_verdict(far).status == "falls short"
+
+
+@pytest.mark.parametrize(("short", "status"), [(3.001, "matches"), (3.05, "falls short")])
+def test_a_language_models_budget_in_steps_is_a_budget_study(short, status):
+    """A budget in optimizer steps is judged as one in epochs, in val_loss (lower is better):
+    Knee at 1000 steps against cosine at 2000, 0.001 nats behind (inside the 0.01 margin) or
+    0.05 behind (far outside it); cosine at 1000 steps is no rival."""
+    runs = arms(
+        arm("knee", short, 10, metric="val_loss", steps=1000),
+        arm("knee", 3.0, 10, metric="val_loss", steps=2000),
+        arm("cosine", 3.0, 10, metric="val_loss", steps=2000),
+        arm("cosine", 3.1, 10, metric="val_loss", steps=1000),
+    )
+    policy = Policy(metric="val_loss", margin=0.01)
+
+    verdict = study_verdict(runs, policy)
+
+    assert (verdict.kind, verdict.status) == ("budget", status)
+    assert verdict.comparisons["rival"].tolist() == ["cosine 2000 steps"]
+    # how far the rival is ahead: lower loss is better, so short - 3.0
+    assert verdict.comparisons["advantage"].tolist() == pytest.approx([short - 3.0])
+    if status == "matches":
+        assert verdict.explanation.startswith(
+            "Knee 50% 1000 steps matches every baseline at the full budget"
+        )

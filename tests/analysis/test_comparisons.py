@@ -199,3 +199,18 @@ def test_a_loss_search_chooses_the_lowest_validation_loss():
     assert summary["selected_by"] == "val_loss"
     assert summary["best_explore"] == 0.2
     assert summary["best_mean"] == pytest.approx(1 - 0.9725)
+
+
+def test_budget_table_counts_a_budget_in_steps_in_steps():
+    runs = arms(
+        arm("knee", 0.9795, steps=500),
+        arm("knee", 0.981, steps=1000),
+        arm("cosine", 0.980, steps=1000),
+    )
+
+    table = budget_table(runs, Policy(margin=0.002))
+
+    assert table["knee_steps"].tolist() == [500, 1000]
+    assert set(table["baseline_steps"]) == {1000}
+    assert table["knee_ahead"].tolist() == pytest.approx([-0.0005, 0.001])
+    assert "knee_epochs" not in table

@@ -388,19 +388,19 @@ def test_a_schedule_study_answers_knee_against_each_baseline(tmp_path, cosine, s
         assert "cosine ahead of it by 1.00 points" in verdict.explanation
 
 
-def test_a_budget_study_answers_whether_the_short_budget_matches_the_full_one(tmp_path):
-    rows = ten_seeds("knee", 0.980, epochs=20) + ten_seeds("knee", 0.981, epochs=40)
-    rows += ten_seeds("cosine", 0.980, epochs=40) + ten_seeds("cosine", 0.97, epochs=20)
+@pytest.mark.parametrize("unit", ["epochs", "steps"])  # steps: a language model's budget
+def test_a_budget_study_answers_whether_the_short_budget_matches_the_full_one(tmp_path, unit):
+    rows = ten_seeds("knee", 0.980, **{unit: 20}) + ten_seeds("knee", 0.981, **{unit: 40})
+    rows += ten_seeds("cosine", 0.980, **{unit: 40}) + ten_seeds("cosine", 0.97, **{unit: 20})
 
     verdict = write_report(runs_frame(rows), tmp_path, "budget")
 
     assert verdict.kind == "budget"
     assert verdict.status == "matches"
-    assert verdict.explanation.startswith("Knee 50% 20 epochs matches every baseline at the full")
-    assert (
-        "## Does Knee at a shorter budget match the full one?"
-        in (tmp_path / "report.md").read_text()
-    )
+    assert verdict.explanation.startswith(f"Knee 50% 20 {unit} matches every baseline at the full")
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Does Knee at a shorter budget match the full one?" in markdown
+    assert f"| knee 50% 20 {unit} |" in markdown  # the budget table, in the study's unit
 
 
 # A user-chosen objective: val_loss, lower is better, margin 0.01 (in val_loss, not points).

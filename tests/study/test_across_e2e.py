@@ -55,6 +55,14 @@ def test_one_report_across_two_studies(studies, capsys):
     assert (out / "explore_panels.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_options_may_come_between_the_study_folders(studies, capsys):
+    root, (mlp, cnn) = studies
+    out = root / "across-intermixed"
+    assert main(["report", str(mlp), "--margin", "0.002", str(cnn), "--out", str(out)]) == EXIT_OK
+    assert "report across 2 studies" in capsys.readouterr().out
+    assert pd.read_csv(out / "studies.csv")["study"].tolist() == ["digits-mlp", "digits-cnn"]
+
+
 def test_each_study_keeps_its_own_report(studies):
     _, made = studies
     for output in made:  # the report across them is written elsewhere, never over theirs
