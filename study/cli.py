@@ -192,6 +192,10 @@ def report_across(args: argparse.Namespace, options: dict) -> int:
             "report: study folders know their stores; --tracking-uri is for --parent-run"
         )
     reporting.check_distinct(args.parent_run)  # before any is looked up
+    out = Path(args.out or "report-across")
+    for path in args.study:  # its own report's figures would sit beside the one across studies
+        if out.resolve() == (Path(path) / "report").resolve():
+            raise BadInput(f"report: --out {out} is {path}'s own report; choose another folder")
     sources = []
     for path in args.study:
         cfg, meta = folder.open_study(Path(path), check_files=False)
@@ -200,7 +204,7 @@ def report_across(args: argparse.Namespace, options: dict) -> int:
     metrics = {args.metric or getattr(s.objective, "metric", "test_acc") for s in sources}
     for metric in sorted(metrics):  # one note per metric, not per study
         _check_margin(args.margin, metric)
-    reporting.write_across(sources, Path(args.out or "report-across"), **options)
+    reporting.write_across(sources, out, **options)
     return EXIT_OK
 
 

@@ -63,6 +63,16 @@ def test_options_may_come_between_the_study_folders(studies, capsys):
     assert pd.read_csv(out / "studies.csv")["study"].tolist() == ["digits-mlp", "digits-cnn"]
 
 
+def test_a_studys_own_report_folder_is_refused(studies, capsys):
+    _, (mlp, cnn) = studies
+    before = sorted((mlp / "report").iterdir())
+    assert main(["report", str(mlp), str(cnn), "--out", str(mlp / "report")]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith(
+        f"knee-study: error: report: --out {mlp / 'report'} is {mlp}'s own report"
+    )
+    assert sorted((mlp / "report").iterdir()) == before
+
+
 def test_each_study_keeps_its_own_report(studies):
     _, made = studies
     for output in made:  # the report across them is written elsewhere, never over theirs
