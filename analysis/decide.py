@@ -14,7 +14,10 @@ a set of comparisons of one arm against its rivals, decided by the same rules:
   ``alpha``: an intersection-union test, so the claim over every rival and condition is at
   level ``alpha`` without correction. A rival that diverged so much more often than the arm
   (its excess over the arm's above the divergence margin) cannot be the better setting, and
-  counts as held against even when too few of its seeds finished to compare accuracies.
+  counts as held against even when too few of its seeds finished to compare accuracies: when
+  the arm has enough usable seeds and none stopped early, and with every seed of unknown
+  outcome (failed, stopped, still running) counted against the claim, as diverged at the arm
+  and as calm at the rival.
 * **Fails** (not robust) when the advantage's lower bound is above the margin, or the excess
   divergence's lower bound above the divergence margin, at a level Bonferroni-corrected over
   every test of the study (accuracy and divergence, every rival, every condition), so the
@@ -60,7 +63,7 @@ class Comparison:
     problems: list[str] = field(default_factory=list)  # why accuracies cannot be compared
     advantage: Gap | None = None  # the rival's advantage, at the policy's confidence
     excess: Gap | None = None  # the arm's excess divergence rate over the rival's
-    rival_excess: Gap | None = None  # the rival's over the arm's
+    rival_excess: Gap | None = None  # the rival's over the arm's, unknown outcomes against it
     strict_confidence: float = np.nan  # the study-wide Bonferroni level of "not robust"
     strict: Gap | None = None  # the advantage at that level
     strict_excess: Gap | None = None
@@ -129,9 +132,7 @@ def compare(
         )
     if found.ended_arm[1] and found.ended_rival[1]:
         found.excess = rate_difference(*found.ended_arm, *found.ended_rival, policy.confidence)
-        found.rival_excess = rate_difference(
-            *found.ended_rival, *found.ended_arm, policy.confidence
-        )
+        found.rival_excess = _rival_excess(arm, rival, metric, policy.confidence)
     else:
         found.problems.append("no seed reached an outcome on one side")
     return found
@@ -188,7 +189,12 @@ def _decision(c: Comparison, policy: Policy) -> tuple[str, str]:
         return "not robust", (
             f"{_diverged(c)}: diverges more often by over {percent(limit)} of seeds"
         )
-    if c.rival_excess is not None and c.rival_excess.low > limit:
+    if (
+        c.rival_excess is not None
+        and c.rival_excess.low > limit
+        and c.n_arm >= policy.min_seeds
+        and not c.stopped_arm
+    ):
         return "robust", (
             f"{_diverged(c)}: {c.rival_name} diverges more often by over {percent(limit)} of "
             "seeds, so it cannot be the better setting"
@@ -237,6 +243,15 @@ def _ended(trials: pd.DataFrame, metric: str) -> tuple[int, int]:
     ending = metric_outcome(trials, metric)
     diverged = int((ending == "diverged").sum())
     return diverged, diverged + int((ending == "finished").sum())
+
+
+def _rival_excess(arm: pd.DataFrame, rival: pd.DataFrame, metric: str, confidence: float) -> Gap:
+    """The rival's excess share of diverged seeds over the arm's, over all their trials, each
+    seed of unknown outcome (failed, stopped early, running) counted against "the rival
+    diverges more": as diverged at the arm, as calm at the rival."""
+    (arm_diverged, arm_known), (rival_diverged, _) = _ended(arm, metric), _ended(rival, metric)
+    arm_worst = arm_diverged + len(arm) - arm_known
+    return rate_difference(rival_diverged, len(rival), arm_worst, len(arm), confidence)
 
 
 def _losses(trials: pd.DataFrame, metric: str) -> str:

@@ -113,3 +113,56 @@ def test_seeds_the_scheduler_stopped_in_the_arm_forbid_holding():
     assert found.reason == (
         "the scheduler stopped 1 seed at 50% early (the survivors are a flattering sample)"
     )
+
+
+def trials(fraction: float, endings: list[str], accuracy: float = 0.98):
+    """One trial per seed, each ending as named: finished, diverged, stopped or failed."""
+    return runs_frame(
+        {
+            "explore_fraction": fraction,
+            "peak_lr": 0.1,
+            "seed": seed,
+            "test_acc": accuracy,
+            "status": {"failed": "FAILED", "stopped": "KILLED"}.get(ending, "FINISHED"),
+            "diverged": ending == "diverged",
+            "stopped": ending == "stopped",
+        }
+        for seed, ending in enumerate(endings)
+    )
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "excess"),
+    [
+        # The 7 seeds ASHA stopped at 25% count as calm there: 3/10 - 0/10.
+        (["finished"] * 10, ["diverged"] * 3 + ["stopped"] * 7, 0.3),
+        # The 8 seeds that crashed at 50% count as diverged there: 10/10 - 8/10.
+        (["finished"] * 2 + ["failed"] * 8, ["diverged"] * 10, 0.2),
+        # 50% has one seed stopped early (a flattering sample): never "robust" by divergence.
+        (["finished"] * 9 + ["stopped"], ["diverged"] * 10, 0.9),
+    ],
+)
+def test_a_rival_diverging_more_is_held_against_only_whatever_the_unknown_seeds_did(
+    mine, theirs, excess
+):
+    """The rival's excess divergence, with every seed of unknown outcome counted against the
+    claim, decides nothing here: each case is inconclusive (too few usable seeds at 25%)."""
+    policy = Policy(margin=0.004)
+    found = comparison(trials(0.5, mine), trials(0.25, theirs, accuracy=0.99), policy)
+
+    decide([found], policy)
+
+    assert found.rival_excess.estimate == pytest.approx(excess)
+    assert found.decision == "inconclusive"
+
+
+def test_a_rival_diverging_on_every_seed_cannot_be_the_better_setting():
+    """10 of 10 against 0 of 10: Wilson's bounds at 90% are 0.787 and 0.213, so the excess is
+    at least 1 - sqrt(2) 0.213 = 0.699 > 30%: held, though no accuracy could be compared."""
+    policy = Policy(margin=0.004)
+    found = comparison(trials(0.5, ["finished"] * 10), trials(0.25, ["diverged"] * 10), policy)
+
+    decide([found], policy)
+
+    assert found.rival_excess.low == pytest.approx(1 - 2**0.5 * 2.705543 / 12.705543, abs=1e-5)
+    assert found.decision == "robust"
