@@ -124,7 +124,7 @@ def _comparisons(study: StudyRuns) -> ExploreComparisons | Verdict:
         return inconclusive(f"its runs have no {policy.metric} metric", policy)
     if not usable(runs, policy.metric).any():
         return inconclusive("no usable trials (all diverged, failed or stopped)", policy)
-    kind = study_kind(runs, policy)
+    kind = study_kind(runs, policy, study.swept)
     if kind != "explore":
         return inconclusive(_OTHER_KINDS[kind], policy)
     return explore_comparisons(runs, policy, study.swept)

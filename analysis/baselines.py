@@ -6,16 +6,19 @@ in the rivals' place: matches / falls short / inconclusive.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
 import numpy as np
 import pandas as pd
 
 from analysis.decide import Comparison, compare, decide
 from analysis.intervals import resolution
 from analysis.policy import Policy
-from analysis.trials import conditions, swept_budget, usable, with_outcome
+from analysis.trials import (
+    conditions,
+    refuse_repeated_seeds,
+    swept_budget,
+    usable,
+    with_outcome,
+)
 from analysis.verdict import (
     STATUS_WORDS,
     Verdict,
@@ -33,52 +36,70 @@ from trainables.config import KNEE_ONLY_KEYS
 def schedule_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     """Does Knee at the policy's explore fraction match every baseline schedule? At each
     condition, no baseline may beat it by more than the margin (the explore verdict's rules,
-    the baselines in the rivals' place)."""
+    the baselines in the rivals' place). A baseline, or Knee, that ran in the study but not at
+    a condition makes that condition inconclusive."""
     policy = policy or Policy()
     arms, keys = _schedule_arms(runs, policy, exclude=("decay",))
-    return _arms_verdict(arms, keys, policy, "schedule", _baselines)
+    knee = arms["schedule"] == "knee"
+    ours, rivals = _names(arms[knee]), _names(arms[~knee])
+    return _arms_verdict(arms, keys, policy, "schedule", ours, rivals)
 
 
 def budget_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
-    """Does Knee at a shorter budget (``epochs``, or ``steps`` for a language model) match the
-    baselines at the full (largest) budget, or Knee at the full budget when the study ran no
-    baseline?"""
+    """Does Knee at a shorter budget (``epochs``, or ``steps`` for a language model) match every
+    baseline at the full budget (the largest of the study), or Knee at the full budget when the
+    study ran no baseline? A rival missing at the full budget makes its comparisons
+    inconclusive, never replaced by another."""
     policy = policy or Policy()
     budget = swept_budget(runs) or "epochs"
     arms, keys = _schedule_arms(runs, policy, exclude=("decay", budget))
-    rivals = partial(_full_budget_rivals, budget=budget)
-    return _arms_verdict(arms, keys, policy, "budget", rivals, budget)
+    full = arms[budget].max()
+    knee = arms["schedule"] == "knee"
+    rival_arms = _names(arms[~knee]) or _names(arms[knee])
+    arms = arms.assign(
+        arm=[f"{a} {_label(b)} {budget}" for a, b in zip(arms["arm"], arms[budget], strict=True)]
+    )
+    shorter = arms[knee & (arms[budget] < full)].sort_values(budget, kind="stable")
+    ours = sorted(dict.fromkeys(shorter["arm"]), key=list(shorter["arm"]).index)
+    rivals = [f"{a} {_label(full)} {budget}" for a in rival_arms]
+    return _arms_verdict(arms, keys, policy, "budget", ours, rivals)
+
+
+def _names(arms: pd.DataFrame) -> list[str]:
+    return sorted(arms["arm"].unique())
 
 
 def _schedule_arms(
     runs: pd.DataFrame, policy: Policy, exclude: tuple[str, ...]
 ) -> tuple[pd.DataFrame, list[str]]:
     """Every trial of Knee at the fraction and of every baseline, labelled by ``arm``; a
-    baseline an older grid crossed with explore fractions counts once per seed."""
+    baseline an older grid crossed with explore fractions counts once per seed. Two usable
+    runs of one seed at one point are refused (:func:`analysis.trials.refuse_repeated_seeds`)."""
     keys = [k for k in conditions(runs) if k not in exclude and k not in KNEE_ONLY_KEYS]
+    varying = [k for k in conditions(runs) if k not in KNEE_ONLY_KEYS]
+    good = runs[usable(runs, policy.metric)]
+    refuse_repeated_seeds(good, [*conditions(runs), "schedule", "explore_fraction"])
     at = np.isclose(runs["explore_fraction"].astype(float), policy.fraction)
     knee = runs[(runs["schedule"] == "knee") & at]
     decays = "decay" in knee and knee["decay"].nunique() > 1
     label = f"Knee {percent(policy.fraction)}"
     knee = knee.assign(arm=label + (" " + knee["decay"].astype(str) if decays else ""))
-    baselines = runs[runs["schedule"] != "knee"]
-    varying = [k for k in conditions(runs) if k not in KNEE_ONLY_KEYS]
-    baselines = baselines.drop_duplicates([*varying, "schedule", "seed"])
+    baselines = _one_copy_per_seed(runs[runs["schedule"] != "knee"], varying, policy)
     arms = pd.concat([knee, baselines.assign(arm=baselines["schedule"])], ignore_index=True)
     return with_outcome(arms), keys
 
 
-def _baselines(cell: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {arm: group for arm, group in cell[cell["schedule"] != "knee"].groupby("arm")}
-
-
-def _full_budget_rivals(cell: pd.DataFrame, budget: str) -> dict:
-    """Knee at each shorter ``budget`` against the baselines at the full one (or Knee there)."""
-    full = cell[budget].max()
-    at_full = cell[cell[budget] == full]
-    baselines = at_full[at_full["schedule"] != "knee"]
-    chosen = baselines if len(baselines) else at_full
-    return {f"{arm} {full:g} {budget}": group for arm, group in chosen.groupby("arm")}
+def _one_copy_per_seed(baselines: pd.DataFrame, keys: list[str], policy: Policy) -> pd.DataFrame:
+    """One run per baseline and seed where an older grid ran a copy at each explore fraction:
+    the copy most in the baseline's favour (a usable one, the best of those), so that choosing
+    among copies can never flatter Knee."""
+    metric = baselines.get(policy.metric, pd.Series(np.nan, index=baselines.index))
+    ranked = baselines.assign(
+        _usable=usable(baselines, policy.metric).to_numpy(),
+        _score=pd.to_numeric(metric, errors="coerce") * policy.sign,
+    ).sort_values(["_usable", "_score"], ascending=False, kind="stable", na_position="last")
+    kept = ranked.drop_duplicates([*keys, "schedule", "seed"])
+    return kept.drop(columns=["_usable", "_score"]).sort_index()
 
 
 def _arms_verdict(
@@ -86,13 +107,13 @@ def _arms_verdict(
     keys: list[str],
     policy: Policy,
     kind: str,
-    rivals_of: Callable[[pd.DataFrame], dict[str, pd.DataFrame]],
-    budget: str | None = None,
+    ours: list[str],
+    rivals: list[str],
 ) -> Verdict:
-    """Knee's arms against their rivals at each condition, decided as the explore verdict;
-    a budget study's arms are Knee at each shorter ``budget`` (the column its trials differ in)."""
-    knee = arms[arms["schedule"] == "knee"]
-    if knee.empty:
+    """Each of Knee's arms (``ours``, by ``arm`` label) against each of ``rivals`` at every
+    condition, decided as the explore verdict; an arm that ran in the study but not at a
+    condition leaves that condition inconclusive."""
+    if not (arms["schedule"] == "knee").any():
         return inconclusive(
             f"Knee at {percent(policy.fraction)} explore: inconclusive, no such trial.",
             policy,
@@ -102,16 +123,20 @@ def _arms_verdict(
     found: list[Comparison] = []
     problems: dict[tuple, list[str]] = {}
     for key, cell in arms.groupby(keys, sort=True, dropna=False):
-        rivals = rivals_of(cell)
-        ours = cell[cell["schedule"] == "knee"]
-        if budget:
-            ours = ours[ours[budget] < cell[budget].max()]
-        for arm_key, arm in ours.groupby(["arm", *([budget] if budget else [])]):
-            arm_name = " ".join(_label(part) for part in np.atleast_1d(arm_key))
-            arm_name += f" {budget}" if budget else ""
+        for arm_name in ours:
+            arm = cell[cell["arm"] == arm_name]
             condition = {**dict(zip(keys, key, strict=True)), "arm": arm_name}
-            problems[(*key, arm_name)] = [] if rivals else ["no rival to compare"]
-            for rival_name, rival in rivals.items():
+            trouble = problems[(*key, arm_name)] = []
+            if arm.empty:
+                trouble.append(f"{arm_name} not run here")
+                continue
+            if not rivals:
+                trouble.append("no rival to compare")
+            for rival_name in rivals:
+                rival = cell[cell["arm"] == rival_name]
+                if rival.empty:
+                    trouble.append(f"{rival_name} not run here")
+                    continue
                 names = (arm_name, rival_name)
                 found.append(compare(arm, rival, policy, floor, condition, names, rival_name))
     decide(found, policy)

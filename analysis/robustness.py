@@ -28,9 +28,15 @@ from analysis.comparisons import is_search, search_summary
 from analysis.decide import Comparison, compare, decide
 from analysis.intervals import resolution
 from analysis.policy import Policy
-from analysis.runs import AnalysisError
 from analysis.summaries import explore_sensitivity, explore_summary, sharpness_correlation
-from analysis.trials import conditions, knee_trials, swept_budget, usable, with_outcome
+from analysis.trials import (
+    conditions,
+    knee_trials,
+    refuse_repeated_seeds,
+    swept_budget,
+    usable,
+    with_outcome,
+)
 from analysis.verdict import (
     Verdict,
     comparison_table,
@@ -115,7 +121,7 @@ def explore_comparisons(
         )
     keys = conditions(trials)
     trials.attrs = {}  # pandas deep-copies attrs into every derived frame: thousands here
-    _refuse_repeated_seeds(trials[usable(trials, policy.metric)], [*keys, "explore_fraction"])
+    refuse_repeated_seeds(trials[usable(trials, policy.metric)], [*keys, "explore_fraction"])
     floor = resolution(trials.loc[usable(trials, policy.metric), policy.metric])
     ran = trials["explore_fraction"].dropna()
     swept = np.unique(np.concatenate([ran.to_numpy(dtype=float), np.asarray(swept or [], float)]))
@@ -163,19 +169,6 @@ def _condition_table(
             }
         )
     return pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
-
-
-def _refuse_repeated_seeds(good: pd.DataFrame, keys: list[str]) -> None:
-    """Two usable runs of one seed at one point (two studies in one experiment, most likely)
-    would be counted as two seeds: refuse them rather than report a false precision."""
-    repeated = good[good.duplicated([*keys, "seed"], keep=False)]
-    if len(repeated):
-        first = repeated.iloc[0]
-        at = ", ".join(f"{k}={first[k]}" for k in [*keys, "seed"])
-        raise AnalysisError(
-            f"{len(repeated)} runs repeat a seed (e.g. {at}): the experiment holds more than one "
-            "study; analyse one (parent_run_id, or knee-study report STUDY_DIR)"
-        )
 
 
 def _explain_explore(decision: str, table: pd.DataFrame, keys: list[str], policy: Policy) -> str:
@@ -247,14 +240,16 @@ def search_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     return Verdict(decision, points, explanation, policy, "search")
 
 
-def study_kind(runs: pd.DataFrame, policy: Policy) -> str:
+def study_kind(runs: pd.DataFrame, policy: Policy, swept: Sequence[float] | None = None) -> str:
     """Which question a study asked: ``search`` (an Optuna study), ``explore`` (Knee at two or
-    more explore fractions), ``budget`` (Knee over budgets), ``schedule`` (Knee at the fraction
-    against baselines), else ``explore`` (whose verdict then says what is missing)."""
+    more explore fractions, counting the ``swept`` ones that never ran), ``budget`` (Knee over
+    budgets), ``schedule`` (Knee at the fraction against baselines), else ``explore`` (whose
+    verdict then says what is missing)."""
     if is_search(runs):
         return "search"
     knee = knee_trials(runs)
-    if knee["explore_fraction"].nunique() > 1:
+    fractions = np.concatenate([knee["explore_fraction"].dropna(), np.asarray(swept or [], float)])
+    if len(np.unique(fractions)) > 1:  # an interrupted explore study is still one
         return "explore"
     if swept_budget(runs) and len(knee):
         return "budget"
@@ -269,7 +264,7 @@ def study_verdict(
     """The verdict on the question the study asked (see :func:`study_kind`); ``swept`` as for
     :func:`robustness_verdict`."""
     policy = policy or Policy()
-    kind = study_kind(runs, policy)
+    kind = study_kind(runs, policy, swept)
     if kind == "explore":
         return robustness_verdict(runs, policy=policy, swept=swept)
     verdicts = {"search": search_verdict, "budget": budget_verdict, "schedule": schedule_verdict}

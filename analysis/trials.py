@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.runs import REQUIRED_PARAMS
+from analysis.runs import REQUIRED_PARAMS, AnalysisError
 
 OUTCOMES = ("finished", "diverged", "stopped", "failed")
 # The train() keys a study may sweep or vary, for frames that lost load_runs' param list.
@@ -95,6 +95,19 @@ def swept_budget(runs: pd.DataFrame) -> str | None:
     """The budget the trials differ in, ``epochs`` (an image classifier's) or ``steps`` (optimizer
     steps, a language model's); None when every trial had the same budget."""
     return next((unit for unit in BUDGETS if unit in runs and runs[unit].nunique() > 1), None)
+
+
+def refuse_repeated_seeds(good: pd.DataFrame, keys: list[str]) -> None:
+    """Two usable runs of one seed at one point (two studies in one experiment, most likely)
+    would be counted as two seeds: refuse them rather than report a false precision."""
+    repeated = good[good.duplicated([*keys, "seed"], keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        at = ", ".join(f"{k}={first[k]}" for k in [*keys, "seed"])
+        raise AnalysisError(
+            f"{len(repeated)} runs repeat a seed (e.g. {at}): the experiment holds more than one "
+            "study; analyse one (parent_run_id, or knee-study report STUDY_DIR)"
+        )
 
 
 def counts(runs: pd.DataFrame) -> dict[str, int]:

@@ -65,9 +65,8 @@ def runs_frame(rows: Iterable[Mapping] | pd.DataFrame, params: Sequence[str] | N
     runs.attrs = {}
     if "run_id" not in runs:
         runs.insert(0, "run_id", [f"run-{i}" for i in range(len(runs))])
-    for column, value in BOOKKEEPING.items():
-        if column not in runs:
-            runs[column] = value
+    for column, value in BOOKKEEPING.items():  # a row that leaves one out has the default
+        runs[column] = runs[column].where(runs[column].notna(), value) if column in runs else value
     if "explore_fraction" not in runs:  # a study of baselines alone
         runs["explore_fraction"] = np.nan
     runs["schedule"] = runs["schedule"].fillna("knee") if "schedule" in runs else "knee"

@@ -11,6 +11,7 @@ from factories import arm, runs_frame
 from analysis.baselines import budget_verdict, schedule_verdict
 from analysis.policy import Policy
 from analysis.robustness import study_verdict
+from analysis.runs import AnalysisError
 
 
 def arms(*each: list[dict]):
@@ -119,3 +120,64 @@ def test_a_language_models_budget_in_steps_is_a_budget_study(short, status):
         assert verdict.explanation.startswith(
             "Knee 50% 1000 steps matches every baseline at the full budget"
         )
+
+
+def test_a_baseline_missing_at_the_full_budget_is_never_replaced_by_knee_there():
+    """Knee at 10, 20 and 40 epochs, cosine only at 20 (9 points ahead): the full budget is 40,
+    where cosine never ran, so nothing is decided (it used to be Knee at 40, 'matches')."""
+    runs = arms(
+        *(arm("knee", 0.90, 10, epochs=e) for e in (10, 20, 40)),
+        arm("cosine", 0.99, 10, epochs=20),
+    )
+
+    verdict = budget_verdict(runs)
+
+    assert verdict.status == "inconclusive"
+    assert verdict.table["reason"].tolist() == ["cosine 40 epochs not run here"] * 2
+
+
+@pytest.mark.parametrize(
+    ("missing", "reason"), [("step", "step not run here"), ("knee", "Knee 50% not run here")]
+)
+def test_an_arm_missing_at_one_peak_lr_leaves_that_peak_lr_open(missing, reason):
+    """Knee, cosine and step at peak LRs 0.05 and 0.1, all equal, but one of them never ran at
+    0.1: 0.05 matches, 0.1 is inconclusive (it used to be left out: 'matches')."""
+    runs = arms(
+        *(
+            arm(schedule, 0.98, 10, peak_lr=lr)
+            for schedule in ("knee", "cosine", "step")
+            for lr in (0.05, 0.1)
+            if (schedule, lr) != (missing, 0.1)
+        )
+    )
+
+    verdict = schedule_verdict(runs)
+
+    table = verdict.table.set_index("peak_lr")
+    assert verdict.status == "inconclusive"
+    assert table.loc[0.05, "decision"] == "robust"  # the table's word; the headline's: matches
+    assert (table.loc[0.1, "decision"], table.loc[0.1, "reason"]) == ("inconclusive", reason)
+
+
+def test_two_studies_in_one_experiment_are_refused_not_counted_twice():
+    runs = arms(arm("knee", 0.98, 5), arm("knee", 0.98, 5), arm("cosine", 0.98, 5))
+
+    with pytest.raises(AnalysisError, match="10 runs repeat a seed"):
+        schedule_verdict(runs)
+
+
+def test_of_a_baselines_copies_per_explore_fraction_the_one_in_its_favour_counts():
+    """An older grid ran cosine once per explore fraction. On seeds 0-7 the copy at 25% diverged
+    and the one at 50% finished, 4 points ahead of Knee: the finished copies count, and Knee
+    falls short (with the diverged copies kept, cosine would seem to diverge and Knee 'match')."""
+    cosine = [
+        {**trial, "explore_fraction": fraction, "diverged": fraction == 0.25 and trial["seed"] < 8}
+        for trial in arm("cosine", 0.99, 10)
+        for fraction in (0.25, 0.5)
+    ]
+    runs = arms(arm("knee", 0.95, 10), cosine)
+
+    verdict = schedule_verdict(runs)
+
+    assert verdict.status == "falls short"
+    assert verdict.comparisons["n_rival"].tolist() == [10]

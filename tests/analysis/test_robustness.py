@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from factories import (
     FRACTIONS,
+    arm,
     combined,
     diverging,
     plateau,
@@ -26,7 +27,7 @@ from scipy.stats import t
 from simulations import MARGIN, rate
 
 from analysis.policy import Policy
-from analysis.robustness import robustness_verdict, search_verdict
+from analysis.robustness import robustness_verdict, search_verdict, study_verdict
 from analysis.runs import AnalysisError
 
 ACCURACY_ONLY = Policy(divergence_margin=1.0)
@@ -531,3 +532,15 @@ def test_the_search_verdict_says_it_chose_by_validation_accuracy():
     assert "the best point beyond (explore 20%, peak LR 0.05)" in verdict.explanation
     assert "the best within (explore 45%, peak LR 0.08)" in verdict.explanation
     assert verdict.table["explore_fraction"].tolist() == [0.2, 0.45, 0.05, 0.57, 0.62, 0.9]
+
+
+def test_an_explore_study_with_a_baseline_stays_one_when_only_50_percent_ran():
+    """Swept 25 / 50 / 75% and cosine, interrupted after 50% and cosine: still an explore
+    study, whose missing fractions leave it open (judged as a schedule study it 'matched')."""
+    runs = runs_frame([*arm("knee", 0.98, 10), *arm("cosine", 0.97, 10)])
+
+    verdict = study_verdict(runs, swept=[0.25, 0.5, 0.75])
+
+    assert (verdict.kind, verdict.status) == ("explore", "inconclusive")
+    assert "25% not run here" in verdict.explanation
+    assert "75% not run here" in verdict.explanation
