@@ -27,7 +27,7 @@ import pandas as pd
 
 from analysis.decide import decide
 from analysis.policy import Policy
-from analysis.robustness import ExploreComparisons, explore_comparisons, study_kind
+from analysis.robustness import ExploreComparisons, Swept, explore_comparisons, study_kind
 from analysis.runs import AnalysisError
 from analysis.trials import usable
 from analysis.verdict import Verdict, describe_row, inconclusive, overall
@@ -45,12 +45,13 @@ _OTHER_KINDS = {  # why a study that asked another question has no explore verdi
 class StudyRuns:
     """One study to compare: its ``name`` (unique among them), its runs (from
     :func:`analysis.runs.load_runs`), the policy it is judged by (its own objective) and the
-    explore fractions it swept (``None``: those its runs have)."""
+    explore fractions it swept or its whole grid (``None``: those its runs have; see
+    :func:`analysis.robustness.robustness_verdict`)."""
 
     name: str
     runs: pd.DataFrame
     policy: Policy
-    swept: Sequence[float] | None = None
+    swept: Swept = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ disagree. Every verdict, margin, table and caption is in the policy's metric and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +29,7 @@ from analysis import comparisons, method, sections, views
 from analysis.intervals import resolution
 from analysis.policy import Policy
 from analysis.render import Block, FigureBlock, clear_report, write_documents
-from analysis.robustness import Verdict, study_verdict
+from analysis.robustness import Swept, Verdict, study_verdict
 from analysis.runs import AnalysisError
 from analysis.summaries import explore_summary
 from analysis.trials import conditions, counts, knee_trials, outcome, usable
@@ -61,7 +61,7 @@ def write_report(
     margin: float = 0.002,
     history: pd.DataFrame | None = None,
     policy: Policy | None = None,
-    swept: Sequence[float] | None = None,
+    swept: Swept = None,
     next_step: Callable[[Verdict], str | None] | None = None,
 ) -> Verdict:
     """Analyse ``runs`` (from :func:`analysis.runs.load_runs`) and write the report into ``out``
@@ -73,7 +73,8 @@ def write_report(
     ``curves.history_metrics(policy.metric)`` of the trials ``curves.needed(runs,
     metric=policy.metric)`` names) adds the learning curves to a grid study's report;
     without it (or with fewer than two epochs in it) that section is left out. ``swept``: the
-    explore fractions the study meant to run, so one with no run at all is named by the verdict.
+    explore fractions the study meant to run, or its whole grid (``{"peak_lr": [...], ...}``),
+    so a fraction or a condition with no run at all is named by the verdict.
 
     The headline answers the question the study asked (:func:`analysis.robustness.study_kind`):
     a grid over explore fractions gets the explore verdict, a schedule study Knee against each

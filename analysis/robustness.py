@@ -12,13 +12,15 @@ overall when robust at every condition (an intersection-union test: a false "rob
 ``alpha`` likely). Not robust when any comparison of the study fails at the study-wide
 Bonferroni level. Inconclusive otherwise: a swept fraction that has too few usable seeds at a
 condition (crashed, stopped, missing) makes that condition inconclusive, never silently
-dropped, and so does a fraction the study swept elsewhere but not there.
+dropped, and so does a fraction the study swept elsewhere but not there, and a condition of
+the study's grid (a peak LR, say) where nothing ran at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,9 @@ from analysis.verdict import (
 )
 from analysis.wording import amount, percent
 
+# The fractions a study meant to run, or its whole grid ({"peak_lr": [...], ...}).
+Swept = Sequence[float] | Mapping[str, Sequence] | None
+
 __all__ = [  # the notebook API: import these from here
     "Verdict",
     "explore_sensitivity",
@@ -67,13 +72,14 @@ def robustness_verdict(
     metric: str = "test_acc",
     min_seeds: int = 3,
     policy: Policy | None = None,
-    swept: Sequence[float] | None = None,
+    swept: Swept = None,
 ) -> Verdict:
     """Is explore ``fraction`` within ``margin`` (in ``metric`` units: 0.002 = 0.2 accuracy
     points) of every other explore fraction at every condition? A ``policy`` replaces the
     other arguments. ``swept``: the fractions the study meant to run (default: those its runs
-    have), so a fraction with no run at all is named too. See the module docstring and
-    :mod:`analysis.decide` for the test."""
+    have), so a fraction with no run at all is named too; or the study's whole grid,
+    ``{"explore_fraction": [...], "peak_lr": [...], ...}``, so a condition where nothing ran
+    is named as well. See the module docstring and :mod:`analysis.decide` for the test."""
     policy = policy or Policy(fraction=fraction, margin=margin, metric=metric, min_seeds=min_seeds)
     found = explore_comparisons(runs, policy, swept)
     if isinstance(found, Verdict):
@@ -105,8 +111,20 @@ class ExploreComparisons:
         )
 
 
+_NOT_AXES = ("explore_fraction", "seed", "schedule")  # a grid's keys that are no condition
+
+
+def grid_of(swept: Swept) -> dict[str, list]:
+    """``swept`` as a grid ``{param: values}``: a list of fractions is the explore axis alone."""
+    if swept is None:
+        return {}
+    if isinstance(swept, Mapping):
+        return {key: list(values) for key, values in swept.items()}
+    return {"explore_fraction": list(swept)}
+
+
 def explore_comparisons(
-    runs: pd.DataFrame, policy: Policy, swept: Sequence[float] | None = None
+    runs: pd.DataFrame, policy: Policy, swept: Swept = None
 ) -> ExploreComparisons | Verdict:
     """50% against every other explore fraction at every condition, undecided; or the
     inconclusive verdict of a study with no Knee trials to compare."""
@@ -119,15 +137,20 @@ def explore_comparisons(
             f"run: {ran or 'none'}).",
             policy,
         )
+    grid = grid_of(swept)
     keys = conditions(trials)
+    keys += [k for k in grid if k not in (*keys, *_NOT_AXES) and k in trials and len(grid[k]) > 1]
     trials.attrs = {}  # pandas deep-copies attrs into every derived frame: thousands here
     refuse_repeated_seeds(trials[usable(trials, policy.metric)], [*keys, "explore_fraction"])
     floor = resolution(trials.loc[usable(trials, policy.metric), policy.metric])
-    ran = trials["explore_fraction"].dropna()
-    swept = np.unique(np.concatenate([ran.to_numpy(dtype=float), np.asarray(swept or [], float)]))
+    ran = trials["explore_fraction"].dropna().to_numpy(dtype=float)
+    swept = np.unique(np.concatenate([ran, np.asarray(grid.get("explore_fraction", []), float)]))
     found: list[Comparison] = []
     problems: dict[tuple, list[str]] = {}
-    for key, cell in trials.groupby(keys, sort=True, dropna=False):
+    cells = trials.groupby(keys, sort=True, dropna=False)
+    for key in _unrun(cells, keys, grid):
+        problems[key] = ["nothing ran here"]
+    for key, cell in cells:
         condition = dict(zip(keys, key, strict=True))
         at = np.isclose(cell["explore_fraction"], policy.fraction)
         ran = np.unique(cell["explore_fraction"])
@@ -146,6 +169,19 @@ def explore_comparisons(
     return ExploreComparisons(trials, keys, found, problems, policy)
 
 
+def _unrun(cells, keys: list[str], grid: Mapping[str, list]) -> list[tuple]:
+    """The conditions of the grid (each key's values: the grid's, then those that ran) where no
+    trial ran at all, such as the peak LR an interrupted study never reached. None without a
+    grid over the conditions: which combinations a study meant to run is not known then."""
+    if not set(keys) & set(grid):
+        return []
+    ran = [key for key, _ in cells]
+    values = [
+        dict.fromkeys([*grid.get(k, []), *(key[i] for key in ran)]) for i, k in enumerate(keys)
+    ]
+    return [key for key in product(*values) if key not in set(ran)]
+
+
 def _condition_table(
     trials: pd.DataFrame,
     keys: list[str],
@@ -156,8 +192,10 @@ def _condition_table(
     """The explore verdict's table: :func:`_decisions`, with the best fraction and the seeds at
     the judged fraction beside each condition."""
     table = decisions(keys, found, problems, policy)
+    cells = dict(iter(trials.groupby(keys, sort=True, dropna=False)))
     extra = []
-    for _, cell in trials.groupby(keys, sort=True, dropna=False):
+    for key in problems:  # the table's rows, in its order
+        cell = cells.get(key, trials.iloc[:0])
         good = cell[usable(cell, policy.metric)]
         means = good.groupby("explore_fraction")[policy.metric].mean() * policy.sign
         at = np.isclose(cell["explore_fraction"], policy.fraction)
@@ -240,7 +278,7 @@ def search_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     return Verdict(decision, points, explanation, policy, "search")
 
 
-def study_kind(runs: pd.DataFrame, policy: Policy, swept: Sequence[float] | None = None) -> str:
+def study_kind(runs: pd.DataFrame, policy: Policy, swept: Swept = None) -> str:
     """Which question a study asked: ``search`` (an Optuna study), ``explore`` (Knee at two or
     more explore fractions, counting the ``swept`` ones that never ran), ``budget`` (Knee over
     budgets), ``schedule`` (Knee at the fraction against baselines), else ``explore`` (whose
@@ -248,7 +286,9 @@ def study_kind(runs: pd.DataFrame, policy: Policy, swept: Sequence[float] | None
     if is_search(runs):
         return "search"
     knee = knee_trials(runs)
-    fractions = np.concatenate([knee["explore_fraction"].dropna(), np.asarray(swept or [], float)])
+    fractions = np.concatenate(
+        [knee["explore_fraction"].dropna(), np.asarray(grid_of(swept).get("explore_fraction", []))]
+    )
     if len(np.unique(fractions)) > 1:  # an interrupted explore study is still one
         return "explore"
     if swept_budget(runs) and len(knee):
@@ -258,9 +298,7 @@ def study_kind(runs: pd.DataFrame, policy: Policy, swept: Sequence[float] | None
     return "explore"
 
 
-def study_verdict(
-    runs: pd.DataFrame, policy: Policy | None = None, swept: Sequence[float] | None = None
-) -> Verdict:
+def study_verdict(runs: pd.DataFrame, policy: Policy | None = None, swept: Swept = None) -> Verdict:
     """The verdict on the question the study asked (see :func:`study_kind`); ``swept`` as for
     :func:`robustness_verdict`."""
     policy = policy or Policy()

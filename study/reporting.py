@@ -59,13 +59,13 @@ def write(
     parent_run_id: str | None,
     out: Path,
     rules: Policy | None = None,
-    swept: list[float] | None = None,
+    swept: dict[str, list] | None = None,
     next_step: Callable[[Verdict], str | None] | None = None,
 ) -> Verdict:
     """Load the runs and the history of those the learning curves draw, write the report into
     ``out`` decided by ``rules`` (default :func:`policy`) and print where it is and the verdict.
-    ``swept``: the explore fractions the study ran (a grid's), so a fraction MLflow has no run
-    of is named rather than left out. Returns the verdict.
+    ``swept``: the grid the study ran (:func:`study_grid`), so a fraction or a condition MLflow
+    has no run of is named rather than left out. Returns the verdict.
 
     Raises :class:`ReportError` when the runs cannot make a report or ``out`` is a file, and
     :class:`study.stores.TrackingError` when there is no store to read them from.
@@ -100,21 +100,21 @@ def write(
 @dataclass(frozen=True)
 class StudySource:
     """Where one study of a report across studies is: its runs (``experiment`` in the store at
-    ``tracking_uri``, under ``parent_run_id``), the objective it is judged by and the explore
-    fractions it swept (None: those its runs have)."""
+    ``tracking_uri``, under ``parent_run_id``), the objective it is judged by and the grid it
+    swept (:func:`study_grid`; None: what its runs have)."""
 
     name: str
     experiment: str
     tracking_uri: str
     parent_run_id: str
     objective: Objective | None = None
-    swept: list[float] | None = None
+    swept: dict[str, list] | None = None
 
 
 def folder_source(cfg: StudyConfig, meta: folder.StudyMeta, name: str) -> StudySource:
     """A study folder's runs, judged by its config's objective."""
     return StudySource(
-        name, cfg.name, meta.tracking_uri, meta.parent_run_id, cfg.objective, swept_fractions(cfg)
+        name, cfg.name, meta.tracking_uri, meta.parent_run_id, cfg.objective, study_grid(cfg)
     )
 
 
@@ -125,8 +125,8 @@ _OBJECTIVE_TAG = re.compile(rf"(?P<metric>\S+) \((?P<mode>max|min)\), margin (?P
 def parent_source(tracking_uri: str, parent_run_id: str) -> StudySource:
     """A study known only by its parent run in a store: named by the run, judged by the
     objective its last report recorded on it (the ``objective`` tag; without one, test
-    accuracy, said on stderr), its swept fractions read from its ``sweep.explore_fraction``
-    param."""
+    accuracy, said on stderr), its grid read from its ``sweep.*`` params (a search's ranges are
+    no grid: left out)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -157,10 +157,20 @@ def parent_source(tracking_uri: str, parent_run_id: str) -> StudySource:
             f"--parent-run {parent_run_id}: its objective tag is {tag!r}, not "
             "'METRIC (max|min), margin M'"
         )
-    swept = None
-    with contextlib.suppress(KeyError, TypeError, ValueError, SyntaxError):
-        swept = [float(f) for f in ast.literal_eval(run.data.params["sweep.explore_fraction"])]
-    return StudySource(name, experiment, tracking_uri, parent_run_id, objective, swept)
+    return StudySource(name, experiment, tracking_uri, parent_run_id, objective, _grid(run))
+
+
+def _grid(run) -> dict[str, list] | None:
+    """The grid a parent run's ``sweep.*`` params record, None for a search or without them."""
+    params = run.data.params
+    if run.data.tags.get("search", "grid") != "grid":  # the study's tune.search
+        return None
+    grid = {}
+    for key in ("explore_fraction", "peak_lr", "epochs", "steps", "decay"):
+        with contextlib.suppress(KeyError, TypeError, ValueError, SyntaxError):
+            values = ast.literal_eval(params[f"sweep.{key}"])
+            grid[key] = [v if isinstance(v, str) else float(v) for v in values]
+    return grid or None
 
 
 def write_across(
@@ -269,9 +279,13 @@ def extend_hint(cfg: StudyConfig, output: Path) -> Callable[[Verdict], str | Non
     return hint
 
 
-def swept_fractions(cfg: StudyConfig) -> list[float] | None:
-    """The explore fractions a grid study ran, for its own report; None for a search."""
-    return cfg.sweep.explore_fraction if cfg.tune.search == "grid" else None
+def study_grid(cfg: StudyConfig) -> dict[str, list] | None:
+    """The values a grid study swept, by param (explore fractions, peak LRs, budgets, decay
+    shapes), for its report: a fraction or condition MLflow has no run of is named there (a
+    study stopped before it got to them). None for a search."""
+    if cfg.tune.search != "grid":
+        return None
+    return {k: v for k, v in cfg.swept().items() if k not in ("seed", "schedule")}
 
 
 def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
@@ -279,7 +293,7 @@ def after_study(cfg: StudyConfig, meta: folder.StudyMeta, output: Path) -> None:
     run; whatever goes wrong, one line on stderr with the command that retries it."""
     report_dir = output / folder.REPORT_DIR
     try:
-        rules, swept = policy(cfg.objective), swept_fractions(cfg)
+        rules, swept = policy(cfg.objective), study_grid(cfg)
         hint = extend_hint(cfg, output)
         verdict = write(
             cfg.name, meta.tracking_uri, meta.parent_run_id, report_dir, rules, swept, hint

@@ -259,7 +259,7 @@ class Study:
         if attached:  # its report's copy goes into this folder's store, never an original's
             check_tracking_uri(uri, must_exist=True)
             self._settle()
-        swept = reporting.swept_fractions(self.cfg) if own_dir is not None else None
+        swept = reporting.study_grid(self.cfg) if own_dir is not None else None
         rules = reporting.policy(self.cfg.objective, fraction, margin, metric, mode)
         hint = reporting.extend_hint(self.cfg, self.path) if own_dir is not None else None
         verdict = reporting.write(experiment, uri, parent_run, out, rules, swept, hint)

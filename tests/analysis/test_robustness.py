@@ -544,3 +544,20 @@ def test_an_explore_study_with_a_baseline_stays_one_when_only_50_percent_ran():
     assert (verdict.kind, verdict.status) == ("explore", "inconclusive")
     assert "25% not run here" in verdict.explanation
     assert "75% not run here" in verdict.explanation
+
+
+def test_a_peak_lr_of_the_grid_where_nothing_ran_leaves_the_study_open():
+    """A grid over 25 / 50% x peak LR 0.05 / 0.1 / 0.2, stopped before any trial at 0.2 ran:
+    robust at the two that ran, and 0.2 unknown, so inconclusive overall (given only its
+    fractions, the verdict cannot know of 0.2, and says robust at the peak LRs it has)."""
+    runs = sweep(lambda f, lr, s: plateau(f, s), fractions=(0.25, 0.5), epochs=30)
+    grid = {"explore_fraction": [0.25, 0.5], "peak_lr": [0.05, 0.1, 0.2], "epochs": [30]}
+
+    verdict = robustness_verdict(runs, swept=grid)
+
+    assert verdict.decision == "inconclusive"
+    table = verdict.table.set_index("peak_lr")
+    assert table["decision"].to_dict() == {0.05: "robust", 0.1: "robust", 0.2: "inconclusive"}
+    assert table.loc[0.2, "reason"] == "nothing ran here"
+    assert "epochs" not in verdict.table  # one budget: no condition
+    assert robustness_verdict(runs, swept=[0.25, 0.5]).decision == "robust"

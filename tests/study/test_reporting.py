@@ -65,3 +65,33 @@ def test_the_extend_hint_names_the_seeds_an_inconclusive_study_needs(tmp_path):
     assert "grow the study to 9 seeds" in hint(asked)
     assert "sweep.seed=[0, 2, 1, 3, 4, 5, 6, 7, 8]" in hint(asked)
     assert hint(Verdict("robust", pd.DataFrame(), "robust.", Policy())) is None
+
+
+def test_a_grid_study_hands_its_report_the_grid_it_swept():
+    """Every swept condition and fraction, so one MLflow has no run of is named; not the seeds
+    (no condition) and nothing for a search, whose sweep values are ranges."""
+    from study.config import load_config
+
+    sets = ["sweep.peak_lr=[0.05, 0.1]", "sweep.epochs=[10, 20]", "sweep.seed=[0, 1]"]
+    cfg = load_config(None, sets)
+    assert reporting.study_grid(cfg) == {
+        "explore_fraction": cfg.sweep.explore_fraction,
+        "peak_lr": [0.05, 0.1],
+        "epochs": [10, 20],
+    }
+    search = load_config(
+        None, ["tune.search=optuna", "tune.num_samples=4", "sweep.explore_fraction=[0, 1]"]
+    )
+    assert reporting.study_grid(search) is None
+
+
+def test_a_parent_run_gives_the_grid_its_params_record(tmp_path):
+    from study import study_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = {"sweep.explore_fraction": [0.0, 0.5], "sweep.peak_lr": [0.05, 0.1]}
+    _, parent = study_run.start_study_run(uri, "grid", {**params, "sweep.seed": [0, 1]})
+
+    source = reporting.parent_source(uri, parent)
+
+    assert source.swept == {"explore_fraction": [0.0, 0.5], "peak_lr": [0.05, 0.1]}
