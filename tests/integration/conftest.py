@@ -51,7 +51,14 @@ class MlflowServer:
         log_file = self.root / "server.log"
         with open(log_file, "a") as log:
             server = subprocess.Popen(
-                command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # Without MLflow's GenAI job runner: eight Python processes fewer (its huey
+                # consumers) beside the studies on 2 cores; knee-study runs no server jobs.
+                env=environment(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
             )
         self._server = server
         wait_for(
