@@ -8,6 +8,8 @@ runs without the sweep's params are left out.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -176,8 +178,14 @@ def _row(run: Run, params: list[str]) -> dict:
     row["search"] = tags.get(SEARCH_TAG, "grid")  # knee-study tags an Optuna study's trials
     row.update({key: run.data.params.get(key) for key in params})
     for key, value in metrics.items():
-        row[f"metric.{key}" if key in row else key] = value
+        row[f"metric.{key}" if key in row else key] = _unclamped(value)
     return row
+
+
+def _unclamped(value: float) -> float:
+    """An infinite metric as it was logged: MLflow's SQL stores keep +-inf as the largest float,
+    which would otherwise read as a finite (usable) value, never as divergence."""
+    return math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value
 
 
 def _typed(column: pd.Series) -> pd.Series:

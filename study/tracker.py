@@ -145,8 +145,11 @@ class TrialTracker(tune.Callback):
         if trial_id in self._final_logged:
             self._unmark_stopped(trial_id, run_id)
             self._point_at_checkpoint(trial, run_id)
-            failed = self._failed.pop(trial_id, False)
+            # Forgotten only once the run says so: a set_terminated that raises sends the trial
+            # back to Tune as failed, and its retry must still end FAILED.
+            failed = self._failed.get(trial_id, False)
             self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+            self._failed.pop(trial_id, None)
             return
         # No final result: stopped mid-training (ASHA), its metrics are those of its last epoch.
         tags = stopped_tags(self._last_step[trial_id])

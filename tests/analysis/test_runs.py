@@ -184,3 +184,20 @@ def test_a_baseline_run_without_knee_params_is_a_trial(tmp_path):
     cosine = runs[runs["schedule"] == "cosine"].iloc[0]
     assert np.isnan(cosine["explore_fraction"])
     assert cosine["test_acc"] == 0.8
+
+
+def test_an_infinite_metric_reads_back_infinite_and_counts_as_diverged(tracking_uri):
+    """MLflow's sqlite store keeps inf as the largest float; read back as it was logged, a
+    finished trial's infinite sharpness is a divergence of that metric, not a usable value."""
+    from analysis.trials import metric_outcome
+
+    trials = grid(explore_fraction=[0.5], peak_lr=[0.1], seed=[0, 1])
+    for t in trials:
+        t.update(schedule="knee", test_acc=0.9, sharpness=np.inf if t["seed"] else 2.0)
+    log_study(tracking_uri, "infinite", trials)
+
+    runs = load_runs("infinite", tracking_uri).set_index("seed")
+
+    assert runs.loc[1, "sharpness"] == np.inf
+    assert runs.loc[0, "sharpness"] == 2.0
+    assert metric_outcome(runs, "sharpness").tolist() == ["finished", "diverged"]

@@ -5,6 +5,7 @@ store the study is in now."""
 import pickle
 from types import SimpleNamespace
 
+import pytest
 from mlflow import MlflowClient
 
 from study.study_run import start_study_run
@@ -254,3 +255,37 @@ def test_a_dataset_another_study_inserted_at_the_same_moment_is_logged_on_the_ne
     for run in runs:
         (found,) = run.inputs.dataset_inputs
         assert (found.dataset.name, found.dataset.digest) == ("digits", "ab" * 8)
+
+
+def test_a_failed_trial_whose_run_could_not_be_closed_still_ends_failed(tmp_path, monkeypatch):
+    """Closing the run raises once (the store busy): Tune retries the trial, which fails the
+    same way again, and its run still ends FAILED, never FINISHED."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "close-fails", {})
+    trial = SimpleNamespace(trial_id="bad_00000", config={"seed": 0, "epochs": 2})
+    tracker = TrialTracker(uri, experiment_id, parent)
+    tracker.on_trial_start(0, [], trial)
+    epochs = ({"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": 0.6})
+    final = FinalReport(epochs[-1], False, epochs, (), "data: labels outside [0, 10)").to_result()
+    tracker.on_trial_result(0, [], trial, final)
+    client = tracker.client
+    close = client.set_terminated
+    calls = []
+
+    def busy_once(*args, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OSError("database is locked")
+        return close(*args, **kwargs)
+
+    monkeypatch.setattr(client, "set_terminated", busy_once)
+    with pytest.raises(OSError, match="locked"):  # Tune takes the trial for failed, retries it
+        tracker.on_trial_complete(0, [], trial)
+    tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_result(0, [], trial, final)
+    tracker.on_trial_complete(0, [], trial)
+
+    (run,) = MlflowClient(uri).search_runs(
+        [experiment_id], filter_string="tags.trial_id = 'bad_00000'"
+    )
+    assert run.info.status == "FAILED"
