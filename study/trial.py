@@ -158,4 +158,13 @@ def run_loop(
         found = ", ".join(k for k in metrics if k != "epoch")
         error = f"objective.metric: {cfg.trainable.fit} never reported {objective} (found {found})"
         return FinalReport(last, False, tuple(unreported), (), error, trial.tags)
+    if trial.history and trial.step < cfg.budget and not trial.diverged:
+        # A loop that stops itself early trained another budget: its numbers are no result of
+        # this one, and averaged in they would pass for it.
+        error = (
+            f"{KEY}: {cfg.trainable.fit} returned after {trial.step} of its {cfg.budget} "
+            f"{cfg.budget_unit}; a trial trains its whole budget (its last report at "
+            f"{cfg.budget}) or raises"
+        )
+        return FinalReport(last, False, tuple(unreported), (), error, trial.tags)
     return FinalReport(metrics, trial.diverged, tuple(unreported), tuple(final), None, trial.tags)

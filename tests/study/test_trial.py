@@ -124,6 +124,11 @@ def returns_a_list(config, trial):
 
 def takes_nothing():
     pass
+
+
+def stops_early(config, trial):  # its own early stopping, at 2 of 3 epochs
+    for _ in range(2):
+        trial.report({"val_loss": 0.5})
 """
 
 
@@ -182,6 +187,12 @@ def test_a_loop_that_blows_up_ends_diverged_with_its_last_finite_report(loops):
         ("loops:returns_a_list", (), "trainable: loops:returns_a_list returned a list; return a"),
         ("loops:takes_nothing", (), "trainable: loops:takes_nothing() cannot be called with"),
         ("loops:missing", (), "trainable: loops has no 'missing'"),
+        (
+            "loops:stops_early",
+            (),
+            "trainable: loops:stops_early returned after 2 of its 3 epochs; a trial trains its "
+            "whole budget (its last report at 3) or raises",
+        ),
     ],
 )
 def test_a_loop_that_cannot_work_fails_at_once_saying_why(loops, fit, required, error):
