@@ -213,19 +213,21 @@ class Study:
         from study import driver  # Ray: imported once connect() has set its environment
 
         self.cfg, old_cfg = grown, self.cfg
+        self.trained_on = trained_on
         try:
             plan = self._plan(connected)
             tune_name = _next_tune_name(meta.tune_name)
+            tuner = driver.build_tuner(
+                grown, plan, self.path, self._tracker(), meta.storage, tune_name, points
+            )
+            # The study changes only once its extension can run: a tuner that cannot be built
+            # leaves it finished, its config and study.json as they were (extend again works).
             study_run.set_study_status(meta.tracking_uri, meta.parent_run_id, "RUNNING")
             folder.write_config(self.path, grown)
             self.meta = replace(meta, tune_name=tune_name, tune_trials=len(points))
             folder.write_meta(self.path, self.meta)
-            self.trained_on = trained_on
-            tuner = driver.build_tuner(
-                grown, plan, self.path, self._tracker(), meta.storage, tune_name, points
-            )
         except BaseException:
-            self.cfg = old_cfg
+            self.cfg, self.meta = old_cfg, meta
             connected.shutdown()
             raise
         grew = f"{len(points)} new trial{'s' * (len(points) != 1)}"

@@ -181,3 +181,25 @@ def test_resume_names_a_store_that_moved_elsewhere_and_records_it(tmp_path, caps
     record = json.loads((path / folder.META_FILE).read_text())
     assert (record["tracking_uri"], record["store"]) == (f"sqlite:///{moved}", None)
     assert folder.open_study(path)[1] == replace(meta, tracking_uri=f"sqlite:///{moved}")
+
+
+def test_an_extension_whose_tuner_cannot_be_built_leaves_the_study_as_it_was(tmp_path, monkeypatch):
+    """The study stays finished, its config and study.json unchanged: extend again can work
+    (it used to be left RUNNING with a study.json naming a Tune experiment never made)."""
+    from study import driver
+
+    path = tmp_path / "study"
+    _, meta = study_with_store(path, status="FINISHED")
+    files = {name: (path / name).read_bytes() for name in (folder.CONFIG_FILE, folder.META_FILE)}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no tuner today")
+
+    monkeypatch.setattr(cluster, "connect", lambda address: FakeCluster())
+    monkeypatch.setattr(driver, "build_tuner", broken)
+
+    with pytest.raises(RuntimeError, match="no tuner today"):
+        main(["extend", str(path), "--set", "sweep.seed=[0, 1]"])
+
+    assert MlflowClient(meta.tracking_uri).get_run(meta.parent_run_id).info.status == "FINISHED"
+    assert {name: (path / name).read_bytes() for name in files} == files
