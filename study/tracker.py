@@ -219,11 +219,11 @@ class TrialTracker(tune.Callback):
         )
         if found:
             run_id = found[0].info.run_id
-            # Every epoch logs all its metrics at its step: one per-epoch metric's history says
-            # which epochs the run has.
+            # The last step any per-epoch metric reached is the last one the run has: a loop of
+            # one's own may report some metrics only every few steps (once per trial, on resume).
             per_epoch = [k for k in found[0].data.metrics if k not in FINAL_METRICS]
-            history = self.client.get_metric_history(run_id, per_epoch[0]) if per_epoch else []
-            self._last_step[trial_id] = max((m.step for m in history), default=0)
+            steps = [m.step for k in per_epoch for m in self.client.get_metric_history(run_id, k)]
+            self._last_step[trial_id] = max(steps, default=0)
             if has_final(found[0].data.tags):
                 self._final_logged.add(trial_id)
                 self._failed[trial_id] = ERROR_TAG in found[0].data.tags

@@ -289,3 +289,29 @@ def test_a_failed_trial_whose_run_could_not_be_closed_still_ends_failed(tmp_path
         [experiment_id], filter_string="tags.trial_id = 'bad_00000'"
     )
     assert run.info.status == "FAILED"
+
+
+def test_a_resumed_loop_reporting_a_metric_only_sometimes_logs_each_step_once(tmp_path):
+    """A loop of one's own reports 'accuracy' at step 1 only and 'train_loss' at every step:
+    after a restart the run has step 2 (of train_loss, not of the alphabetically first metric),
+    so the steps resent from the checkpoint are not logged twice."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id, parent = start_study_run(uri, "sparse", {})
+    trial = SimpleNamespace(trial_id="sparse_00000", config={"seed": 0, "epochs": 3})
+    steps = (
+        {"epoch": 1, "accuracy": 0.5, "train_loss": 1.0},
+        {"epoch": 2, "train_loss": 0.8},
+        {"epoch": 3, "train_loss": 0.6},
+    )
+    tracker = TrialTracker(uri, experiment_id, parent)
+    tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_result(0, [], trial, EpochsReport(steps[:2]).to_result())
+
+    resumed = pickle.loads(pickle.dumps(tracker))
+    resumed.on_trial_start(0, [], trial)
+    resumed.on_trial_result(0, [], trial, EpochsReport(steps[1:]).to_result())
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([experiment_id], filter_string="tags.trial_id = 'sparse_00000'")
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]
