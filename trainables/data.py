@@ -10,7 +10,8 @@ A dataset is whatever a loader returns: a built-in one (:data:`DATASETS`) or a u
 * labels: integer class labels in ``[0, num_classes)``; ``num_classes`` may be given in the dict,
   else it is the largest label plus one.
 
-A loader that takes ``root`` / ``download`` gets the study's ``data.root`` / ``data.download``.
+A loader gets the study's ``data.root`` / ``data.download`` as ``root`` / ``download`` whenever
+the study sets them (one that does not take them is refused then).
 Without a ``val`` split, a fixed ``val_fraction`` of the train split is held out (stratified, the
 same for every trial seed): model selection (ASHA, Optuna) reads it, so the test split is only
 ever reported. The whole dataset then lives on the training device; an epoch is a permutation
