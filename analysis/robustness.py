@@ -148,8 +148,6 @@ def explore_comparisons(
     found: list[Comparison] = []
     problems: dict[tuple, list[str]] = {}
     cells = trials.groupby(keys, sort=True, dropna=False)
-    for key in _unrun(cells, keys, grid):
-        problems[key] = ["nothing ran here"]
     for key, cell in cells:
         condition = dict(zip(keys, key, strict=True))
         at = np.isclose(cell["explore_fraction"], policy.fraction)
@@ -166,6 +164,8 @@ def explore_comparisons(
             rival = cell[np.isclose(cell["explore_fraction"], other)]
             names = (percent(policy.fraction), percent(float(other)))
             found.append(compare(cell[at], rival, policy, floor, condition, names, float(other)))
+    for key in _unrun(cells, keys, grid):
+        problems[key] = ["nothing ran here"]
     return ExploreComparisons(trials, keys, found, problems, policy)
 
 
@@ -176,10 +176,16 @@ def _unrun(cells, keys: list[str], grid: Mapping[str, list]) -> list[tuple]:
     if not set(keys) & set(grid):
         return []
     ran = [key for key, _ in cells]
+    seen = {_comparable(key) for key in ran}  # NaN equal to NaN, as groupby has it
     values = [
-        dict.fromkeys([*grid.get(k, []), *(key[i] for key in ran)]) for i, k in enumerate(keys)
+        {_comparable((v,))[0]: v for v in [*grid.get(k, []), *(key[i] for key in ran)]}.values()
+        for i, k in enumerate(keys)
     ]
-    return [key for key in product(*values) if key not in set(ran)]
+    return [key for key in product(*values) if _comparable(key) not in seen]
+
+
+def _comparable(key: tuple) -> tuple:
+    return tuple(None if pd.isna(part) else part for part in key)
 
 
 def _condition_table(

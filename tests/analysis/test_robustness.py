@@ -561,3 +561,19 @@ def test_a_peak_lr_of_the_grid_where_nothing_ran_leaves_the_study_open():
     assert table.loc[0.2, "reason"] == "nothing ran here"
     assert "epochs" not in verdict.table  # one budget: no condition
     assert robustness_verdict(runs, swept=[0.25, 0.5]).decision == "robust"
+
+
+def test_a_condition_with_missing_values_is_one_condition_of_the_grid():
+    """Decay shapes linear, cosine and unlogged (NaN, an older run) at peak LR 0.1, none at 0.2:
+    three conditions ran and three never did, the NaN one counted once at each peak LR."""
+    rows = [
+        {**trial, "decay": [np.nan, "linear", "cosine"][trial["seed"] % 3]}
+        for trial in (*arm("knee", 0.98, 9), *arm("knee", 0.98, 9, explore_fraction=0.25))
+    ]
+    grid = {"explore_fraction": [0.25, 0.5], "peak_lr": [0.1, 0.2]}
+
+    table = robustness_verdict(runs_frame(rows), swept=grid).table
+
+    assert len(table) == 6
+    assert (table["reason"] == "nothing ran here").tolist() == [False] * 3 + [True] * 3
+    assert table["peak_lr"].tolist() == [0.1] * 3 + [0.2] * 3
