@@ -125,8 +125,7 @@ _OBJECTIVE_TAG = re.compile(rf"(?P<metric>\S+) \((?P<mode>max|min)\), margin (?P
 def parent_source(tracking_uri: str, parent_run_id: str) -> StudySource:
     """A study known only by its parent run in a store: named by the run, judged by the
     objective its last report recorded on it (the ``objective`` tag; without one, test
-    accuracy, said on stderr), its grid read from its ``sweep.*`` params (a search's ranges are
-    no grid: left out)."""
+    accuracy, said on stderr), its grid read from its ``sweep.*`` params."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -161,10 +160,9 @@ def parent_source(tracking_uri: str, parent_run_id: str) -> StudySource:
 
 
 def _grid(run) -> dict[str, list] | None:
-    """The grid a parent run's ``sweep.*`` params record, None for a search or without them."""
+    """The grid a parent run's ``sweep.*`` params record (None without them). A search's params
+    are its ranges, not a grid: harmless, since its trials' tags make it a search first."""
     params = run.data.params
-    if run.data.tags.get("search", "grid") != "grid":  # the study's tune.search
-        return None
     grid = {}
     for key in ("explore_fraction", "peak_lr", "epochs", "steps", "decay"):
         with contextlib.suppress(KeyError, TypeError, ValueError, SyntaxError):
