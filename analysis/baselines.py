@@ -56,12 +56,13 @@ def budget_verdict(runs: pd.DataFrame, policy: Policy | None = None) -> Verdict:
     full = arms[budget].max()
     knee = arms["schedule"] == "knee"
     rival_arms = _names(arms[~knee]) or _names(arms[knee])
+    shorter = arms[knee & (arms[budget] < full)]
+    pairs = sorted(set(zip(shorter["arm"], shorter[budget], strict=True)))  # by arm, then budget
+    ours = [f"{a} {_label(b)} {budget}" for a, b in pairs]
+    rivals = [f"{a} {_label(full)} {budget}" for a in rival_arms]
     arms = arms.assign(
         arm=[f"{a} {_label(b)} {budget}" for a, b in zip(arms["arm"], arms[budget], strict=True)]
     )
-    shorter = arms[knee & (arms[budget] < full)].sort_values(budget, kind="stable")
-    ours = sorted(dict.fromkeys(shorter["arm"]), key=list(shorter["arm"]).index)
-    rivals = [f"{a} {_label(full)} {budget}" for a in rival_arms]
     return _arms_verdict(arms, keys, policy, "budget", ours, rivals)
 
 
@@ -83,7 +84,9 @@ def _schedule_arms(
     knee = runs[(runs["schedule"] == "knee") & at]
     decays = "decay" in knee and knee["decay"].nunique() > 1
     label = f"Knee {percent(policy.fraction)}"
-    knee = knee.assign(arm=label + (" " + knee["decay"].astype(str) if decays else ""))
+    if decays:  # an older run that logged no decay is an arm of its own, never dropped
+        label += " " + knee["decay"].astype(object).where(knee["decay"].notna(), "(no decay)")
+    knee = knee.assign(arm=label)
     baselines = _one_copy_per_seed(runs[runs["schedule"] != "knee"], varying, policy)
     arms = pd.concat([knee, baselines.assign(arm=baselines["schedule"])], ignore_index=True)
     return with_outcome(arms), keys
@@ -148,7 +151,9 @@ def _arms_verdict(
 
 def _label(part: object) -> str:
     """An arm's name part: ``40`` for a budget pandas read as 40.0, the name itself otherwise."""
-    return f"{part:g}" if isinstance(part, float) else str(part)
+    if isinstance(part, float) and part.is_integer():
+        return str(int(part))
+    return str(part)
 
 
 def _explain_arms(

@@ -198,10 +198,10 @@ def _condition_table(
     """The explore verdict's table: :func:`_decisions`, with the best fraction and the seeds at
     the judged fraction beside each condition."""
     table = decisions(keys, found, problems, policy)
-    cells = dict(iter(trials.groupby(keys, sort=True, dropna=False)))
+    cells = {_comparable(k): cell for k, cell in trials.groupby(keys, sort=True, dropna=False)}
     extra = []
     for key in problems:  # the table's rows, in its order
-        cell = cells.get(key, trials.iloc[:0])
+        cell = cells.get(_comparable(key), trials.iloc[:0])
         good = cell[usable(cell, policy.metric)]
         means = good.groupby("explore_fraction")[policy.metric].mean() * policy.sign
         at = np.isclose(cell["explore_fraction"], policy.fraction)

@@ -5,6 +5,7 @@ gaps have no spread of their own and the sd floor is the data's resolution, 0.00
 A gap g then has the 90% interval g +- t(0.95, df=9) 1.833113 x 0.0005 / sqrt(10) = g +-
 0.00029, against the 0.2-point margin."""
 
+import numpy as np
 import pytest
 from factories import arm, runs_frame
 
@@ -181,3 +182,37 @@ def test_of_a_baselines_copies_per_explore_fraction_the_one_in_its_favour_counts
 
     assert verdict.status == "falls short"
     assert verdict.comparisons["n_rival"].tolist() == [10]
+
+
+def test_knee_runs_that_logged_no_decay_are_an_arm_of_their_own():
+    """Decay swept, and some older Knee runs logged none: they are 'Knee 50% (no decay)', an
+    arm compared like the others (sorting them among the named ones used to raise)."""
+    runs = arms(
+        arm("knee", 0.98, 10, decay="linear"),
+        arm("knee", 0.98, 10, decay="cosine"),
+        arm("knee", 0.98, 10, decay=np.nan),
+        arm("cosine", 0.98, 10),
+    )
+
+    verdict = schedule_verdict(runs)
+
+    assert verdict.table["arm"].tolist() == [
+        "Knee 50% (no decay)",
+        "Knee 50% cosine",
+        "Knee 50% linear",
+    ]
+    assert verdict.status == "matches"
+
+
+def test_budget_arms_are_listed_by_arm_then_budget_whatever_order_they_were_logged_in():
+    knees = [
+        arm("knee", 0.98, 10, decay=d, epochs=e) for d in ("linear", "cosine") for e in (10, 20)
+    ]
+    table = budget_verdict(arms(*knees, arm("cosine", 0.98, 10, epochs=40))).table
+
+    assert table["arm"].tolist() == [
+        "Knee 50% cosine 10 epochs",
+        "Knee 50% cosine 20 epochs",
+        "Knee 50% linear 10 epochs",
+        "Knee 50% linear 20 epochs",
+    ]

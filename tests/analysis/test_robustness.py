@@ -577,3 +577,18 @@ def test_a_condition_with_missing_values_is_one_condition_of_the_grid():
     assert len(table) == 6
     assert (table["reason"] == "nothing ran here").tolist() == [False] * 3 + [True] * 3
     assert table["peak_lr"].tolist() == [0.1] * 3 + [0.2] * 3
+
+
+def test_a_condition_pandas_reads_as_nan_keeps_its_seeds_and_best_fraction():
+    """Budgets 10, 20 and unlogged (NaN) epochs: each condition's row has its 10 seeds at 50%
+    and its best fraction (a NaN key used to find no trials: 0 seeds, no best fraction)."""
+    runs = combined(
+        *(sweep(lambda f, lr, s: plateau(f, s), peak_lrs=(0.1,), epochs=e) for e in (10, 20)),
+        sweep(lambda f, lr, s: plateau(f, s), peak_lrs=(0.1,)).assign(epochs=np.nan),
+    )
+
+    table = robustness_verdict(runs).table
+
+    assert len(table) == 3
+    assert table["n_fraction"].tolist() == [10, 10, 10]
+    assert table["best_fraction"].notna().all()
